@@ -1,0 +1,309 @@
+//! The normalized vocabulary every input format decodes into and the ledger folds.
+//!
+//! Nothing here knows about JSON, HTTP or AWS SDK types: decoders translate their
+//! format into an [`Observation`], and the ledger only ever sees observations.
+//! Every field of an observation is optional because each format carries a
+//! different subset of the truth (an EventBridge event has a state and a time, an
+//! API `DeploymentInfo` has times and a creator but no account or region).
+
+use std::fmt;
+
+/// Milliseconds since the Unix epoch, UTC. Integer so that merging and sorting
+/// are exact and the fold stays deterministic.
+pub type Millis = i64;
+
+/// Where a fact came from, ordered by how much we trust it. When two
+/// observations disagree on a field, the higher rank wins; equal ranks are
+/// settled by a fixed rule per field, so arrival order never matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Provenance {
+    /// EventBridge state-change events: a state and the time it was emitted.
+    Event = 1,
+    /// CodeDeploy SNS trigger messages: times with second precision.
+    Trigger = 2,
+    /// CodeDeploy API output (`DeploymentInfo`, deployment targets).
+    Api = 3,
+}
+
+/// CodeDeploy deployment status (API vocabulary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    Created,
+    Queued,
+    InProgress,
+    Baking,
+    Ready,
+    Succeeded,
+    Failed,
+    Stopped,
+}
+
+impl Status {
+    /// Position in the lattice `Created < Queued < InProgress < (Baking | Ready) < terminal`.
+    /// A deployment's status never moves to a lower level.
+    pub fn level(self) -> u8 {
+        match self {
+            Status::Created => 0,
+            Status::Queued => 1,
+            Status::InProgress => 2,
+            Status::Baking | Status::Ready => 3,
+            Status::Succeeded | Status::Failed | Status::Stopped => 4,
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        self.level() == 4
+    }
+
+    /// Parses any of the three vocabularies case-insensitively: the API's
+    /// `InProgress`, SNS triggers' `IN_PROGRESS`, and plain `inprogress`.
+    /// Returns `None` for values with no meaning (SNS sometimes sends `unknown`).
+    pub fn parse(raw: &str) -> Option<Status> {
+        let normalized: String = raw
+            .chars()
+            .filter(|c| *c != '_' && *c != '-' && *c != ' ')
+            .flat_map(char::to_lowercase)
+            .collect();
+        Some(match normalized.as_str() {
+            "created" => Status::Created,
+            "queued" => Status::Queued,
+            "inprogress" => Status::InProgress,
+            "baking" => Status::Baking,
+            "ready" => Status::Ready,
+            "succeeded" => Status::Succeeded,
+            "failed" => Status::Failed,
+            "stopped" => Status::Stopped,
+            _ => return None,
+        })
+    }
+
+    /// The `status` label value of finished-deployment metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Queued => "queued",
+            Status::InProgress => "in_progress",
+            Status::Baking => "baking",
+            Status::Ready => "ready",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Status of one deployment target or one lifecycle event on it
+/// (API `TargetStatus` / `LifecycleEventStatus`, SNS `instanceStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TargetStatus {
+    Pending,
+    InProgress,
+    Ready,
+    Succeeded,
+    Failed,
+    Skipped,
+    Unknown,
+}
+
+impl TargetStatus {
+    /// `Pending < InProgress < Ready < finished`; like deployments, never backwards.
+    pub fn level(self) -> u8 {
+        match self {
+            TargetStatus::Pending => 0,
+            TargetStatus::InProgress => 1,
+            TargetStatus::Ready => 2,
+            TargetStatus::Succeeded
+            | TargetStatus::Failed
+            | TargetStatus::Skipped
+            | TargetStatus::Unknown => 3,
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<TargetStatus> {
+        let normalized: String = raw
+            .chars()
+            .filter(|c| *c != '_' && *c != '-' && *c != ' ')
+            .flat_map(char::to_lowercase)
+            .collect();
+        Some(match normalized.as_str() {
+            "pending" => TargetStatus::Pending,
+            "inprogress" | "start" => TargetStatus::InProgress,
+            "ready" => TargetStatus::Ready,
+            "succeeded" | "success" => TargetStatus::Succeeded,
+            "failed" | "failure" => TargetStatus::Failed,
+            "skipped" => TargetStatus::Skipped,
+            "unknown" => TargetStatus::Unknown,
+            _ => return None,
+        })
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            TargetStatus::Pending => "pending",
+            TargetStatus::InProgress => "in_progress",
+            TargetStatus::Ready => "ready",
+            TargetStatus::Succeeded => "succeeded",
+            TargetStatus::Failed => "failed",
+            TargetStatus::Skipped => "skipped",
+            TargetStatus::Unknown => "unknown",
+        }
+    }
+
+    pub const ALL: [TargetStatus; 7] = [
+        TargetStatus::Pending,
+        TargetStatus::InProgress,
+        TargetStatus::Ready,
+        TargetStatus::Succeeded,
+        TargetStatus::Failed,
+        TargetStatus::Skipped,
+        TargetStatus::Unknown,
+    ];
+}
+
+/// Which deployment an observation is about. Account and region are absent from
+/// API output (and from some EventBridge fakes); the ledger then joins the
+/// observation to the only record with the same deployment id, if there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct DeploymentRef {
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub deployment_id: String,
+}
+
+/// Per-status target counts (`deploymentOverview`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Overview {
+    pub pending: u64,
+    pub in_progress: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub ready: u64,
+}
+
+impl Overview {
+    pub fn total(&self) -> u64 {
+        self.pending + self.in_progress + self.succeeded + self.failed + self.skipped + self.ready
+    }
+
+    /// The counts as `(status, count)` pairs, in a fixed order.
+    pub fn by_status(&self) -> [(TargetStatus, u64); 6] {
+        [
+            (TargetStatus::Pending, self.pending),
+            (TargetStatus::InProgress, self.in_progress),
+            (TargetStatus::Ready, self.ready),
+            (TargetStatus::Succeeded, self.succeeded),
+            (TargetStatus::Failed, self.failed),
+            (TargetStatus::Skipped, self.skipped),
+        ]
+    }
+}
+
+/// One lifecycle event (hook) on one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleEvent {
+    /// `ApplicationStop`, `BeforeInstall`, `AfterAllowTraffic`, …
+    pub name: String,
+    pub status: Option<TargetStatus>,
+    pub start_time: Option<Millis>,
+    pub end_time: Option<Millis>,
+    /// `diagnostics.errorCode` (`ScriptFailed`, `ScriptTimedOut`, …); `Success` is dropped.
+    pub error_code: Option<String>,
+}
+
+/// What an observation says about one deployment target (instance, Lambda
+/// function, ECS service).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetObservation {
+    pub target_id: String,
+    pub status: Option<TargetStatus>,
+    pub lifecycle_events: Vec<LifecycleEvent>,
+}
+
+/// Everything one decoded message says about one deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub deployment: DeploymentRef,
+    pub provenance: Provenance,
+    /// When the message says this happened (EventBridge `time`, SNS `Timestamp`);
+    /// used for event-time durations and ingest lag.
+    pub event_time: Option<Millis>,
+    /// True for deployment-level state changes: their `event_time` is the START or
+    /// terminal time used when no create/complete times are known. Instance-level
+    /// events and API snapshots carry `false`.
+    pub is_state_change: bool,
+    pub application: Option<String>,
+    pub deployment_group: Option<String>,
+    pub status: Option<Status>,
+    pub create_time: Option<Millis>,
+    pub start_time: Option<Millis>,
+    pub complete_time: Option<Millis>,
+    /// `creator` of the API (`user`, `autoscaling`, `codeDeployRollback`, …).
+    pub creator: Option<String>,
+    /// The deployment this one rolls back (`rollbackTriggeringDeploymentId`).
+    pub rollback_of: Option<String>,
+    /// The deployment that rolled this one back (`rollbackInfo.rollbackDeploymentId`).
+    pub rolled_back_by: Option<String>,
+    /// `errorInformation.code`.
+    pub error_code: Option<String>,
+    /// `Server`, `Lambda` or `ECS`.
+    pub compute_platform: Option<String>,
+    /// `IN_PLACE` or `BLUE_GREEN`.
+    pub deployment_type: Option<String>,
+    pub overview: Option<Overview>,
+    pub targets: Vec<TargetObservation>,
+}
+
+impl Observation {
+    /// An observation that says nothing yet; decoders fill in what their format carries.
+    pub fn new(deployment: DeploymentRef, provenance: Provenance) -> Observation {
+        Observation {
+            deployment,
+            provenance,
+            event_time: None,
+            is_state_change: false,
+            application: None,
+            deployment_group: None,
+            status: None,
+            create_time: None,
+            start_time: None,
+            complete_time: None,
+            creator: None,
+            rollback_of: None,
+            rolled_back_by: None,
+            error_code: None,
+            compute_platform: None,
+            deployment_type: None,
+            overview: None,
+            targets: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_parse_from_every_vocabulary() {
+        assert_eq!(Status::parse("IN_PROGRESS"), Some(Status::InProgress));
+        assert_eq!(Status::parse("InProgress"), Some(Status::InProgress));
+        assert_eq!(Status::parse("SUCCEEDED"), Some(Status::Succeeded));
+        assert_eq!(Status::parse("Failed"), Some(Status::Failed));
+        assert_eq!(Status::parse("unknown"), None);
+        assert_eq!(TargetStatus::parse("Skipped"), Some(TargetStatus::Skipped));
+    }
+
+    #[test]
+    fn lattice_puts_terminal_states_on_top() {
+        assert!(Status::Created.level() < Status::InProgress.level());
+        assert_eq!(Status::Baking.level(), Status::Ready.level());
+        assert!(Status::Stopped.is_terminal() && !Status::Ready.is_terminal());
+    }
+}
