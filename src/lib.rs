@@ -1,2 +1,10 @@
+pub mod app;
+pub mod config;
 pub mod decode;
 pub mod domain;
+pub mod http;
+pub mod ingest;
+pub mod ledger;
+pub mod metrics;
+pub mod simulator;
+pub mod sources;

@@ -1,0 +1,135 @@
+//! Cumulative histograms kept by the ledger, with exact integer sums.
+//!
+//! The sum is kept in integer milliseconds rather than `f64` seconds: float
+//! addition is not associative, and the same set of deployments settled in a
+//! different order must render byte-identical output.
+
+use crate::domain::Millis;
+
+/// Deployment durations run from seconds (a Lambda all-at-once) to hours
+/// (EC2 blue/green with a termination wait; CodeDeploy allows up to 109 h).
+/// Thirteen buckets keep the family at 48 series per group for three statuses.
+pub const DEPLOYMENT_DURATION_BUCKETS: &[f64] = &[
+    10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0,
+    86400.0,
+];
+
+/// Recovery, rollback and lead times run from minutes to weeks.
+pub const RECOVERY_BUCKETS: &[f64] = &[
+    300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 172800.0, 604800.0,
+    2592000.0,
+];
+
+/// Lifecycle hooks time out after 3600 s at most, and most take seconds: ten
+/// buckets, because this family multiplies by hooks × statuses per group.
+pub const LIFECYCLE_EVENT_BUCKETS: &[f64] =
+    &[1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
+
+/// Ingest lag from event time to applied: sub-second for a healthy webhook,
+/// minutes for a backed-up queue.
+pub const LAG_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0];
+
+/// The deployment that last landed in a bucket, shown as an OpenMetrics exemplar
+/// so that a slow bucket links to a deployment id without making it a label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exemplar {
+    pub deployment_id: String,
+    pub value_ms: Millis,
+    /// When the deployment completed (the exemplar timestamp).
+    pub at: Millis,
+}
+
+/// A Prometheus histogram: per-bucket counts (not cumulative), the sum and the
+/// count, plus per-bucket sums so that an OpenMetrics rendering can rebuild the
+/// same sum bucket by bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histogram {
+    pub bounds: &'static [f64],
+    /// One entry per bound plus a final `+Inf` bucket.
+    pub bucket_counts: Vec<u64>,
+    pub bucket_sums_ms: Vec<i64>,
+    pub exemplars: Vec<Option<Exemplar>>,
+    pub count: u64,
+    pub sum_ms: i64,
+}
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Histogram {
+        let buckets = bounds.len() + 1;
+        Histogram {
+            bounds,
+            bucket_counts: vec![0; buckets],
+            bucket_sums_ms: vec![0; buckets],
+            exemplars: vec![None; buckets],
+            count: 0,
+            sum_ms: 0,
+        }
+    }
+
+    /// Index of the bucket a value falls in: the first bound ≥ value (`le` is inclusive).
+    pub fn bucket_of(&self, value_ms: Millis) -> usize {
+        let seconds = value_ms as f64 / 1000.0;
+        self.bounds.partition_point(|bound| *bound < seconds)
+    }
+
+    pub fn observe(&mut self, value_ms: Millis) {
+        let bucket = self.bucket_of(value_ms);
+        self.bucket_counts[bucket] += 1;
+        self.bucket_sums_ms[bucket] += value_ms;
+        self.count += 1;
+        self.sum_ms += value_ms;
+    }
+
+    /// Observes and keeps the deployment as the bucket's exemplar when it is the
+    /// latest one there (latest completion, then highest id), so the exemplar too
+    /// is independent of the order deployments settle in.
+    pub fn observe_with_exemplar(&mut self, value_ms: Millis, exemplar: Exemplar) {
+        self.observe(value_ms);
+        let bucket = self.bucket_of(value_ms);
+        let slot = &mut self.exemplars[bucket];
+        let newer = match slot {
+            Some(current) => {
+                (exemplar.at, &exemplar.deployment_id) > (current.at, &current.deployment_id)
+            }
+            None => true,
+        };
+        if newer {
+            *slot = Some(exemplar);
+        }
+    }
+
+    pub fn sum_seconds(&self) -> f64 {
+        self.sum_ms as f64 / 1000.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_are_inclusive_and_overflow_goes_to_inf() {
+        let mut h = Histogram::new(&[1.0, 5.0]);
+        h.observe(1000);
+        h.observe(1001);
+        h.observe(9000);
+        assert_eq!(h.bucket_counts, vec![1, 1, 1]);
+        assert_eq!(h.count, 3);
+        assert_eq!(h.sum_ms, 11001);
+        assert_eq!(h.sum_seconds(), 11.001);
+    }
+
+    #[test]
+    fn exemplar_choice_ignores_observation_order() {
+        let a = Exemplar { deployment_id: "d-A".into(), value_ms: 2000, at: 10 };
+        let b = Exemplar { deployment_id: "d-B".into(), value_ms: 3000, at: 20 };
+        let mut forward = Histogram::new(&[5.0]);
+        forward.observe_with_exemplar(2000, a.clone());
+        forward.observe_with_exemplar(3000, b.clone());
+        let mut backward = Histogram::new(&[5.0]);
+        backward.observe_with_exemplar(3000, b.clone());
+        backward.observe_with_exemplar(2000, a);
+        assert_eq!(forward, backward);
+        assert_eq!(forward.exemplars[0], Some(b));
+    }
+}

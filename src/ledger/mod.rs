@@ -1,0 +1,397 @@
+//! The ledger: one record per deployment, folded from observations, and the
+//! per-group counters that settled deployments add to.
+//!
+//! Two steps, both pure and synchronous (no I/O, no clock of their own; the
+//! caller passes `now`):
+//! - [`Ledger::apply`] joins an observation into its deployment's record. Every
+//!   field merges as a lattice join, so duplicates change nothing and any
+//!   arrival order gives the same record.
+//! - [`Ledger::settle`] counts terminal records once: immediately when the API
+//!   has given their final details, otherwise after the settle time, so that
+//!   late and reordered events land before anything is counted. Records settle
+//!   in completion order, which makes recovery runs exact. With `force` (what
+//!   `replay` does at the end) everything terminal settles at once and the
+//!   counters are a function of the set of observations alone.
+
+mod group;
+pub mod histogram;
+mod record;
+mod snapshot;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+pub use group::{GroupKey, GroupStats, Kind, FINISHED};
+pub use record::Facts;
+pub use snapshot::{GroupSnapshot, Snapshot, WindowFigures, QUANTILES, WINDOWS};
+
+use crate::domain::{DeploymentRef, Millis, Observation, Status, TargetStatus};
+use group::Settlement;
+
+/// Longest duration we believe. CodeDeploy's own limits top out near five days
+/// (EC2 blue/green: 109 h of deployment plus a termination wait); anything
+/// beyond two weeks is a clock or data error.
+pub const MAX_PLAUSIBLE_DURATION_MS: Millis = 14 * 24 * 3600 * 1000;
+
+/// Creators whose deployments are rollbacks rather than changes.
+const ROLLBACK_CREATORS: [&str; 2] = ["codeDeployRollback", "CloudFormationRollback"];
+/// Creators of deployments that change nothing (scale-out of the same revision).
+const SCALING_CREATORS: [&str; 2] = ["autoscaling", "autoscalingTermination"];
+
+/// A deployment's identity. Account or region are empty when no input has said
+/// them yet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeploymentKey {
+    pub account: String,
+    pub region: String,
+    pub deployment_id: String,
+}
+
+impl DeploymentKey {
+    fn is_complete(&self) -> bool {
+        !self.account.is_empty() && !self.region.is_empty()
+    }
+
+    /// Whether a reference with possibly missing parts can mean this key.
+    fn admits(&self, r: &DeploymentRef) -> bool {
+        r.account.as_ref().is_none_or(|a| *a == self.account)
+            && r.region.as_ref().is_none_or(|g| *g == self.region)
+    }
+
+    fn sibling(&self, deployment_id: &str) -> DeploymentKey {
+        DeploymentKey { deployment_id: deployment_id.to_owned(), ..self.clone() }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Record {
+    facts: Facts,
+    /// Ingest time at which the record first became terminal: starts the settle timer.
+    terminal_since: Option<Millis>,
+    settled: bool,
+    counted_change_failure: bool,
+    /// While account or region is unknown, the observations themselves, so that
+    /// they can be folded into the fully identified record once it appears.
+    unresolved: Vec<Observation>,
+}
+
+/// Data-quality reasons counted in `codedeploy_exporter_data_quality_issues_total`.
+pub mod quality {
+    /// completeTime before createTime (backend clock skew); clamped to 0.
+    pub const NEGATIVE_DURATION: &str = "negative_duration";
+    /// A duration beyond [`super::MAX_PLAUSIBLE_DURATION_MS`]; clamped to it.
+    pub const ABSURD_DURATION: &str = "absurd_duration";
+}
+
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    settle_time_ms: Millis,
+    records: HashMap<DeploymentKey, Record>,
+    keys_by_id: HashMap<String, BTreeSet<DeploymentKey>>,
+    /// Rolled-back deployment → the rollback deployments that name it.
+    rollbacks_of: HashMap<DeploymentKey, BTreeSet<String>>,
+    groups: BTreeMap<GroupKey, GroupStats>,
+    data_quality: BTreeMap<&'static str, u64>,
+    latest_time: Option<Millis>,
+}
+
+impl Ledger {
+    pub fn new(settle_time_ms: Millis) -> Ledger {
+        Ledger {
+            settle_time_ms,
+            records: HashMap::new(),
+            keys_by_id: HashMap::new(),
+            rollbacks_of: HashMap::new(),
+            groups: BTreeMap::new(),
+            data_quality: BTreeMap::new(),
+            latest_time: None,
+        }
+    }
+
+    /// The latest time any observation mentioned: `replay`'s default `--now`.
+    pub fn latest_time(&self) -> Option<Millis> {
+        self.latest_time
+    }
+
+    pub fn deployments_tracked(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Folds one observation in. Returns false when it told us nothing new
+    /// (a duplicate). `now` is the ingest clock, used only for the settle timer.
+    pub fn apply(&mut self, observation: &Observation, now: Millis) -> bool {
+        let times = [
+            observation.event_time,
+            observation.create_time,
+            observation.start_time,
+            observation.complete_time,
+        ];
+        if let Some(latest) = times.into_iter().flatten().max() {
+            self.latest_time = Some(self.latest_time.map_or(latest, |t| t.max(latest)));
+        }
+
+        let key = self.resolve(&observation.deployment);
+        self.keys_by_id.entry(key.deployment_id.clone()).or_default().insert(key.clone());
+        let record = self.records.entry(key.clone()).or_default();
+        let changed = record.facts.join(observation);
+        if changed && !key.is_complete() {
+            record.unresolved.push(observation.clone());
+        }
+        if record.facts.is_terminal() && record.terminal_since.is_none() {
+            record.terminal_since = Some(now);
+        }
+        if let Some(rolled_back) = Facts::text(&record.facts.rollback_of) {
+            let target = key.sibling(rolled_back);
+            self.rollbacks_of.entry(target).or_default().insert(key.deployment_id.clone());
+        }
+        if key.is_complete() {
+            self.adopt_unresolved(&key, now);
+        }
+        changed
+    }
+
+    /// Finds the record an observation belongs to. A reference lacking account
+    /// or region joins the only fully identified record with its deployment id;
+    /// with none or several, it stands alone.
+    fn resolve(&self, r: &DeploymentRef) -> DeploymentKey {
+        let partial = DeploymentKey {
+            account: r.account.clone().unwrap_or_default(),
+            region: r.region.clone().unwrap_or_default(),
+            deployment_id: r.deployment_id.clone(),
+        };
+        if partial.is_complete() {
+            return partial;
+        }
+        let mut candidates = self
+            .keys_by_id
+            .get(&r.deployment_id)
+            .into_iter()
+            .flatten()
+            .filter(|k| k.is_complete() && k.admits(r));
+        match (candidates.next(), candidates.next()) {
+            (Some(only), None) => only.clone(),
+            _ => partial,
+        }
+    }
+
+    /// Folds records that lacked account or region into `key`, when it is the
+    /// only fully identified record they can mean and they were not counted alone.
+    fn adopt_unresolved(&mut self, key: &DeploymentKey, now: Millis) {
+        let Some(keys) = self.keys_by_id.get(&key.deployment_id) else { return };
+        let complete = keys.iter().filter(|k| k.is_complete()).count();
+        if complete != 1 {
+            return;
+        }
+        let partial_ref = |k: &DeploymentKey| DeploymentRef {
+            account: Some(k.account.clone()).filter(|a| !a.is_empty()),
+            region: Some(k.region.clone()).filter(|r| !r.is_empty()),
+            deployment_id: k.deployment_id.clone(),
+        };
+        let orphans: Vec<DeploymentKey> = keys
+            .iter()
+            .filter(|k| !k.is_complete() && key.admits(&partial_ref(k)))
+            .filter(|k| self.records.get(*k).is_some_and(|r| !r.settled))
+            .cloned()
+            .collect();
+        for orphan in orphans {
+            let Some(record) = self.records.remove(&orphan) else { continue };
+            if let Some(ids) = self.keys_by_id.get_mut(&key.deployment_id) {
+                ids.remove(&orphan);
+            }
+            for observation in &record.unresolved {
+                let mut adopted = observation.clone();
+                adopted.deployment = partial_ref(key);
+                self.apply(&adopted, now);
+            }
+        }
+    }
+
+    /// Counts every terminal record that is ready: its API details are complete,
+    /// or it has been terminal for the settle time, or `force`. Returns how many
+    /// settled.
+    pub fn settle(&mut self, now: Millis, force: bool) -> usize {
+        let settle_time = self.settle_time_ms;
+        let mut ready: Vec<(Millis, DeploymentKey)> = self
+            .records
+            .iter()
+            .filter(|(_, r)| !r.settled && r.facts.is_terminal())
+            .filter(|(_, r)| {
+                force
+                    || r.facts.details_complete()
+                    || r.terminal_since.is_some_and(|since| now - since >= settle_time)
+            })
+            .map(|(k, r)| (r.facts.finished_at().unwrap_or(Millis::MAX), k.clone()))
+            .collect();
+        ready.sort();
+        for (_, key) in &ready {
+            self.count(key);
+        }
+        ready.len()
+    }
+
+    fn count(&mut self, key: &DeploymentKey) {
+        // A clone, because computing the settlement counts data-quality issues.
+        let Some(facts) = self.records.get(key).map(|r| r.facts.clone()) else { return };
+        let group = group_key(key, &facts);
+        let settlement = self.settlement(key, &facts);
+        let late_failure = settlement
+            .is_rollback
+            .then(|| Facts::text(&facts.rollback_of).map(|id| key.sibling(id)))
+            .flatten()
+            .filter(|target| self.undetected_change_failure(target));
+
+        if let Some(record) = self.records.get_mut(key) {
+            record.settled = true;
+            record.counted_change_failure = settlement.is_change_failure;
+        }
+        self.groups.entry(group).or_default().add(&settlement);
+
+        if let Some(target) = late_failure {
+            if let Some(record) = self.records.get_mut(&target) {
+                record.counted_change_failure = true;
+                let finished = record.facts.finished_at();
+                let target_group = group_key(&target, &record.facts);
+                self.groups.entry(target_group).or_default().add_late_change_failure(finished);
+            }
+        }
+    }
+
+    /// A settled change deployment that succeeded and is only now known to be
+    /// rolled back.
+    fn undetected_change_failure(&self, key: &DeploymentKey) -> bool {
+        self.records.get(key).is_some_and(|r| {
+            r.settled && !r.counted_change_failure && classify(&r.facts).is_change()
+        })
+    }
+
+    fn settlement(&mut self, key: &DeploymentKey, facts: &Facts) -> Settlement {
+        let status = facts.status().unwrap_or(Status::Failed);
+        let class = classify(facts);
+        let rolled_back = facts.rolled_back_by.is_some() || self.rollbacks_of.contains_key(key);
+        let finished_at = facts.finished_at();
+        let duration_ms = facts.raw_duration_ms().map(|d| self.clamp_duration(d));
+        let rollback_duration_ms = match (class, Facts::text(&facts.rollback_of)) {
+            (Class::Rollback, Some(id)) => self
+                .records
+                .get(&key.sibling(id))
+                .and_then(|target| target.facts.finished_at())
+                .zip(finished_at)
+                .map(|(from, to)| to - from),
+            _ => None,
+        }
+        .map(|d| self.clamp_duration(d));
+
+        let targets = match &facts.overview {
+            Some(overview) => overview.value.by_status().into_iter().filter(|(_, n)| *n > 0).collect(),
+            None => {
+                let mut by_status: BTreeMap<TargetStatus, u64> = BTreeMap::new();
+                for target in facts.targets.values() {
+                    if let Some(s) = &target.status {
+                        *by_status.entry(s.value).or_insert(0) += 1;
+                    }
+                }
+                by_status.into_iter().collect()
+            }
+        };
+        let mut hook_durations = Vec::new();
+        let mut hook_failures = Vec::new();
+        for target in facts.targets.values() {
+            for (name, hook) in &target.hooks {
+                let Some(status) = hook.status.as_ref().map(|s| s.value) else { continue };
+                if !matches!(status, TargetStatus::Succeeded | TargetStatus::Failed) {
+                    continue;
+                }
+                if let (Some(start), Some(end)) = (&hook.start_time, &hook.end_time) {
+                    let duration = self.clamp_duration(end.value - start.value);
+                    hook_durations.push((name.clone(), status, duration));
+                }
+                if status == TargetStatus::Failed {
+                    let code = Facts::text(&hook.error_code).unwrap_or("unknown");
+                    hook_failures.push((name.clone(), code.to_owned()));
+                }
+            }
+        }
+
+        Settlement {
+            deployment_id: key.deployment_id.clone(),
+            kind: kind_of(facts),
+            status,
+            finished_at,
+            duration_ms,
+            is_rollback: class == Class::Rollback,
+            rollback_duration_ms,
+            is_change_failure: class.is_change()
+                && (matches!(status, Status::Failed | Status::Stopped) || rolled_back),
+            error_code: Facts::text(&facts.error_code).map(str::to_owned),
+            targets,
+            hook_durations,
+            hook_failures,
+        }
+    }
+
+    /// Clock skew between CodeDeploy's backends can put completeTime before
+    /// createTime; such durations are clamped and counted, never observed as-is.
+    fn clamp_duration(&mut self, duration: Millis) -> Millis {
+        let (clamped, issue) = if duration < 0 {
+            (0, Some(quality::NEGATIVE_DURATION))
+        } else if duration > MAX_PLAUSIBLE_DURATION_MS {
+            (MAX_PLAUSIBLE_DURATION_MS, Some(quality::ABSURD_DURATION))
+        } else {
+            (duration, None)
+        };
+        if let Some(reason) = issue {
+            *self.data_quality.entry(reason).or_insert(0) += 1;
+        }
+        clamped
+    }
+
+    /// A read-only view for rendering, with the windowed figures anchored at `now`.
+    pub fn snapshot(&self, now: Millis) -> Snapshot {
+        snapshot::build(self, now)
+    }
+}
+
+/// How a deployment counts for DORA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// A change: user, CodeDeploy, CloudFormation, auto-update, or unknown.
+    Change,
+    /// Rolls another deployment back.
+    Rollback,
+    /// Auto Scaling redeploying the current revision.
+    Scaling,
+}
+
+impl Class {
+    fn is_change(self) -> bool {
+        self == Class::Change
+    }
+}
+
+fn classify(facts: &Facts) -> Class {
+    let creator = Facts::text(&facts.creator);
+    if facts.rollback_of.is_some() || creator.is_some_and(|c| ROLLBACK_CREATORS.contains(&c)) {
+        Class::Rollback
+    } else if creator.is_some_and(|c| SCALING_CREATORS.contains(&c)) {
+        Class::Scaling
+    } else {
+        Class::Change
+    }
+}
+
+fn kind_of(facts: &Facts) -> Kind {
+    let or_unknown = |slot| Facts::text(slot).unwrap_or("unknown").to_owned();
+    Kind {
+        compute_platform: or_unknown(&facts.compute_platform),
+        deployment_type: or_unknown(&facts.deployment_type),
+        creator: or_unknown(&facts.creator),
+    }
+}
+
+fn group_key(key: &DeploymentKey, facts: &Facts) -> GroupKey {
+    GroupKey {
+        account_id: key.account.clone(),
+        region: key.region.clone(),
+        application: Facts::text(&facts.application).unwrap_or_default().to_owned(),
+        deployment_group: Facts::text(&facts.deployment_group).unwrap_or_default().to_owned(),
+    }
+}

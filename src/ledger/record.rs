@@ -1,0 +1,251 @@
+//! One deployment as the ledger knows it: every fact merged from every
+//! observation, each merge a join in a lattice so that duplicates are no-ops and
+//! arrival order does not matter.
+
+use std::collections::BTreeMap;
+
+use crate::domain::{
+    LifecycleEvent, Millis, Observation, Overview, Provenance, Status, TargetObservation,
+    TargetStatus,
+};
+
+/// A value and the provenance it came from. Merges keep the higher provenance;
+/// equal provenances keep the smaller or larger value, as the field dictates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ranked<T> {
+    pub provenance: Provenance,
+    pub value: T,
+}
+
+/// Which of two values with equal provenance a field keeps.
+#[derive(Clone, Copy)]
+enum Keep {
+    Smallest,
+    Largest,
+}
+
+/// Joins `incoming` into `slot`; returns whether the slot changed.
+fn join<T: Ord + Clone>(
+    slot: &mut Option<Ranked<T>>,
+    provenance: Provenance,
+    incoming: Option<&T>,
+    keep: Keep,
+) -> bool {
+    let Some(value) = incoming else { return false };
+    let replace = match slot {
+        None => true,
+        Some(current) if provenance != current.provenance => provenance > current.provenance,
+        Some(current) => match keep {
+            Keep::Smallest => *value < current.value,
+            Keep::Largest => *value > current.value,
+        },
+    };
+    if replace {
+        *slot = Some(Ranked { provenance, value: value.clone() });
+    }
+    replace
+}
+
+/// Joins a plain optional value, keeping the smallest (used for event times).
+fn join_min(slot: &mut Option<Millis>, incoming: Option<Millis>) -> bool {
+    match (incoming, *slot) {
+        (Some(value), Some(current)) if value >= current => false,
+        (Some(value), _) => {
+            *slot = Some(value);
+            true
+        }
+        (None, _) => false,
+    }
+}
+
+/// Status moves up the lattice only; between two states of the same level
+/// (Baking/Ready, or two different terminal states) the better provenance wins,
+/// then a fixed order, so the result never depends on arrival order.
+fn join_status(slot: &mut Option<Ranked<Status>>, provenance: Provenance, incoming: Status) -> bool {
+    let key = |status: Status, provenance: Provenance| (status.level(), provenance, status);
+    let replace = match slot {
+        None => true,
+        Some(current) => key(incoming, provenance) > key(current.value, current.provenance),
+    };
+    if replace {
+        *slot = Some(Ranked { provenance, value: incoming });
+    }
+    replace
+}
+
+/// How far a deployment's targets have got, as an order on overviews: later
+/// snapshots have more finished targets.
+fn overview_progress(o: &Overview) -> (u64, u64, u64, u64, u64, u64) {
+    (o.succeeded + o.failed + o.skipped, o.ready, o.in_progress, o.failed, o.skipped, o.pending)
+}
+
+fn join_overview(slot: &mut Option<Ranked<Overview>>, provenance: Provenance, incoming: Overview) -> bool {
+    let replace = match slot {
+        None => true,
+        Some(current) => {
+            (provenance, overview_progress(&incoming))
+                > (current.provenance, overview_progress(&current.value))
+        }
+    };
+    if replace {
+        *slot = Some(Ranked { provenance, value: incoming });
+    }
+    replace
+}
+
+/// One lifecycle event on one target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookFacts {
+    pub status: Option<Ranked<TargetStatus>>,
+    pub start_time: Option<Ranked<Millis>>,
+    pub end_time: Option<Ranked<Millis>>,
+    pub error_code: Option<Ranked<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetFacts {
+    pub status: Option<Ranked<TargetStatus>>,
+    pub hooks: BTreeMap<String, HookFacts>,
+}
+
+fn join_target_status(
+    slot: &mut Option<Ranked<TargetStatus>>,
+    provenance: Provenance,
+    incoming: Option<TargetStatus>,
+) -> bool {
+    let Some(incoming) = incoming else { return false };
+    let key = |status: TargetStatus, provenance: Provenance| (status.level(), provenance, status);
+    let replace = match slot {
+        None => true,
+        Some(current) => key(incoming, provenance) > key(current.value, current.provenance),
+    };
+    if replace {
+        *slot = Some(Ranked { provenance, value: incoming });
+    }
+    replace
+}
+
+impl HookFacts {
+    fn join(&mut self, provenance: Provenance, event: &LifecycleEvent) -> bool {
+        let mut changed = join_target_status(&mut self.status, provenance, event.status);
+        changed |= join(&mut self.start_time, provenance, event.start_time.as_ref(), Keep::Smallest);
+        changed |= join(&mut self.end_time, provenance, event.end_time.as_ref(), Keep::Largest);
+        changed |= join(&mut self.error_code, provenance, event.error_code.as_ref(), Keep::Largest);
+        changed
+    }
+}
+
+impl TargetFacts {
+    fn join(&mut self, provenance: Provenance, target: &TargetObservation) -> bool {
+        let mut changed = join_target_status(&mut self.status, provenance, target.status);
+        for event in &target.lifecycle_events {
+            let hook = self.hooks.entry(event.name.clone()).or_default();
+            changed |= hook.join(provenance, event);
+        }
+        changed
+    }
+}
+
+/// Everything known about one deployment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub application: Option<Ranked<String>>,
+    pub deployment_group: Option<Ranked<String>>,
+    pub status: Option<Ranked<Status>>,
+    pub create_time: Option<Ranked<Millis>>,
+    pub start_time: Option<Ranked<Millis>>,
+    pub complete_time: Option<Ranked<Millis>>,
+    /// Earliest time of a non-terminal state-change event (EventBridge START).
+    pub start_event_time: Option<Millis>,
+    /// Earliest time of a terminal state-change event.
+    pub end_event_time: Option<Millis>,
+    pub creator: Option<Ranked<String>>,
+    pub rollback_of: Option<Ranked<String>>,
+    pub rolled_back_by: Option<Ranked<String>>,
+    pub error_code: Option<Ranked<String>>,
+    pub compute_platform: Option<Ranked<String>>,
+    pub deployment_type: Option<Ranked<String>>,
+    pub overview: Option<Ranked<Overview>>,
+    pub targets: BTreeMap<String, TargetFacts>,
+}
+
+impl Facts {
+    /// Folds one observation in; returns whether anything changed (false means
+    /// the observation was a duplicate of what we already knew).
+    pub fn join(&mut self, o: &Observation) -> bool {
+        let p = o.provenance;
+        let mut changed = false;
+        changed |= join(&mut self.application, p, o.application.as_ref(), Keep::Smallest);
+        changed |= join(&mut self.deployment_group, p, o.deployment_group.as_ref(), Keep::Smallest);
+        if let Some(status) = o.status {
+            changed |= join_status(&mut self.status, p, status);
+            if o.is_state_change {
+                let slot = if status.is_terminal() {
+                    &mut self.end_event_time
+                } else {
+                    &mut self.start_event_time
+                };
+                changed |= join_min(slot, o.event_time);
+            }
+        }
+        changed |= join(&mut self.create_time, p, o.create_time.as_ref(), Keep::Smallest);
+        changed |= join(&mut self.start_time, p, o.start_time.as_ref(), Keep::Smallest);
+        changed |= join(&mut self.complete_time, p, o.complete_time.as_ref(), Keep::Largest);
+        changed |= join(&mut self.creator, p, o.creator.as_ref(), Keep::Smallest);
+        changed |= join(&mut self.rollback_of, p, o.rollback_of.as_ref(), Keep::Smallest);
+        changed |= join(&mut self.rolled_back_by, p, o.rolled_back_by.as_ref(), Keep::Smallest);
+        changed |= join(&mut self.error_code, p, o.error_code.as_ref(), Keep::Smallest);
+        changed |= join(&mut self.compute_platform, p, o.compute_platform.as_ref(), Keep::Smallest);
+        changed |= join(&mut self.deployment_type, p, o.deployment_type.as_ref(), Keep::Smallest);
+        if let Some(overview) = o.overview {
+            changed |= join_overview(&mut self.overview, p, overview);
+        }
+        for target in &o.targets {
+            changed |= self.targets.entry(target.target_id.clone()).or_default().join(p, target);
+        }
+        changed
+    }
+
+    pub fn status(&self) -> Option<Status> {
+        self.status.as_ref().map(|s| s.value)
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        self.status().is_some_and(Status::is_terminal)
+    }
+
+    /// When the deployment finished: the API or trigger completeTime, else the
+    /// terminal event's time.
+    pub fn finished_at(&self) -> Option<Millis> {
+        self.complete_time.as_ref().map(|t| t.value).or(self.end_event_time)
+    }
+
+    /// When the deployment began, for in-progress age: createTime, else the START event.
+    pub fn began_at(&self) -> Option<Millis> {
+        self.create_time.as_ref().map(|t| t.value).or(self.start_event_time)
+    }
+
+    /// Duration as SPEC defines it: createTime → completeTime when both are
+    /// known from the API or a trigger, else START event → terminal event.
+    pub fn raw_duration_ms(&self) -> Option<Millis> {
+        match (&self.create_time, &self.complete_time) {
+            (Some(create), Some(complete)) => Some(complete.value - create.value),
+            _ => Some(self.end_event_time? - self.start_event_time?),
+        }
+    }
+
+    /// The API has told us the deployment's final state and every target it
+    /// reported in the overview: nothing more is expected, so it can be counted
+    /// without waiting for the settle time.
+    pub fn details_complete(&self) -> bool {
+        let final_from_api = self.is_terminal()
+            && self.status.as_ref().is_some_and(|s| s.provenance == Provenance::Api)
+            && self.complete_time.as_ref().is_some_and(|t| t.provenance == Provenance::Api);
+        let expected_targets = self.overview.as_ref().map_or(0, |o| o.value.total());
+        final_from_api && self.targets.len() as u64 >= expected_targets
+    }
+
+    pub fn text(slot: &Option<Ranked<String>>) -> Option<&str> {
+        slot.as_ref().map(|r| r.value.as_str())
+    }
+}

@@ -1,0 +1,201 @@
+//! A read-only copy of what `/metrics` shows, taken under the ledger lock and
+//! rendered after it is released, so a slow scrape never blocks ingest.
+//!
+//! The windowed figures are computed here, exactly, from the settled records
+//! themselves rather than from counters: a deployment is in a window when it
+//! finished in `(now - window, now]`. Quantiles come from an HDR histogram
+//! with three significant digits (within 0.1 % of the true value).
+
+use std::collections::BTreeMap;
+
+use super::group::{GroupKey, GroupStats};
+use super::{classify, group_key, kind_of, Class, Ledger, MAX_PLAUSIBLE_DURATION_MS};
+use crate::domain::{Millis, Status, TargetStatus};
+
+const DAY_MS: Millis = 24 * 3600 * 1000;
+
+/// The rolling windows of the `codedeploy_dora_*` and `codedeploy_sli_*` gauges.
+pub const WINDOWS: [(&str, Millis); 3] = [("1d", DAY_MS), ("7d", 7 * DAY_MS), ("30d", 30 * DAY_MS)];
+
+/// Quantiles reported by the windowed duration and recovery-time gauges.
+pub const QUANTILES: [(&str, f64); 3] = [("0.5", 0.5), ("0.9", 0.9), ("0.99", 0.99)];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowFigures {
+    pub window: &'static str,
+    /// Finished change deployments (DORA deployment frequency).
+    pub deployments: u64,
+    /// Succeeded over all finished deployments; NaN with none.
+    pub success_ratio: f64,
+    /// Rolled-back over finished non-rollback deployments; NaN with none.
+    pub rollback_ratio: f64,
+    /// Change failures over finished change deployments; NaN with none.
+    pub change_failure_ratio: f64,
+    /// Seconds, one per [`QUANTILES`]; NaN with no recovery in the window.
+    pub time_to_restore: [f64; 3],
+    /// Seconds, one per [`QUANTILES`]; NaN with no deployment in the window.
+    pub duration: [f64; 3],
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSnapshot {
+    pub key: GroupKey,
+    pub stats: GroupStats,
+    pub in_progress: u64,
+    /// Start of the oldest deployment still in progress (ms).
+    pub oldest_in_progress_start: Option<Millis>,
+    /// Target counts of the deployments in progress.
+    pub targets_in_progress: BTreeMap<TargetStatus, u64>,
+    pub windows: Vec<WindowFigures>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub groups: Vec<GroupSnapshot>,
+    pub data_quality: BTreeMap<&'static str, u64>,
+    pub deployments_tracked: u64,
+}
+
+/// What one settled deployment contributes to the windows.
+struct Finished {
+    at: Millis,
+    status: Status,
+    class: Class,
+    rolled_back: bool,
+    change_failure: bool,
+    duration_ms: Option<Millis>,
+}
+
+#[derive(Default)]
+struct GroupView {
+    in_progress: u64,
+    oldest_start: Option<Millis>,
+    targets: BTreeMap<TargetStatus, u64>,
+    finished: Vec<Finished>,
+}
+
+pub(super) fn build(ledger: &Ledger, now: Millis) -> Snapshot {
+    let mut stats = ledger.groups.clone();
+    let mut views: BTreeMap<GroupKey, GroupView> = BTreeMap::new();
+    for (key, record) in &ledger.records {
+        let facts = &record.facts;
+        // Target details that arrived before anything about their deployment
+        // name no group yet; they show up once their deployment does.
+        if facts.status.is_none() {
+            continue;
+        }
+        let group = group_key(key, facts);
+        let view = views.entry(group.clone()).or_default();
+        let group_stats = stats.entry(group).or_default();
+        if record.settled {
+            view.finished.extend(facts.finished_at().map(|at| Finished {
+                at,
+                status: facts.status().unwrap_or(Status::Failed),
+                class: classify(facts),
+                rolled_back: facts.rolled_back_by.is_some() || ledger.rollbacks_of.contains_key(key),
+                change_failure: record.counted_change_failure,
+                duration_ms: facts.raw_duration_ms().map(|d| d.clamp(0, MAX_PLAUSIBLE_DURATION_MS)),
+            }));
+        } else if !facts.is_terminal() {
+            group_stats.know_kind(&kind_of(facts));
+            view.in_progress += 1;
+            if let Some(began) = facts.began_at() {
+                view.oldest_start = Some(view.oldest_start.map_or(began, |t| t.min(began)));
+            }
+            in_progress_targets(facts, &mut view.targets);
+        }
+    }
+    let groups = stats
+        .into_iter()
+        .map(|(key, stats)| {
+            let view = views.remove(&key).unwrap_or_default();
+            let windows = WINDOWS
+                .iter()
+                .map(|(label, width)| window(label, now - width, now, &view.finished, &stats))
+                .collect();
+            GroupSnapshot {
+                key,
+                stats,
+                in_progress: view.in_progress,
+                oldest_in_progress_start: view.oldest_start,
+                targets_in_progress: view.targets,
+                windows,
+            }
+        })
+        .collect();
+    Snapshot {
+        groups,
+        data_quality: ledger.data_quality.clone(),
+        deployments_tracked: ledger.records.len() as u64,
+    }
+}
+
+/// Targets of an unfinished deployment, from its overview when it has one.
+fn in_progress_targets(facts: &super::Facts, into: &mut BTreeMap<TargetStatus, u64>) {
+    match &facts.overview {
+        Some(overview) => {
+            for (status, count) in overview.value.by_status() {
+                *into.entry(status).or_insert(0) += count;
+            }
+        }
+        None => {
+            for target in facts.targets.values() {
+                if let Some(status) = &target.status {
+                    *into.entry(status.value).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+}
+
+fn ratio(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        f64::NAN
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+fn quantiles(values: impl Iterator<Item = Millis>) -> [f64; 3] {
+    // Three significant digits, auto-resizing: recovery times can span weeks.
+    let Ok(mut histogram) = hdrhistogram::Histogram::<u64>::new(3) else {
+        return [f64::NAN; 3];
+    };
+    for value in values {
+        // Values are clamped non-negative upstream; a failed record only loses
+        // precision, never the scrape.
+        let _ = histogram.record(value.max(0) as u64);
+    }
+    if histogram.is_empty() {
+        return [f64::NAN; 3];
+    }
+    QUANTILES.map(|(_, q)| histogram.value_at_quantile(q) as f64 / 1000.0)
+}
+
+fn window(
+    label: &'static str,
+    from: Millis,
+    to: Millis,
+    finished: &[Finished],
+    stats: &GroupStats,
+) -> WindowFigures {
+    let inside = |at: Millis| at > from && at <= to;
+    let all: Vec<&Finished> = finished.iter().filter(|f| inside(f.at)).collect();
+    let changes: Vec<&&Finished> = all.iter().filter(|f| f.class == Class::Change).collect();
+    let not_rollbacks = all.iter().filter(|f| f.class != Class::Rollback);
+    let succeeded = all.iter().filter(|f| f.status == Status::Succeeded).count();
+    WindowFigures {
+        window: label,
+        deployments: changes.len() as u64,
+        success_ratio: ratio(succeeded, all.len()),
+        rollback_ratio: ratio(
+            not_rollbacks.clone().filter(|f| f.rolled_back).count(),
+            not_rollbacks.count(),
+        ),
+        change_failure_ratio: ratio(changes.iter().filter(|f| f.change_failure).count(), changes.len()),
+        time_to_restore: quantiles(
+            stats.restores.iter().filter(|(at, _)| inside(*at)).map(|(_, ttr)| *ttr),
+        ),
+        duration: quantiles(all.iter().filter_map(|f| f.duration_ms)),
+    }
+}

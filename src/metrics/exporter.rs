@@ -1,0 +1,97 @@
+//! The exporter's own health: events per source and outcome, source liveness,
+//! ingest lag. Updated directly by the ingest path; rendered with the domain
+//! metrics from a copy.
+
+use std::collections::BTreeMap;
+
+use crate::domain::Millis;
+use crate::ledger::histogram::{Histogram, LAG_BUCKETS};
+
+/// Where a message came from; the `source` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    Webhook,
+    Replay,
+    Demo,
+}
+
+impl Source {
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Webhook => "webhook",
+            Source::Replay => "replay",
+            Source::Demo => "demo",
+        }
+    }
+
+    /// Live sources deliver events as they happen, so their lag and last
+    /// success mean something; a replayed file's events are as old as the file,
+    /// and leaving the wall clock out keeps `replay` output deterministic.
+    pub fn is_live(self) -> bool {
+        !matches!(self, Source::Replay)
+    }
+}
+
+/// What became of one message; the `outcome` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Outcome {
+    /// It changed the ledger.
+    Applied,
+    /// It was decoded but told the ledger nothing new (a re-delivery).
+    Duplicate,
+    /// A recognised message without deployment state (an SNS trigger test).
+    Ignored,
+    /// It could not be decoded.
+    Rejected,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 4] =
+        [Outcome::Applied, Outcome::Duplicate, Outcome::Ignored, Outcome::Rejected];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Ignored => "ignored",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExporterMetrics {
+    pub events: BTreeMap<(Source, Outcome), u64>,
+    pub source_up: BTreeMap<Source, bool>,
+    pub last_success: BTreeMap<Source, Millis>,
+    pub lag: BTreeMap<Source, Histogram>,
+}
+
+impl ExporterMetrics {
+    /// Declares a source so all of its series exist (at 0) from the first scrape.
+    pub fn register(&mut self, source: Source) {
+        for outcome in Outcome::ALL {
+            self.events.entry((source, outcome)).or_insert(0);
+        }
+        self.source_up.insert(source, true);
+        if source.is_live() {
+            self.lag.entry(source).or_insert_with(|| Histogram::new(LAG_BUCKETS));
+        }
+    }
+
+    pub fn count(&mut self, source: Source, outcome: Outcome, now: Millis) {
+        *self.events.entry((source, outcome)).or_insert(0) += 1;
+        if outcome != Outcome::Rejected && source.is_live() {
+            self.last_success.insert(source, now);
+        }
+    }
+
+    pub fn observe_lag(&mut self, source: Source, event_time: Millis, now: Millis) {
+        if source.is_live() {
+            self.lag
+                .entry(source)
+                .or_insert_with(|| Histogram::new(LAG_BUCKETS))
+                .observe((now - event_time).max(0));
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Where messages come from. Every source hands raw message bytes to
+//! [`crate::ingest`] and learns the outcome; none of them decodes or counts.
+
+pub mod demo;
+pub mod replay;
+pub mod webhook;
