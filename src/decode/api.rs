@@ -1,0 +1,522 @@
+//! CodeDeploy API output, as the poller receives it or as `aws deploy …` prints it.
+//! The API knows neither account nor region: the ledger joins these observations to
+//! a record by deployment id.
+
+use super::fields::Fields;
+use super::{parts, DecodeError};
+use crate::domain::{DeploymentRef, Observation, Provenance, TargetObservation};
+
+/// One `DeploymentInfo` (GetDeployment, BatchGetDeployments).
+pub(super) fn deployment_info(mut info: Fields) -> Result<Observation, DecodeError> {
+    let deployment = DeploymentRef {
+        deployment_id: info.deployment_id("deploymentId")?,
+        ..DeploymentRef::default()
+    };
+    let mut observation = Observation::new(deployment, Provenance::Api);
+    observation.application = info.string("applicationName")?;
+    observation.deployment_group = info.string("deploymentGroupName")?;
+    observation.status = info.status("status")?;
+    observation.create_time = info.time("createTime")?;
+    observation.start_time = info.time("startTime")?;
+    observation.complete_time = info.time("completeTime")?;
+    observation.creator = info.string("creator")?;
+    observation.compute_platform = info.string("computePlatform")?;
+    observation.deployment_type = match info.object("deploymentStyle")? {
+        Some(mut style) => style.string("deploymentType")?,
+        None => None,
+    };
+    observation.overview = parts::overview(&mut info)?;
+    observation.error_code = parts::error_code(&mut info)?;
+    parts::rollback(&mut info, "rollbackInfo", &mut observation)?;
+    Ok(observation)
+}
+
+/// Where the target sits in a `DeploymentTarget`: one member per compute platform.
+const TARGET_MEMBERS: &str = "instanceTarget|lambdaTarget|ecsTarget|cloudFormationTarget";
+
+/// The target inside one `DeploymentTarget` (GetDeploymentTarget, BatchGetDeploymentTargets).
+pub(super) fn deployment_target(mut wrapper: Fields) -> Result<Fields, DecodeError> {
+    wrapper
+        .object(TARGET_MEMBERS)?
+        .ok_or_else(|| DecodeError::MissingField {
+            field: format!(
+                "{}.{{{}}}",
+                wrapper.path(),
+                TARGET_MEMBERS.replace('|', ",")
+            ),
+        })
+}
+
+/// Groups targets (API deployment targets, whose id is `targetId`, or deprecated
+/// instance summaries, whose id is `instanceId`) into one observation per deployment,
+/// in the order the deployments first appear.
+pub(super) fn targets(items: Vec<Fields>, id_key: &str) -> Result<Vec<Observation>, DecodeError> {
+    let mut by_deployment: Vec<(String, Vec<TargetObservation>)> = Vec::new();
+    for mut item in items {
+        let deployment_id = item.deployment_id("deploymentId")?;
+        let target = parts::target(&mut item, id_key, "status")?;
+        match by_deployment
+            .iter_mut()
+            .find(|(id, _)| *id == deployment_id)
+        {
+            Some((_, targets)) => targets.push(target),
+            None => by_deployment.push((deployment_id, vec![target])),
+        }
+    }
+    Ok(by_deployment
+        .into_iter()
+        .map(|(deployment_id, targets)| {
+            let deployment = DeploymentRef {
+                deployment_id,
+                ..DeploymentRef::default()
+            };
+            Observation {
+                targets,
+                ..Observation::new(deployment, Provenance::Api)
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::decode::tests::{ignored, observations, one, only};
+    use crate::decode::IgnoreReason;
+    use crate::domain::*;
+
+    fn api_only(deployment_id: &str) -> DeploymentRef {
+        DeploymentRef {
+            account: None,
+            region: None,
+            deployment_id: deployment_id.into(),
+        }
+    }
+
+    fn event(
+        name: &str,
+        status: TargetStatus,
+        start: Option<Millis>,
+        end: Option<Millis>,
+    ) -> LifecycleEvent {
+        LifecycleEvent {
+            name: name.into(),
+            status: Some(status),
+            start_time: start,
+            end_time: end,
+            error_code: None,
+        }
+    }
+
+    #[test]
+    fn get_deployment_sample() {
+        let o = one(include_str!(
+            "../../tests/fixtures/samples/api-get-deployment-output-awscli-example.json"
+        ));
+        let mut expected = Observation::new(api_only("d-A1B2C3123"), Provenance::Api);
+        expected.application = Some("WordPress_App".into());
+        expected.deployment_group = Some("WordPress_DG".into());
+        expected.status = Some(Status::Succeeded);
+        expected.create_time = Some(1_409_764_576_589);
+        expected.complete_time = Some(1_409_764_596_101);
+        expected.creator = Some("user".into());
+        expected.overview = Some(Overview {
+            succeeded: 1,
+            ..Overview::default()
+        });
+        assert_eq!(o, expected);
+    }
+
+    #[test]
+    fn batch_get_deployments_sample() {
+        let found = observations(include_str!(
+            "../../tests/fixtures/samples/api-batch-get-deployments-output-awscli-example.json"
+        ));
+        assert_eq!(found.len(), 2);
+
+        let first = &found[0];
+        assert_eq!(first.deployment, api_only("d-A1B2C3111"));
+        assert_eq!(first.provenance, Provenance::Api);
+        assert!(!first.is_state_change);
+        assert_eq!(first.event_time, None);
+        assert_eq!(first.application.as_deref(), Some("WordPress_App"));
+        assert_eq!(first.deployment_group.as_deref(), Some("WordPress_DG"));
+        assert_eq!(first.status, Some(Status::Failed));
+        assert_eq!(first.create_time, Some(1_408_480_721_900));
+        assert_eq!(first.complete_time, Some(1_408_480_741_822));
+        assert_eq!(first.creator.as_deref(), Some("user"));
+        assert_eq!(first.error_code, None);
+        assert_eq!(
+            first.overview,
+            Some(Overview {
+                succeeded: 1,
+                ..Overview::default()
+            })
+        );
+
+        let second = &found[1];
+        assert_eq!(second.deployment, api_only("d-A1B2C3222"));
+        assert_eq!(second.application.as_deref(), Some("MyOther_App"));
+        assert_eq!(second.deployment_group.as_deref(), Some("MyOther_DG"));
+        assert_eq!(second.status, Some(Status::Failed));
+        assert_eq!(second.create_time, Some(1_409_764_576_589));
+        assert_eq!(second.complete_time, Some(1_409_764_596_101));
+        assert_eq!(second.error_code.as_deref(), Some("HEALTH_CONSTRAINTS"));
+        assert_eq!(
+            second.overview,
+            Some(Overview {
+                failed: 1,
+                ..Overview::default()
+            })
+        );
+    }
+
+    #[test]
+    fn batch_get_deployment_targets_sample() {
+        let o = one(include_str!("../../tests/fixtures/samples/api-batch-get-deployment-targets-output-awscli-example.json"));
+        let mut expected = Observation::new(api_only("d-1A2B3C4D5"), Provenance::Api);
+        expected.targets = vec![TargetObservation {
+            target_id: "i-01a2b3c4d5e6f1111".into(),
+            status: Some(TargetStatus::Succeeded),
+            lifecycle_events: vec![
+                event(
+                    "ApplicationStop",
+                    TargetStatus::Succeeded,
+                    Some(1_556_918_592_162),
+                    Some(1_556_918_592_247),
+                ),
+                event(
+                    "DownloadBundle",
+                    TargetStatus::Succeeded,
+                    Some(1_556_918_593_193),
+                    Some(1_556_918_593_981),
+                ),
+                event(
+                    "BeforeInstall",
+                    TargetStatus::Succeeded,
+                    Some(1_556_918_594_805),
+                    Some(1_556_918_681_807),
+                ),
+            ],
+        }];
+        assert_eq!(o, expected);
+    }
+
+    #[test]
+    fn get_deployment_target_sample() {
+        let o = one(include_str!(
+            "../../tests/fixtures/samples/api-get-deployment-target-output-awscli-example.json"
+        ));
+        assert_eq!(o.deployment, api_only("d-A1B2C3111"));
+        assert_eq!(o.provenance, Provenance::Api);
+        assert_eq!(o.status, None);
+        assert_eq!(o.targets.len(), 1);
+        let target = &o.targets[0];
+        assert_eq!(target.target_id, "i-a1b2c3d4e5f611111");
+        assert_eq!(target.status, Some(TargetStatus::Succeeded));
+        let names: Vec<_> = target
+            .lifecycle_events
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "ApplicationStop",
+                "DownloadBundle",
+                "BeforeInstall",
+                "Install",
+                "AfterInstall",
+                "ApplicationStart",
+                "ValidateService"
+            ]
+        );
+        assert!(target
+            .lifecycle_events
+            .iter()
+            .all(|e| e.status == Some(TargetStatus::Succeeded) && e.error_code.is_none()));
+        assert_eq!(
+            target.lifecycle_events[6],
+            event(
+                "ValidateService",
+                TargetStatus::Succeeded,
+                Some(1_556_918_686_650),
+                Some(1_556_918_686_747)
+            )
+        );
+    }
+
+    #[test]
+    fn deprecated_instance_summary_sample() {
+        let o = one(include_str!(
+            "../../tests/fixtures/samples/api-get-deployment-instance-output-awscli-example.json"
+        ));
+        assert_eq!(o.deployment, api_only("d-QA4G4F9EX"));
+        assert_eq!(o.provenance, Provenance::Api);
+        let target = &o.targets[..];
+        assert_eq!(target.len(), 1);
+        assert_eq!(target[0].target_id, "i-902e9fEX");
+        assert_eq!(target[0].status, Some(TargetStatus::Failed));
+        assert_eq!(
+            target[0].lifecycle_events,
+            vec![
+                event(
+                    "ApplicationStop",
+                    TargetStatus::Succeeded,
+                    Some(1_408_480_726_437),
+                    Some(1_408_480_726_569)
+                ),
+                event(
+                    "DownloadBundle",
+                    TargetStatus::Succeeded,
+                    Some(1_408_480_727_665),
+                    Some(1_408_480_728_016)
+                ),
+                event(
+                    "BeforeInstall",
+                    TargetStatus::Succeeded,
+                    Some(1_408_480_729_125),
+                    Some(1_408_480_729_744)
+                ),
+                event(
+                    "Install",
+                    TargetStatus::Succeeded,
+                    Some(1_408_480_730_844),
+                    Some(1_408_480_730_979)
+                ),
+                event(
+                    "AfterInstall",
+                    TargetStatus::Failed,
+                    Some(1_408_480_732_100),
+                    Some(1_408_480_732_603)
+                ),
+                event(
+                    "ApplicationStart",
+                    TargetStatus::Skipped,
+                    None,
+                    Some(1_408_480_732_606)
+                ),
+                event(
+                    "ValidateService",
+                    TargetStatus::Skipped,
+                    None,
+                    Some(1_408_480_732_606)
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn samples_without_deployment_state_are_ignored() {
+        for sample in [
+            include_str!(
+                "../../tests/fixtures/samples/api-list-deployments-output-awscli-example.json"
+            ),
+            include_str!(
+                "../../tests/fixtures/samples/api-get-deployment-config-output-awscli-example.json"
+            ),
+            include_str!(
+                "../../tests/fixtures/samples/lambda-lifecycle-hook-invocation-event.json"
+            ),
+        ] {
+            assert_eq!(ignored(sample), IgnoreReason::NoDeploymentState);
+        }
+    }
+
+    #[test]
+    fn moto_deployment_info() {
+        // moto: UUID ids, RFC 3339 createTime, null times, `{}` for rollbackInfo,
+        // errorInformation and deploymentStyle, and an empty externalId.
+        let o = one(
+            r#"{"deploymentsInfo":[{"applicationName":"app","deploymentGroupName":"grp",
+            "deploymentConfigName":"CodeDeployDefault.OneAtATime","deploymentId":"0b8e52c4-6e3f-4c43-9d2d-7d7d1a6a5f10",
+            "previousRevision":{},"revision":{},"status":"Created","errorInformation":{},
+            "createTime":"2026-11-26T05:12:56.123Z","startTime":null,"completeTime":null,
+            "deploymentOverview":{"Pending":0,"InProgress":0,"Succeeded":0,"Failed":0,"Skipped":0,"Ready":0},
+            "description":null,"creator":"user","rollbackInfo":{},"deploymentStyle":{},
+            "computePlatform":"Server","externalId":"","relatedDeployments":{},"overrideAlarmConfiguration":null}]}"#,
+        );
+        assert_eq!(
+            o.deployment.deployment_id,
+            "0b8e52c4-6e3f-4c43-9d2d-7d7d1a6a5f10"
+        );
+        assert_eq!(o.status, Some(Status::Created));
+        assert_eq!(o.create_time, Some(1_795_669_976_123));
+        assert_eq!((o.start_time, o.complete_time), (None, None));
+        assert_eq!(
+            (o.rollback_of, o.rolled_back_by, o.error_code),
+            (None, None, None)
+        );
+        assert_eq!(o.deployment_type, None);
+        assert_eq!(o.compute_platform.as_deref(), Some("Server"));
+        assert_eq!(o.overview, Some(Overview::default()));
+    }
+
+    #[test]
+    fn rollback_deployment_info() {
+        let o = one(
+            r#"{"deploymentInfo":{"applicationName":"app","deploymentGroupName":"grp",
+            "deploymentId":"d-ROLLBACK1","status":"Succeeded","creator":"codeDeployRollback",
+            "createTime":1665737922.0,"startTime":1665737923.5,"completeTime":1665738100.25,
+            "computePlatform":"ECS","deploymentStyle":{"deploymentType":"BLUE_GREEN","deploymentOption":"WITH_TRAFFIC_CONTROL"},
+            "rollbackInfo":{"rollbackTriggeringDeploymentId":"d-ORIGINAL1","rollbackMessage":"…"}}}"#,
+        );
+        assert_eq!(o.creator.as_deref(), Some("codeDeployRollback"));
+        assert_eq!(o.rollback_of.as_deref(), Some("d-ORIGINAL1"));
+        assert_eq!(o.start_time, Some(1_665_737_923_500));
+        assert_eq!(o.complete_time, Some(1_665_738_100_250));
+        assert_eq!(o.deployment_type.as_deref(), Some("BLUE_GREEN"));
+        assert_eq!(o.compute_platform.as_deref(), Some("ECS"));
+
+        let o = one(
+            r#"{"deploymentId":"d-ORIGINAL1","applicationName":"app","status":"Failed",
+            "errorInformation":{"code":"ECS_UPDATE_ERROR","message":"unhealthy"},
+            "rollbackInfo":{"rollbackDeploymentId":"d-ROLLBACK1","rollbackMessage":"…"}}"#,
+        );
+        assert_eq!(o.provenance, Provenance::Api);
+        assert_eq!(o.rolled_back_by.as_deref(), Some("d-ROLLBACK1"));
+        assert_eq!(o.error_code.as_deref(), Some("ECS_UPDATE_ERROR"));
+    }
+
+    #[test]
+    fn targets_group_by_deployment_and_keep_hook_errors() {
+        let found = observations(
+            r#"{"deploymentTargets":[
+            {"deploymentTargetType":"InstanceTarget","instanceTarget":{"deploymentId":"d-A","targetId":"i-1","status":"Failed",
+              "lifecycleEvents":[{"lifecycleEventName":"AfterInstall","status":"Failed","startTime":1.5,"endTime":2,
+                "diagnostics":{"errorCode":"ScriptFailed","scriptName":"x.sh","message":"","logTail":""}},
+                {"lifecycleEventName":"ApplicationStart","status":"Skipped"}]}},
+            {"deploymentTargetType":"ECSTarget","ecsTarget":{"deploymentId":"d-B","targetId":"cluster:service","status":"InProgress",
+              "lifecycleEvents":[],"taskSetsInfo":[]}},
+            {"deploymentTargetType":"LambdaTarget","lambdaTarget":{"deploymentId":"d-A","targetId":"my-function","status":"Succeeded"}}
+        ]}"#,
+        );
+        let summary: Vec<_> = found
+            .iter()
+            .map(|o| {
+                (
+                    o.deployment.deployment_id.as_str(),
+                    o.targets
+                        .iter()
+                        .map(|t| t.target_id.as_str())
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("d-A", vec!["i-1", "my-function"]),
+                ("d-B", vec!["cluster:service"])
+            ]
+        );
+        let hooks = &found[0].targets[0].lifecycle_events;
+        assert_eq!(
+            hooks[0],
+            LifecycleEvent {
+                name: "AfterInstall".into(),
+                status: Some(TargetStatus::Failed),
+                start_time: Some(1_500),
+                end_time: Some(2_000),
+                error_code: Some("ScriptFailed".into()),
+            }
+        );
+        assert_eq!(
+            hooks[1],
+            LifecycleEvent {
+                name: "ApplicationStart".into(),
+                status: Some(TargetStatus::Skipped),
+                start_time: None,
+                end_time: None,
+                error_code: None
+            }
+        );
+        assert_eq!(found[1].targets[0].status, Some(TargetStatus::InProgress));
+    }
+
+    #[test]
+    fn instances_summary_batch() {
+        let found = observations(
+            r#"{"instancesSummary":[
+            {"deploymentId":"d-A","instanceId":"arn:aws:ec2:us-east-1:123456789012:instance/i-1","status":"Succeeded"},
+            {"deploymentId":"d-A","instanceId":"arn:aws:ec2:us-east-1:123456789012:instance/i-2","status":"Pending"}]}"#,
+        );
+        assert_eq!(found.len(), 1);
+        let statuses: Vec<_> = found[0]
+            .targets
+            .iter()
+            .map(|t| (t.target_id.as_str(), t.status))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                ("i-1", Some(TargetStatus::Succeeded)),
+                ("i-2", Some(TargetStatus::Pending))
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_batches_are_ignored() {
+        for body in [
+            r#"{"deploymentsInfo":[]}"#,
+            r#"{"deploymentTargets":[]}"#,
+            r#"{"instancesSummary":[]}"#,
+        ] {
+            assert_eq!(ignored(body), IgnoreReason::NoDeploymentState, "{body}");
+        }
+    }
+
+    #[test]
+    fn malformed_api_output() {
+        for (body, reason) in [
+            (
+                r#"{"deploymentInfo":{"applicationName":"a","status":"Failed"}}"#,
+                "missing_field",
+            ),
+            (r#"{"deploymentInfo":"nope"}"#, "invalid_json"),
+            (
+                r#"{"deploymentsInfo":{"deploymentId":"d-1"}}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"deploymentsInfo":[{"deploymentId":"d-1","status":["Failed"]}]}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"deploymentsInfo":[{"deploymentId":"d-1","createTime":"yesterday"}]}"#,
+                "invalid_timestamp",
+            ),
+            (
+                r#"{"deploymentsInfo":[{"deploymentId":"d-1","completeTime":1e20}]}"#,
+                "invalid_timestamp",
+            ),
+            (
+                r#"{"deploymentsInfo":[{"deploymentId":"d-1","deploymentOverview":{"Failed":1.5}}]}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"deploymentTarget":{"deploymentTargetType":"InstanceTarget"}}"#,
+                "missing_field",
+            ),
+            (
+                r#"{"deploymentTarget":{"instanceTarget":{"deploymentId":"d-1","status":"Failed"}}}"#,
+                "missing_field",
+            ),
+            (
+                r#"{"deploymentTargets":[{"instanceTarget":{"deploymentId":"d-1","targetId":"i-1","lifecycleEvents":{}}}]}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"deploymentTargets":[{"instanceTarget":{"deploymentId":"d-1","targetId":"i-1","lifecycleEvents":[{"lifecycleEventName":"Install","startTime":-1}]}}]}"#,
+                "invalid_timestamp",
+            ),
+        ] {
+            assert_eq!(only(body).unwrap_err().reason(), reason, "{body}");
+        }
+        let err = only(r#"{"deploymentsInfo":[{"deploymentId":"d-1"},{"deploymentId":"d-2","startTime":"soon"}]}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("`deploymentsInfo[1].startTime`"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,564 @@
+//! Decoding of every input format into [`Observation`]s.
+//!
+//! One message (a webhook body, an SQS body, a line of a replay file) goes in; its
+//! format is recognised from the shape of the JSON, because the same queue or file
+//! may carry EventBridge events, SNS notifications and API output side by side.
+//! Decoding is pure and never panics: whatever the input, the caller gets either
+//! observations, a recognised message to ignore, or a [`DecodeError`] whose
+//! [`reason`](DecodeError::reason) is a bounded label for metrics.
+
+mod api;
+mod eventbridge;
+mod fields;
+mod parts;
+mod sns;
+mod time;
+mod trigger;
+
+use serde_json::Value;
+
+use crate::domain::Observation;
+use fields::{kind, Fields};
+
+/// What one message decodes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    /// One or more observations (a BatchGetDeployments output or an SNS Records batch gives several).
+    Observations(Vec<Observation>),
+    /// A recognised message that carries no deployment state, e.g. the SNS trigger setup test message.
+    Ignored(IgnoreReason),
+}
+
+/// Why a recognised message was ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoreReason {
+    /// The plain-text notification CodeDeploy sends when a trigger is created.
+    TriggerTestMessage,
+    /// SNS `SubscriptionConfirmation` / `UnsubscribeConfirmation`.
+    SubscriptionControl,
+    /// API output without deployment state (ListDeployments ids, GetDeploymentConfig,
+    /// empty batches) and the payload CodeDeploy sends to a Lambda lifecycle hook.
+    NoDeploymentState,
+    /// An `aws.codedeploy` EventBridge event of another detail-type, e.g. "AWS API Call via CloudTrail".
+    NotLifecycleEvent,
+}
+
+impl IgnoreReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            IgnoreReason::TriggerTestMessage => "trigger_test_message",
+            IgnoreReason::SubscriptionControl => "subscription_control",
+            IgnoreReason::NoDeploymentState => "no_deployment_state",
+            IgnoreReason::NotLifecycleEvent => "not_lifecycle_event",
+        }
+    }
+}
+
+/// Why a message could not be decoded. Field names are paths into the message
+/// (`Records[0].Sns.Message.createTime`); values quoted from the message are shortened.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum DecodeError {
+    #[error("message is not valid UTF-8 (invalid byte at offset {valid_up_to})")]
+    NotUtf8 { valid_up_to: usize },
+    /// `path` is empty for the message itself, or names a field holding embedded JSON.
+    #[error("invalid JSON{}: {detail}", in_field(.path))]
+    InvalidJson { path: String, detail: String },
+    #[error("unrecognised message format: {detail}")]
+    UnknownFormat { detail: String },
+    #[error("missing field `{field}`")]
+    MissingField { field: String },
+    #[error("invalid field `{field}`: {detail}")]
+    InvalidField { field: String, detail: String },
+    #[error("unknown state {value} in `{field}`")]
+    UnknownState { field: String, value: String },
+    #[error("invalid timestamp in `{field}`: {detail}")]
+    InvalidTimestamp { field: String, detail: String },
+}
+
+fn in_field(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!(" in `{path}`")
+    }
+}
+
+impl DecodeError {
+    /// A low-cardinality label for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::NotUtf8 { .. } => "not_utf8",
+            DecodeError::InvalidJson { .. } => "invalid_json",
+            DecodeError::UnknownFormat { .. } => "unknown_format",
+            DecodeError::MissingField { .. } => "missing_field",
+            DecodeError::InvalidField { .. } => "invalid_field",
+            DecodeError::UnknownState { .. } => "unknown_state",
+            DecodeError::InvalidTimestamp { .. } => "invalid_timestamp",
+        }
+    }
+}
+
+/// Decodes one message (one webhook body, one SQS body, one JSON Lines line), auto-detecting the format.
+///
+/// # Errors
+///
+/// When the bytes are not UTF-8 or not JSON, the JSON is of no supported format, or a
+/// field of a recognised format is missing or malformed.
+pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+    let text = std::str::from_utf8(bytes).map_err(|err| DecodeError::NotUtf8 {
+        valid_up_to: err.valid_up_to(),
+    })?;
+    // Editors on Windows like to start files with a byte-order mark; JSON does not allow one.
+    let text = text.trim_start_matches('\u{feff}');
+    // serde_json limits nesting depth, so hostile input cannot exhaust the stack.
+    let value = serde_json::from_str(text).map_err(|err| DecodeError::InvalidJson {
+        path: String::new(),
+        detail: err.to_string(),
+    })?;
+    decode_value(value)
+}
+
+/// Same, from an already-parsed JSON value (the replay source splits whole-file JSON arrays into elements).
+///
+/// # Errors
+///
+/// As for [`decode`], except for the UTF-8 and JSON syntax checks already done by the caller.
+pub fn decode_value(value: Value) -> Result<Decoded, DecodeError> {
+    match value {
+        Value::Object(map) => decode_object(Fields::new(map, "")),
+        other => Err(DecodeError::UnknownFormat {
+            detail: format!("the message is {}, not a JSON object", kind(&other)),
+        }),
+    }
+}
+
+/// The formats, as told apart by their keys.
+enum Shape {
+    EventBridge,
+    SnsNotification,
+    SnsRecords,
+    DeploymentTrigger,
+    InstanceTrigger,
+    DeploymentInfo,
+    GetDeployment,
+    BatchGetDeployments,
+    GetDeploymentTarget,
+    BatchGetDeploymentTargets,
+    InstanceSummary,
+    InstancesSummary,
+    NoDeploymentState,
+}
+
+fn detect(message: &Fields) -> Option<Shape> {
+    let has = |key| message.has(key);
+    let shape = if has("detail-type") && has("source") {
+        Shape::EventBridge
+    } else if has("Records") {
+        Shape::SnsRecords
+    } else if has("Type") && (has("Message") || has("TopicArn")) {
+        Shape::SnsNotification
+    } else if has("deploymentInfo") {
+        Shape::GetDeployment
+    } else if has("deploymentsInfo") {
+        Shape::BatchGetDeployments
+    } else if has("deploymentTarget") {
+        Shape::GetDeploymentTarget
+    } else if has("deploymentTargets") {
+        Shape::BatchGetDeploymentTargets
+    } else if has("instanceSummary") {
+        Shape::InstanceSummary
+    } else if has("instancesSummary") {
+        Shape::InstancesSummary
+    } else if has("deployments")
+        || has("deploymentConfigInfo")
+        || has("LifecycleEventHookExecutionId")
+    {
+        Shape::NoDeploymentState
+    } else if !has("deploymentId") {
+        return None;
+    } else if has("instanceStatus") {
+        Shape::InstanceTrigger
+    } else if has("accountId") || has("eventTriggerName") || has("region") {
+        // Only triggers say which account and trigger they come from; `DeploymentInfo`
+        // has neither, nor a region.
+        Shape::DeploymentTrigger
+    } else if has("applicationName") && (has("status") || has("createTime")) {
+        Shape::DeploymentInfo
+    } else {
+        return None;
+    };
+    Some(shape)
+}
+
+fn decode_object(mut message: Fields) -> Result<Decoded, DecodeError> {
+    let Some(shape) = detect(&message) else {
+        let keys = message.key_names(8);
+        let detail = if keys.is_empty() {
+            "an empty JSON object".to_owned()
+        } else {
+            format!(
+                "a JSON object with keys {} matches no supported format",
+                keys.join(", ")
+            )
+        };
+        return Err(DecodeError::UnknownFormat { detail });
+    };
+    let observations = match shape {
+        Shape::EventBridge => return eventbridge::decode(message),
+        Shape::SnsNotification => return sns::envelope(message),
+        Shape::SnsRecords => return sns::records(message),
+        Shape::NoDeploymentState => return Ok(Decoded::Ignored(IgnoreReason::NoDeploymentState)),
+        Shape::DeploymentTrigger => vec![trigger::deployment(message)?],
+        Shape::InstanceTrigger => vec![trigger::instance(message)?],
+        Shape::DeploymentInfo => vec![api::deployment_info(message)?],
+        Shape::GetDeployment => vec![api::deployment_info(
+            message.required_object("deploymentInfo")?,
+        )?],
+        Shape::BatchGetDeployments => message
+            .required_objects("deploymentsInfo")?
+            .into_iter()
+            .map(api::deployment_info)
+            .collect::<Result<_, _>>()?,
+        Shape::GetDeploymentTarget => api::targets(
+            vec![api::deployment_target(
+                message.required_object("deploymentTarget")?,
+            )?],
+            "targetId",
+        )?,
+        Shape::BatchGetDeploymentTargets => api::targets(
+            message
+                .required_objects("deploymentTargets")?
+                .into_iter()
+                .map(api::deployment_target)
+                .collect::<Result<_, _>>()?,
+            "targetId",
+        )?,
+        Shape::InstanceSummary => api::targets(
+            vec![message.required_object("instanceSummary")?],
+            "instanceId",
+        )?,
+        Shape::InstancesSummary => {
+            api::targets(message.required_objects("instancesSummary")?, "instanceId")?
+        }
+    };
+    Ok(if observations.is_empty() {
+        // An empty batch answers "nothing matched", which says nothing about any deployment.
+        Decoded::Ignored(IgnoreReason::NoDeploymentState)
+    } else {
+        Decoded::Observations(observations)
+    })
+}
+
+/// A value quoted from the message for an error: escaped, and short enough that a
+/// hostile message cannot blow up logs or HTTP responses.
+fn excerpt(value: &str) -> String {
+    const MAX_CHARS: usize = 64;
+    let mut chars = value.chars();
+    let kept: String = chars.by_ref().take(MAX_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{kept:?}…")
+    } else {
+        format!("{kept:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decodes `body`, expecting exactly one observation if it decodes at all.
+    pub(super) fn only(body: &str) -> Result<Observation, DecodeError> {
+        match decode(body.as_bytes())? {
+            Decoded::Observations(mut found) if found.len() == 1 => Ok(found.remove(0)),
+            other => panic!("expected one observation, got {other:?}"),
+        }
+    }
+
+    pub(super) fn one(body: &str) -> Observation {
+        only(body).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    pub(super) fn observations(body: &str) -> Vec<Observation> {
+        match decode(body.as_bytes()) {
+            Ok(Decoded::Observations(found)) => found,
+            other => panic!("expected observations, got {other:?}"),
+        }
+    }
+
+    pub(super) fn ignored(body: &str) -> IgnoreReason {
+        match decode(body.as_bytes()) {
+            Ok(Decoded::Ignored(reason)) => reason,
+            other => panic!("expected an ignored message, got {other:?}"),
+        }
+    }
+
+    fn reason(bytes: &[u8]) -> &'static str {
+        match decode(bytes) {
+            Err(err) => err.reason(),
+            Ok(decoded) => panic!("expected an error, got {decoded:?}"),
+        }
+    }
+
+    /// Each sample file is asserted field by field in the test module of its format;
+    /// this list keeps a new sample from going untested.
+    const TESTED_SAMPLES: [&str; 13] = [
+        "api-batch-get-deployment-targets-output-awscli-example.json",
+        "api-batch-get-deployments-output-awscli-example.json",
+        "api-get-deployment-config-output-awscli-example.json",
+        "api-get-deployment-instance-output-awscli-example.json",
+        "api-get-deployment-output-awscli-example.json",
+        "api-get-deployment-target-output-awscli-example.json",
+        "api-list-deployments-output-awscli-example.json",
+        "eventbridge-deployment-success.json",
+        "eventbridge-instance-success.json",
+        "lambda-lifecycle-hook-invocation-event.json",
+        "sns-lambda-event-deployment-succeeded-2016.json",
+        "sns-trigger-message-deployment-failed-docs-sample.json",
+        "sns-trigger-message-instance-succeeded-docs-sample.json",
+    ];
+
+    fn sample_dir() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples")
+    }
+
+    #[test]
+    fn every_sample_has_a_test() {
+        let mut names: Vec<String> = std::fs::read_dir(sample_dir())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, TESTED_SAMPLES);
+    }
+
+    #[test]
+    fn decode_value_agrees_with_decode() {
+        for name in TESTED_SAMPLES {
+            let bytes = std::fs::read(sample_dir().join(name)).unwrap();
+            let value: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(decode_value(value), decode(&bytes), "{name}");
+        }
+    }
+
+    #[test]
+    fn whitespace_and_byte_order_mark_around_a_message_are_fine() {
+        let body = include_str!("../../tests/fixtures/samples/eventbridge-deployment-success.json");
+        let padded = format!("\u{feff}\n\t  {body}  \r\n");
+        assert_eq!(decode(padded.as_bytes()), decode(body.as_bytes()));
+    }
+
+    #[test]
+    fn malformed_inputs_have_bounded_reasons() {
+        let eventbridge =
+            include_str!("../../tests/fixtures/samples/eventbridge-deployment-success.json");
+        let trigger = include_str!(
+            "../../tests/fixtures/samples/sns-trigger-message-deployment-failed-docs-sample.json"
+        );
+        let deep = "[".repeat(10_000);
+        let deep_object = format!("{}{}", r#"{"a":"#.repeat(10_000), "}".repeat(10_000));
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (eventbridge[..eventbridge.len() / 2].into(), "invalid_json"),
+            (Vec::new(), "invalid_json"),
+            (b"   ".to_vec(), "invalid_json"),
+            (b"{\"a\":1}{\"b\":2}".to_vec(), "invalid_json"),
+            (b"{\"deploymentId\":\"d-\xff\xfe\"}".to_vec(), "not_utf8"),
+            (vec![0xc3, 0x28], "not_utf8"),
+            (deep.into_bytes(), "invalid_json"),
+            (deep_object.into_bytes(), "invalid_json"),
+            (b"{}".to_vec(), "unknown_format"),
+            (b"[]".to_vec(), "unknown_format"),
+            (format!("[{eventbridge}]").into_bytes(), "unknown_format"),
+            (b"42".to_vec(), "unknown_format"),
+            (b"\"hello\"".to_vec(), "unknown_format"),
+            (b"null".to_vec(), "unknown_format"),
+            (
+                b"{\"hello\":\"world\",\"deploymentId\":\"d-1\"}".to_vec(),
+                "unknown_format",
+            ),
+            (
+                eventbridge
+                    .replace("\"SUCCESS\"", "\"EXPLODED\"")
+                    .into_bytes(),
+                "unknown_state",
+            ),
+            (
+                eventbridge.replace("\"SUCCESS\"", "7").into_bytes(),
+                "invalid_field",
+            ),
+            (
+                eventbridge
+                    .replace("d-123456789", "d-12\\u0000345")
+                    .into_bytes(),
+                "invalid_field",
+            ),
+            (
+                eventbridge
+                    .replace("d-123456789", &"d".repeat(129))
+                    .into_bytes(),
+                "invalid_field",
+            ),
+            (
+                eventbridge
+                    .replace("2016-06-30T22:06:31Z", "99999-01-01T00:00:00Z")
+                    .into_bytes(),
+                "invalid_timestamp",
+            ),
+            (
+                trigger
+                    .replace("\"1446744188.595\"", "\"yesterday\"")
+                    .into_bytes(),
+                "invalid_timestamp",
+            ),
+            (
+                trigger
+                    .replace("\"1446744188.595\"", "-1446744188.595")
+                    .into_bytes(),
+                "invalid_timestamp",
+            ),
+            (
+                trigger
+                    .replace("\"Failed\": \"10\"", "\"Failed\": \"ten\"")
+                    .into_bytes(),
+                "invalid_field",
+            ),
+            (
+                trigger
+                    .replace("\"status\": \"Failed\"", "\"status\": 3")
+                    .into_bytes(),
+                "invalid_field",
+            ),
+            (
+                trigger
+                    .replace("\"d-75I7MBT7C\"", "\"d-75I7\\nMBT7C\"")
+                    .into_bytes(),
+                "invalid_field",
+            ),
+            (
+                trigger.replace("\"d-75I7MBT7C\"", "[]").into_bytes(),
+                "invalid_field",
+            ),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(
+                reason(&bytes),
+                expected,
+                "{}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            );
+        }
+    }
+
+    #[test]
+    fn errors_explain_themselves() {
+        let err = decode(b"{\"deploymentId\": ").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid JSON: EOF while parsing"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("line 1 column"), "{err}");
+
+        let err = decode(b"{\"colour\":1,\"size\":2}").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unrecognised message format: a JSON object with keys \"colour\", \"size\" matches no supported format"
+        );
+
+        let long = format!(
+            r#"{{"accountId":"1","deploymentId":"d-1\u0007{}"}}"#,
+            "x".repeat(500)
+        );
+        let err = decode(long.as_bytes()).unwrap_err();
+        assert_eq!(err.reason(), "invalid_field");
+        assert!(err.to_string().len() < 200, "{err}");
+
+        assert_eq!(
+            decode(&[b'{', 0x80]).unwrap_err(),
+            DecodeError::NotUtf8 { valid_up_to: 1 }
+        );
+    }
+
+    fn sample_bytes() -> Vec<Vec<u8>> {
+        TESTED_SAMPLES
+            .iter()
+            .map(|name| std::fs::read(sample_dir().join(name)).unwrap())
+            .collect()
+    }
+
+    /// Replaces the `n`th node of `value` in pre-order (the root is node 0).
+    fn replace_node(value: &mut Value, n: &mut usize, replacement: &Value) -> bool {
+        if *n == 0 {
+            *value = replacement.clone();
+            return true;
+        }
+        *n -= 1;
+        match value {
+            Value::Array(items) => items
+                .iter_mut()
+                .any(|item| replace_node(item, n, replacement)),
+            Value::Object(map) => map
+                .values_mut()
+                .any(|item| replace_node(item, n, replacement)),
+            _ => false,
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_mutated_samples(
+            index in 0..TESTED_SAMPLES.len(),
+            edits in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY), 1..8),
+            cut in proptest::num::usize::ANY,
+        ) {
+            let mut bytes = sample_bytes().swap_remove(index);
+            for (position, byte) in edits {
+                let position = position % bytes.len();
+                bytes[position] = byte;
+            }
+            bytes.truncate(cut % (bytes.len() + 1));
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn never_panics_on_samples_with_a_value_replaced(
+            index in 0..TESTED_SAMPLES.len(),
+            node in proptest::num::usize::ANY,
+            replacement in proptest::sample::select(vec![
+                Value::Null, Value::Bool(true), serde_json::json!(-1), serde_json::json!(1e300),
+                serde_json::json!(u64::MAX), serde_json::json!(""), serde_json::json!("{}"),
+                serde_json::json!("[]"), serde_json::json!("{\"a\":"), serde_json::json!("d-\u{0}"),
+                serde_json::json!("Fri Oct 14 08:46:18 UTC 99999"), serde_json::json!([]),
+                serde_json::json!({}), serde_json::json!([{}]), serde_json::json!({"deploymentId": 1}),
+            ]),
+        ) {
+            let mut value: Value = serde_json::from_slice(&sample_bytes().swap_remove(index)).unwrap();
+            replace_node(&mut value, &mut (node % 200), &replacement);
+            let _ = decode_value(value);
+        }
+
+        #[test]
+        fn never_panics_on_arbitrary_text(text in "\\PC*") {
+            let _ = decode(text.as_bytes());
+        }
+    }
+
+    #[test]
+    fn labels_are_snake_case() {
+        let reasons = [
+            IgnoreReason::TriggerTestMessage,
+            IgnoreReason::SubscriptionControl,
+            IgnoreReason::NoDeploymentState,
+            IgnoreReason::NotLifecycleEvent,
+        ];
+        let labels: Vec<_> = reasons.iter().map(IgnoreReason::as_str).collect();
+        assert_eq!(
+            labels,
+            [
+                "trigger_test_message",
+                "subscription_control",
+                "no_deployment_state",
+                "not_lifecycle_event"
+            ]
+        );
+    }
+}
