@@ -250,7 +250,8 @@ mod tests {
         let mut stats = GroupStats::default();
         stats.add(&settlement("d-1", Status::Failed, 1, true));
         let counts: Vec<u64> = stats.deployments.values().copied().collect();
-        assert_eq!(counts, vec![1, 0, 0]);
+        // In status order: succeeded, failed, stopped.
+        assert_eq!(counts, vec![0, 1, 0]);
         assert_eq!(stats.errors.get("unknown"), Some(&1));
     }
 }

@@ -395,3 +395,241 @@ fn group_key(key: &DeploymentKey, facts: &Facts) -> GroupKey {
         deployment_group: Facts::text(&facts.deployment_group).unwrap_or_default().to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Overview, Provenance};
+
+    const MIN: Millis = 60_000;
+
+    fn at(account: &str, id: &str) -> DeploymentRef {
+        DeploymentRef {
+            account: Some(account.to_owned()).filter(|a| !a.is_empty()),
+            region: Some("us-east-1".to_owned()).filter(|_| !account.is_empty()),
+            deployment_id: id.to_owned(),
+        }
+    }
+
+    /// An EventBridge deployment state change.
+    fn event(id: &str, status: Status, time: Millis) -> Observation {
+        let mut o = Observation::new(at("111111111111", id), Provenance::Event);
+        o.application = Some("app".into());
+        o.deployment_group = Some("prod".into());
+        o.status = Some(status);
+        o.event_time = Some(time);
+        o.is_state_change = true;
+        o
+    }
+
+    /// An API `DeploymentInfo` (no account or region).
+    fn api(id: &str, status: Status, created: Millis, completed: Millis, creator: &str) -> Observation {
+        let mut o = Observation::new(at("", id), Provenance::Api);
+        o.application = Some("app".into());
+        o.deployment_group = Some("prod".into());
+        o.status = Some(status);
+        o.create_time = Some(created);
+        o.complete_time = Some(completed);
+        o.creator = Some(creator.into());
+        o
+    }
+
+    fn only_group(ledger: &Ledger) -> GroupSnapshot {
+        let snapshot = ledger.snapshot(100 * MIN);
+        assert_eq!(snapshot.groups.len(), 1, "{:#?}", snapshot.groups);
+        snapshot.groups.into_iter().next().expect("one group")
+    }
+
+    fn finished(group: &GroupSnapshot, status: Status) -> u64 {
+        group.stats.deployments.iter().filter(|((_, s), _)| *s == status).map(|(_, n)| n).sum()
+    }
+
+    fn replayed(observations: &[Observation]) -> Ledger {
+        let mut ledger = Ledger::new(2 * MIN);
+        for o in observations {
+            ledger.apply(o, 0);
+        }
+        ledger.settle(0, true);
+        ledger
+    }
+
+    #[test]
+    fn terminal_is_counted_once_whatever_the_duplicates() {
+        let start = event("d-1", Status::InProgress, MIN);
+        let done = event("d-1", Status::Succeeded, 5 * MIN);
+        let mut ledger = Ledger::new(2 * MIN);
+        assert!(ledger.apply(&start, 0));
+        assert!(ledger.apply(&done, 0));
+        assert!(!ledger.apply(&done, 0), "a re-delivery is a duplicate");
+        ledger.settle(0, true);
+        assert!(!ledger.apply(&done, 0));
+        ledger.settle(0, true);
+        let group = only_group(&ledger);
+        assert_eq!(finished(&group, Status::Succeeded), 1);
+        assert_eq!(group.stats.durations[&Status::Succeeded].sum_ms, 4 * MIN);
+    }
+
+    #[test]
+    fn arrival_order_does_not_matter() {
+        let stream = vec![
+            event("d-1", Status::InProgress, MIN),
+            event("d-1", Status::Failed, 3 * MIN),
+            api("d-1", Status::Failed, MIN - 1000, 3 * MIN + 500, "user"),
+            event("d-2", Status::InProgress, 10 * MIN),
+            api("d-2", Status::Succeeded, 10 * MIN, 20 * MIN, "user"),
+            event("d-2", Status::Succeeded, 20 * MIN),
+        ];
+        let forward = only_group(&replayed(&stream));
+        let mut reversed = stream.clone();
+        reversed.reverse();
+        assert_eq!(forward, only_group(&replayed(&reversed)));
+        assert_eq!(forward.stats.time_to_restore.sum_ms, 20 * MIN - (3 * MIN + 500));
+    }
+
+    #[test]
+    fn status_never_moves_backwards() {
+        let mut ledger = Ledger::new(2 * MIN);
+        ledger.apply(&event("d-1", Status::Succeeded, 5 * MIN), 0);
+        ledger.apply(&event("d-1", Status::InProgress, MIN), 0);
+        let snapshot = ledger.snapshot(0);
+        assert_eq!(snapshot.groups[0].in_progress, 0);
+        ledger.settle(0, true);
+        assert_eq!(finished(&only_group(&ledger), Status::Succeeded), 1);
+    }
+
+    #[test]
+    fn api_times_win_over_event_times_and_api_output_joins_its_event() {
+        let ledger = replayed(&[
+            event("d-1", Status::InProgress, 2 * MIN),
+            event("d-1", Status::Succeeded, 9 * MIN),
+            api("d-1", Status::Succeeded, MIN, 10 * MIN, "CodeDeploy"),
+        ]);
+        let group = only_group(&ledger);
+        assert_eq!(group.key.account_id, "111111111111", "the API record joined the identified one");
+        assert_eq!(group.stats.durations[&Status::Succeeded].sum_ms, 9 * MIN);
+        let kinds: Vec<&str> = group.stats.deployments.keys().map(|(k, _)| k.creator.as_str()).collect();
+        assert!(kinds.iter().all(|c| *c == "CodeDeploy"), "{kinds:?}");
+        assert_eq!(ledger.deployments_tracked(), 1);
+    }
+
+    #[test]
+    fn without_a_start_no_duration_is_observed_but_the_deployment_counts() {
+        let group = only_group(&replayed(&[event("d-1", Status::Stopped, MIN)]));
+        assert_eq!(finished(&group, Status::Stopped), 1);
+        assert_eq!(group.stats.durations[&Status::Stopped].count, 0);
+    }
+
+    #[test]
+    fn clock_skew_is_clamped_and_counted() {
+        let ledger = replayed(&[
+            event("d-1", Status::InProgress, MIN),
+            api("d-1", Status::Succeeded, 10 * MIN, 9 * MIN, "user"),
+        ]);
+        let snapshot = ledger.snapshot(0);
+        assert_eq!(snapshot.data_quality.get(quality::NEGATIVE_DURATION), Some(&1));
+        let durations = &snapshot.groups[0].stats.durations[&Status::Succeeded];
+        assert_eq!((durations.count, durations.sum_ms), (1, 0));
+    }
+
+    #[test]
+    fn rollbacks_link_to_what_they_undo() {
+        let mut rollback = api("d-2", Status::Succeeded, 6 * MIN, 8 * MIN, "codeDeployRollback");
+        rollback.rollback_of = Some("d-1".into());
+        let ledger = replayed(&[
+            event("d-1", Status::InProgress, MIN),
+            event("d-1", Status::Failed, 5 * MIN),
+            event("d-2", Status::InProgress, 6 * MIN),
+            rollback,
+            event("d-2", Status::Succeeded, 8 * MIN),
+        ]);
+        let group = only_group(&ledger);
+        assert_eq!(group.stats.rollbacks[&Status::Succeeded], 1);
+        assert_eq!(group.stats.rollback_durations.sum_ms, 3 * MIN);
+        assert_eq!(group.stats.change_failures, 1, "the rollback itself is not a change");
+        // The rollback's success restores service.
+        assert_eq!(group.stats.time_to_restore.sum_ms, 3 * MIN);
+        let window = &group.windows[2];
+        assert_eq!(window.deployments, 1);
+        assert_eq!(window.rollback_ratio, 1.0);
+        assert_eq!(window.change_failure_ratio, 1.0);
+        assert_eq!(window.success_ratio, 0.5);
+    }
+
+    #[test]
+    fn a_rollback_learned_late_makes_a_settled_success_a_change_failure() {
+        let mut ledger = Ledger::new(2 * MIN);
+        ledger.apply(&api("d-1", Status::Succeeded, MIN, 2 * MIN, "user"), 0);
+        ledger.apply(&event("d-1", Status::Succeeded, 2 * MIN), 0);
+        assert_eq!(ledger.settle(0, false), 1, "complete API details settle at once");
+        let mut rollback = event("d-2", Status::Succeeded, 4 * MIN);
+        rollback.rollback_of = Some("d-1".into());
+        ledger.apply(&rollback, 0);
+        ledger.settle(3 * MIN, false);
+        let group = only_group(&ledger);
+        assert_eq!(group.stats.change_failures, 1);
+        assert_eq!(group.stats.rollbacks[&Status::Succeeded], 1);
+    }
+
+    #[test]
+    fn scaling_deployments_are_not_changes() {
+        let group = only_group(&replayed(&[
+            api("d-1", Status::Failed, MIN, 2 * MIN, "autoscaling"),
+            api("d-2", Status::Succeeded, 3 * MIN, 4 * MIN, "user"),
+        ]));
+        assert_eq!(group.stats.change_failures, 0);
+        assert_eq!(group.windows[2].deployments, 1);
+        assert_eq!(group.stats.time_to_restore.count, 0);
+    }
+
+    #[test]
+    fn settling_waits_for_late_details_unless_the_api_has_given_them() {
+        let mut ledger = Ledger::new(2 * MIN);
+        ledger.apply(&event("d-1", Status::Succeeded, MIN), 10 * MIN);
+        assert_eq!(ledger.settle(11 * MIN, false), 0, "still inside the settle time");
+        // A late START still lands before counting, so the duration is known.
+        ledger.apply(&event("d-1", Status::InProgress, 0), 11 * MIN);
+        assert_eq!(ledger.settle(12 * MIN, false), 1);
+        assert_eq!(only_group(&ledger).stats.durations[&Status::Succeeded].sum_ms, MIN);
+
+        let mut api_complete = api("d-2", Status::Failed, MIN, 2 * MIN, "user");
+        api_complete.overview = Some(Overview { failed: 1, ..Overview::default() });
+        let mut target = Observation::new(at("", "d-2"), Provenance::Api);
+        target.targets.push(crate::domain::TargetObservation {
+            target_id: "i-1".into(),
+            status: Some(TargetStatus::Failed),
+            lifecycle_events: vec![],
+        });
+        ledger.apply(&api_complete, 20 * MIN);
+        assert_eq!(ledger.settle(20 * MIN, false), 0, "the overview promises a target not seen yet");
+        ledger.apply(&target, 20 * MIN);
+        assert_eq!(ledger.settle(20 * MIN, false), 1);
+    }
+
+    #[test]
+    fn ambiguous_partial_records_stand_alone() {
+        let mut other_account = event("d-1", Status::InProgress, MIN);
+        other_account.deployment.account = Some("222222222222".into());
+        let ledger = replayed(&[
+            event("d-1", Status::InProgress, MIN),
+            other_account,
+            api("d-1", Status::Succeeded, MIN, 2 * MIN, "user"),
+        ]);
+        assert_eq!(ledger.deployments_tracked(), 3);
+    }
+
+    #[test]
+    fn in_progress_deployments_show_their_targets_and_age() {
+        let mut running = api("d-1", Status::InProgress, 5 * MIN, 0, "user");
+        running.complete_time = None;
+        running.deployment = at("111111111111", "d-1");
+        running.overview = Some(Overview { succeeded: 2, in_progress: 1, pending: 3, ..Overview::default() });
+        let mut ledger = Ledger::new(2 * MIN);
+        ledger.apply(&running, 0);
+        let group = only_group(&ledger);
+        assert_eq!(group.in_progress, 1);
+        assert_eq!(group.oldest_in_progress_start, Some(5 * MIN));
+        assert_eq!(group.targets_in_progress[&TargetStatus::Pending], 3);
+        assert_eq!(finished(&group, Status::Succeeded), 0, "known kinds start at zero");
+        assert_eq!(group.stats.deployments.len(), 3);
+    }
+}

@@ -1,0 +1,150 @@
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+
+use clap::Parser;
+use codedeploy_exporter::app::{App, DemoFeed};
+use codedeploy_exporter::config::{Cli, Command as CliCommand};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const SECRET: &str = "test-secret-1234";
+
+/// A running exporter; stops when dropped.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    pub async fn scrape(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.expect("scrape");
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("scrape body")
+    }
+
+    /// POSTs one message with the right secret; returns (status, body).
+    pub async fn post_event(&self, body: impl Into<String>) -> (u16, String) {
+        let response = self
+            .client
+            .post(self.url("/events"))
+            .header("Authorization", format!("Bearer {SECRET}"))
+            .body(body.into())
+            .send()
+            .await
+            .expect("post event");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("response body"))
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server ran cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Starts `serve` (or `demo` when the first extra flag is "demo") with the
+/// webhook secret, on a free port of 127.0.0.1, plus any extra flags.
+pub async fn spawn_app(extra: &[&str]) -> TestApp {
+    let (command, extra) = match extra.first() {
+        Some(&"demo") => ("demo", &extra[1..]),
+        _ => ("serve", extra),
+    };
+    let mut argv = vec![
+        "codedeploy-exporter",
+        command,
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--webhook.secret",
+        SECRET,
+    ];
+    argv.extend_from_slice(extra);
+    let cli = Cli::try_parse_from(argv).expect("flags parse");
+    let (args, demo) = match cli.command {
+        CliCommand::Serve(args) => (args, None),
+        CliCommand::Demo(demo) => {
+            let feed = DemoFeed {
+                fleet: codedeploy_exporter::simulator::Fleet::new(demo.seed),
+                history_days: demo.history_days,
+            };
+            (demo.serve, Some(feed))
+        }
+        CliCommand::Replay(_) => unreachable!("tests start servers only"),
+    };
+    let config = args.validate().expect("valid config");
+    let app = App::build(config, demo).await.expect("app builds");
+    let address = app.local_addr().expect("bound");
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run(shutdown.clone()));
+    TestApp { address, client: reqwest::Client::new(), shutdown, server: Some(server) }
+}
+
+/// The value of the first sample whose line starts with `series` (the full
+/// series text up to the value).
+pub fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        value.split(' ').next()?.parse().ok()
+    })
+}
+
+/// Runs `promtool check metrics` on an exposition; panics with promtool's
+/// findings. promtool is required: `scripts/test` installs it.
+pub fn assert_promtool_clean(exposition: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is required (Debian package `prometheus`; `scripts/test` installs it)");
+    child.stdin.take().expect("stdin").write_all(exposition.as_bytes()).expect("write to promtool");
+    let output = child.wait_with_output().expect("promtool ran");
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+pub fn eventbridge(id: &str, state: &str, time: &str) -> String {
+    serde_json::json!({
+        "version": "0",
+        "id": format!("{id}-{state}-{time}"),
+        "detail-type": "CodeDeploy Deployment State-change Notification",
+        "source": "aws.codedeploy",
+        "account": "123456789012",
+        "time": time,
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "instanceGroupId": "9fd2fbef-2157-40d8-91e7-6845af69e2d2",
+            "region": "us-east-1",
+            "application": "checkout",
+            "deploymentId": id,
+            "state": state,
+            "deploymentGroup": "prod"
+        }
+    })
+    .to_string()
+}
+
+/// The labels of the `checkout/prod` group used by [`eventbridge`].
+pub const CHECKOUT: &str =
+    r#"account_id="123456789012",region="us-east-1",application="checkout",deployment_group="prod""#;

@@ -1,0 +1,6 @@
+//! Integration tests: the exporter started in-process on 127.0.0.1:0 and
+//! driven over real HTTP, as a user's Prometheus and CodeDeploy would.
+
+mod helpers;
+mod metrics_endpoint;
+mod webhook;

@@ -1,0 +1,94 @@
+use std::time::Duration;
+
+use crate::helpers::{assert_promtool_clean, eventbridge, sample, spawn_app, CHECKOUT};
+
+#[tokio::test]
+async fn endpoints_answer_and_the_scrape_is_lint_clean() {
+    let app = spawn_app(&[]).await;
+    app.post_event(eventbridge("d-BBBBBBBB1", "START", "2026-11-26T10:00:00Z")).await;
+    let response = app.client.get(app.url("/metrics")).send().await.expect("scrape");
+    assert_eq!(
+        response.headers()["content-type"].to_str().expect("ascii"),
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let metrics = response.text().await.expect("body");
+    assert!(metrics.contains("# TYPE codedeploy_deployments_total counter"), "{metrics}");
+    assert_eq!(sample(&metrics, r#"codedeploy_exporter_build_info{version="0.1.0"}"#), Some(1.0));
+    assert_promtool_clean(&metrics);
+
+    for (path, expected) in [("/-/healthy", "Healthy"), ("/-/ready", "Ready")] {
+        let body = app.client.get(app.url(path)).send().await.expect("get").text().await.expect("body");
+        assert_eq!(body.trim(), expected);
+    }
+    let landing = app.client.get(app.url("/")).send().await.expect("get").text().await.expect("body");
+    assert!(landing.contains(r#"<a href="/metrics">"#), "{landing}");
+    assert!(landing.contains("<td>checkout</td><td>prod</td><td>1</td>"), "{landing}");
+    let missing = app.client.get(app.url("/nope")).send().await.expect("get");
+    assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn a_custom_telemetry_path_moves_the_metrics() {
+    let app = spawn_app(&["--web.telemetry-path", "/internal/metrics"]).await;
+    assert_eq!(app.client.get(app.url("/internal/metrics")).send().await.expect("get").status(), 200);
+    assert_eq!(app.client.get(app.url("/metrics")).send().await.expect("get").status(), 404);
+}
+
+#[tokio::test]
+async fn openmetrics_scrapes_carry_the_deployment_id_as_exemplar() {
+    let app = spawn_app(&["--ledger.settle-time", "0s"]).await;
+    app.post_event(eventbridge("d-CCCCCCCC1", "START", "2026-11-26T10:00:00Z")).await;
+    app.post_event(eventbridge("d-CCCCCCCC1", "FAILURE", "2026-11-26T10:02:00Z")).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let response = app
+        .client
+        .get(app.url("/metrics"))
+        .header("Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
+        .send()
+        .await
+        .expect("scrape");
+    assert!(response.headers()["content-type"].to_str().expect("ascii").starts_with("application/openmetrics-text"));
+    let body = response.text().await.expect("body");
+    let bucket = format!("codedeploy_deployment_duration_seconds_bucket{{le=\"120.0\",{CHECKOUT},status=\"failed\"}} 1 # {{deployment_id=\"d-CCCCCCCC1\"}} 120.0 ");
+    assert!(body.contains(&bucket), "no exemplar line {bucket} in\n{body}");
+    assert!(body.trim_end().ends_with("# EOF"));
+}
+
+#[tokio::test]
+async fn demo_shows_every_family_within_a_minute() {
+    let app = spawn_app(&["demo", "--demo.history-days", "30"]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let metrics = app.scrape().await;
+    for family in [
+        "codedeploy_deployments_total",
+        "codedeploy_deployments_in_progress",
+        "codedeploy_deployment_duration_seconds_bucket",
+        "codedeploy_rollbacks_total",
+        "codedeploy_rollback_duration_seconds_count",
+        "codedeploy_change_failures_total",
+        "codedeploy_time_to_restore_seconds_count",
+        "codedeploy_deployment_errors_total",
+        "codedeploy_deployment_targets_total",
+        "codedeploy_deployment_targets",
+        "codedeploy_lifecycle_event_duration_seconds_bucket",
+        "codedeploy_lifecycle_event_failures_total",
+        "codedeploy_last_deployment_timestamp_seconds",
+        "codedeploy_sli_success_ratio",
+        "codedeploy_dora_deployments",
+        "codedeploy_dora_change_failure_ratio",
+        "codedeploy_dora_time_to_restore_seconds",
+        "codedeploy_deployment_duration_window_seconds",
+        "codedeploy_exporter_events_total",
+    ] {
+        let has_nonzero = metrics.lines().any(|line| {
+            line.starts_with(&format!("{family}{{"))
+                && line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0)
+        });
+        assert!(has_nonzero, "{family} has no non-zero series in the demo");
+    }
+    for platform in ["Server", "Lambda", "ECS"] {
+        assert!(metrics.contains(&format!("compute_platform=\"{platform}\"")), "no {platform} deployments");
+    }
+    assert_promtool_clean(&metrics);
+    app.stop().await;
+}
