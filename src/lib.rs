@@ -1,3 +1,37 @@
+//! codedeploy-exporter: AWS CodeDeploy deployment lifecycle events in,
+//! deployment SLIs and DORA metrics out.
+//!
+//! # Data flow
+//!
+//! ```text
+//!  POST /events (webhook) ─┐
+//!  replay FILE... ─────────┤  raw message bytes
+//!  demo simulator ─────────┘        │
+//!                                   ▼
+//!                   decode::decode ── auto-detects EventBridge / SNS / trigger / API
+//!                                   │  Vec<domain::Observation>   (or Ignored / DecodeError)
+//!                                   ▼
+//!          ingest::Exporter ── Ledger::apply: a lattice join per field (idempotent,
+//!                                   │          order-independent), outcome counted
+//!                                   ▼
+//!                          Ledger::settle ── terminal + (API details complete | settle time)
+//!                                   │        → counted once into per-group counters
+//!                                   ▼
+//!    GET /metrics ─▶ Ledger::snapshot (under the lock) ─▶ metrics::Exposition::render
+//!                    (windows computed exactly)             (prometheus-client collector)
+//! ```
+//!
+//! # Layout
+//!
+//! - [`domain`]: the vocabulary every format decodes into (no I/O, no formats).
+//! - [`decode`]: one module per input format, each producing observations.
+//! - [`ledger`]: deployment records, settling, per-group counters, snapshots.
+//! - [`metrics`]: the metrics contract rendered from a snapshot; exporter self-metrics.
+//! - [`ingest`]: decode → fold → count, the one path every message takes.
+//! - [`sources`]: where messages come from (webhook, files, the demo).
+//! - [`http`], [`config`], [`app`]: the server, the validated flags, start-up and shutdown.
+//! - [`simulator`]: a deterministic fleet for `demo`.
+
 pub mod app;
 pub mod config;
 pub mod decode;
