@@ -36,7 +36,9 @@ impl App {
     /// Loads `--replay` files (and the demo history), then binds the listener.
     pub async fn build(config: ServeConfig, demo: Option<DemoFeed>) -> anyhow::Result<App> {
         let mut exporter = Exporter::new(config.settle_time_ms);
-        exporter.register(Source::Webhook);
+        if config.http.webhook_secret.is_some() {
+            exporter.register(Source::Webhook);
+        }
         if !config.replay.is_empty() || demo.is_some() {
             exporter.register(Source::Replay);
         }
