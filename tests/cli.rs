@@ -1,0 +1,90 @@
+//! The binary as a user runs it: flags, errors, signals.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_codedeploy-exporter");
+
+#[test]
+fn bad_flags_fail_with_a_clear_message() {
+    let output = Command::new(BIN)
+        .args(["serve", "--web.listen-address", "localhost"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--web.listen-address \"localhost\" is not HOST:PORT"), "{stderr}");
+
+    let output = Command::new(BIN)
+        .args(["serve", "--ledger.settle-time", "soon"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2), "clap's usage error");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--ledger.settle-time"));
+}
+
+#[test]
+fn flags_can_come_from_the_environment() {
+    let output = Command::new(BIN)
+        .arg("serve")
+        .env("CODEDEPLOY_EXPORTER_WEB_TELEMETRY_PATH", "no-slash")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--web.telemetry-path \"no-slash\""));
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let output = Command::new(BIN).args(["serve", "--help"]).output().expect("runs");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--web.listen-address",
+        "--web.telemetry-path",
+        "--webhook.secret-file",
+        "--webhook.max-body-bytes",
+        "--ledger.settle-time",
+        "--replay",
+        "--shutdown.timeout",
+        "CODEDEPLOY_EXPORTER_WEB_LISTEN_ADDRESS",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from\n{help}");
+    }
+}
+
+#[test]
+fn sigterm_stops_the_server_gracefully() {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--web.listen-address", "127.0.0.1:0", "--log.level", "info"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut address = None;
+    let mut line = String::new();
+    while address.is_none() && stderr.read_line(&mut line).expect("log line") > 0 {
+        address = line
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("address="))
+            .map(str::to_owned);
+        line.clear();
+    }
+    let address = address.expect("the server logs its address");
+    let metrics = std::net::TcpStream::connect(&address).expect("listening");
+    drop(metrics);
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+    let rest: String = stderr.lines().map_while(Result::ok).collect::<Vec<_>>().join("\n");
+    assert!(rest.contains("shutting down gracefully") && rest.contains("stopped"), "{rest}");
+}
