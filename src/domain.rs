@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// Milliseconds since the Unix epoch, UTC. Integer so that merging and sorting
 /// are exact and the fold stays deterministic.
 pub type Millis = i64;
@@ -15,7 +17,7 @@ pub type Millis = i64;
 /// Where a fact came from, ordered by how much we trust it. When two
 /// observations disagree on a field, the higher rank wins; equal ranks are
 /// settled by a fixed rule per field, so arrival order never matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Provenance {
     /// EventBridge state-change events: a state and the time it was emitted.
     Event = 1,
@@ -26,7 +28,7 @@ pub enum Provenance {
 }
 
 /// CodeDeploy deployment status (API vocabulary).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Status {
     Created,
     Queued,
@@ -100,7 +102,7 @@ impl fmt::Display for Status {
 
 /// Status of one deployment target or one lifecycle event on it
 /// (API `TargetStatus` / `LifecycleEventStatus`, SNS `instanceStatus`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TargetStatus {
     Pending,
     InProgress,
@@ -169,7 +171,7 @@ impl TargetStatus {
 /// Which deployment an observation is about. Account and region are absent from
 /// API output (and from some EventBridge fakes); the ledger then joins the
 /// observation to the only record with the same deployment id, if there is one.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub struct DeploymentRef {
     pub account: Option<String>,
     pub region: Option<String>,
@@ -177,7 +179,7 @@ pub struct DeploymentRef {
 }
 
 /// Per-status target counts (`deploymentOverview`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Overview {
     pub pending: u64,
     pub in_progress: u64,
@@ -206,7 +208,7 @@ impl Overview {
 }
 
 /// One lifecycle event (hook) on one target.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LifecycleEvent {
     /// `ApplicationStop`, `BeforeInstall`, `AfterAllowTraffic`, …
     pub name: String,
@@ -219,7 +221,7 @@ pub struct LifecycleEvent {
 
 /// What an observation says about one deployment target (instance, Lambda
 /// function, ECS service).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetObservation {
     pub target_id: String,
     pub status: Option<TargetStatus>,
@@ -227,7 +229,7 @@ pub struct TargetObservation {
 }
 
 /// Everything one decoded message says about one deployment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {
     pub deployment: DeploymentRef,
     pub provenance: Provenance,

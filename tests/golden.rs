@@ -257,10 +257,8 @@ fn one_file_per_line_in_reverse_gives_the_same_domain_series() {
     assert!(split == whole, "{}", diff(&whole, &split));
 }
 
-/// SPEC: rejected lines are reported with their line number. A file whose
-/// only message sits after blank lines parses as one JSON document, and
-/// `replay_bytes` (src/sources/replay.rs, the `Ok(_)` arm) then reports
-/// `Position::Line(1)` whatever line the message is on.
+/// SPEC: rejected lines are reported with their line number, also when the
+/// file's only message sits after blank lines and parses as one JSON document.
 #[test]
 fn a_rejected_message_after_blank_lines_is_reported_at_its_own_line() {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -273,13 +271,9 @@ fn a_rejected_message_after_blank_lines_is_reported_at_its_own_line() {
     assert!(reported[0].starts_with(&prefix), "{:?} should start with {prefix:?}", reported[0]);
 }
 
-/// SPEC: "All series of a known deployment group are initialised at 0." The
+/// SPEC: "All series of a known deployment group are initialised at 0." An
 /// EventBridge instance event names its account, region, application and
-/// deployment group, yet no series of that group appear:
-/// `snapshot::build` (src/ledger/snapshot.rs) skips every record without a
-/// deployment status, even when the record knows its group.
-/// (`eventbridge-instance-success.prom` holds today's output; regenerate it
-/// once this is fixed.)
+/// deployment group, which makes the group known.
 #[test]
 fn an_instance_event_makes_its_deployment_group_known() {
     let sample = Path::new(SAMPLES).join("eventbridge-instance-success.json");

@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use super::histogram::{
-    Exemplar, Histogram, DEPLOYMENT_DURATION_BUCKETS, LIFECYCLE_EVENT_BUCKETS, RECOVERY_BUCKETS,
-};
+use serde::{Deserialize, Serialize};
+
+use super::histogram::{Buckets, Exemplar, Histogram};
 use crate::domain::{Millis, Status, TargetStatus};
 
 /// Identity of a deployment group; the base label set of every domain series.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub struct GroupKey {
     pub account_id: String,
     pub region: String,
@@ -19,7 +19,7 @@ pub struct GroupKey {
 }
 
 /// The descriptive labels of `codedeploy_deployments_total` besides status.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Kind {
     pub compute_platform: String,
     pub deployment_type: String,
@@ -50,7 +50,7 @@ pub struct Settlement {
     pub hook_failures: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupStats {
     pub deployments: BTreeMap<(Kind, Status), u64>,
     pub durations: BTreeMap<Status, Histogram>,
@@ -78,13 +78,13 @@ impl Default for GroupStats {
             deployments: BTreeMap::new(),
             durations: FINISHED
                 .iter()
-                .map(|s| (*s, Histogram::new(DEPLOYMENT_DURATION_BUCKETS)))
+                .map(|s| (*s, Histogram::new(Buckets::DeploymentDuration)))
                 .collect(),
             rollbacks: FINISHED.iter().map(|s| (*s, 0)).collect(),
-            rollback_durations: Histogram::new(RECOVERY_BUCKETS),
+            rollback_durations: Histogram::new(Buckets::Recovery),
             change_failures: 0,
-            time_to_restore: Histogram::new(RECOVERY_BUCKETS),
-            lead_time: Histogram::new(RECOVERY_BUCKETS),
+            time_to_restore: Histogram::new(Buckets::Recovery),
+            lead_time: Histogram::new(Buckets::Recovery),
             errors: BTreeMap::new(),
             targets: [TargetStatus::Succeeded, TargetStatus::Failed, TargetStatus::Skipped]
                 .iter()
@@ -119,7 +119,7 @@ impl GroupStats {
             let histogram = self
                 .durations
                 .entry(s.status)
-                .or_insert_with(|| Histogram::new(DEPLOYMENT_DURATION_BUCKETS));
+                .or_insert_with(|| Histogram::new(Buckets::DeploymentDuration));
             histogram.observe_with_exemplar(
                 duration,
                 Exemplar {
@@ -145,7 +145,7 @@ impl GroupStats {
         for (hook, status, duration) in &s.hook_durations {
             self.hook_durations
                 .entry((hook.clone(), *status))
-                .or_insert_with(|| Histogram::new(LIFECYCLE_EVENT_BUCKETS))
+                .or_insert_with(|| Histogram::new(Buckets::LifecycleEvent))
                 .observe(*duration);
         }
         for failure in &s.hook_failures {
@@ -174,6 +174,14 @@ impl GroupStats {
         if let Some(at) = finished_at {
             self.open_failure_run(at);
         }
+    }
+
+    /// Forgets recoveries before `cutoff` (they only feed the windows); returns
+    /// whether any were dropped.
+    pub fn trim_restores(&mut self, cutoff: Millis) -> bool {
+        let before = self.restores.len();
+        self.restores.retain(|(at, _)| *at >= cutoff);
+        self.restores.len() != before
     }
 
     fn open_failure_run(&mut self, at: Millis) {

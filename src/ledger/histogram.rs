@@ -4,7 +4,30 @@
 //! addition is not associative, and the same set of deployments settled in a
 //! different order must render byte-identical output.
 
+use serde::{Deserialize, Serialize};
+
 use crate::domain::Millis;
+
+/// The bucket layouts in use. Stored by name, so a store written with one
+/// layout is never read with another without a format change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Buckets {
+    DeploymentDuration,
+    Recovery,
+    LifecycleEvent,
+    Lag,
+}
+
+impl Buckets {
+    pub fn bounds(self) -> &'static [f64] {
+        match self {
+            Buckets::DeploymentDuration => DEPLOYMENT_DURATION_BUCKETS,
+            Buckets::Recovery => RECOVERY_BUCKETS,
+            Buckets::LifecycleEvent => LIFECYCLE_EVENT_BUCKETS,
+            Buckets::Lag => LAG_BUCKETS,
+        }
+    }
+}
 
 /// Deployment durations run from seconds (a Lambda all-at-once) to hours
 /// (EC2 blue/green with a termination wait; CodeDeploy allows up to 109 h).
@@ -31,7 +54,7 @@ pub const LAG_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 
 
 /// The deployment that last landed in a bucket, shown as an OpenMetrics exemplar
 /// so that a slow bucket links to a deployment id without making it a label.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exemplar {
     pub deployment_id: String,
     pub value_ms: Millis,
@@ -42,9 +65,9 @@ pub struct Exemplar {
 /// A Prometheus histogram: per-bucket counts (not cumulative), the sum and the
 /// count, plus per-bucket sums so that an OpenMetrics rendering can rebuild the
 /// same sum bucket by bucket.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Histogram {
-    pub bounds: &'static [f64],
+    pub buckets: Buckets,
     /// One entry per bound plus a final `+Inf` bucket.
     pub bucket_counts: Vec<u64>,
     pub bucket_sums_ms: Vec<i64>,
@@ -54,13 +77,13 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    pub fn new(bounds: &'static [f64]) -> Histogram {
-        let buckets = bounds.len() + 1;
+    pub fn new(buckets: Buckets) -> Histogram {
+        let slots = buckets.bounds().len() + 1;
         Histogram {
-            bounds,
-            bucket_counts: vec![0; buckets],
-            bucket_sums_ms: vec![0; buckets],
-            exemplars: vec![None; buckets],
+            buckets,
+            bucket_counts: vec![0; slots],
+            bucket_sums_ms: vec![0; slots],
+            exemplars: vec![None; slots],
             count: 0,
             sum_ms: 0,
         }
@@ -69,7 +92,11 @@ impl Histogram {
     /// Index of the bucket a value falls in: the first bound ≥ value (`le` is inclusive).
     pub fn bucket_of(&self, value_ms: Millis) -> usize {
         let seconds = value_ms as f64 / 1000.0;
-        self.bounds.partition_point(|bound| *bound < seconds)
+        self.bounds().partition_point(|bound| *bound < seconds)
+    }
+
+    pub fn bounds(&self) -> &'static [f64] {
+        self.buckets.bounds()
     }
 
     pub fn observe(&mut self, value_ms: Millis) {
@@ -109,27 +136,27 @@ mod tests {
 
     #[test]
     fn bounds_are_inclusive_and_overflow_goes_to_inf() {
-        let mut h = Histogram::new(&[1.0, 5.0]);
+        let mut h = Histogram::new(Buckets::LifecycleEvent);
         h.observe(1000);
         h.observe(1001);
-        h.observe(9000);
-        assert_eq!(h.bucket_counts, vec![1, 1, 1]);
+        h.observe(9_000_000);
+        assert_eq!(h.bucket_counts, vec![1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
         assert_eq!(h.count, 3);
-        assert_eq!(h.sum_ms, 11001);
-        assert_eq!(h.sum_seconds(), 11.001);
+        assert_eq!(h.sum_ms, 9_002_001);
+        assert_eq!(h.sum_seconds(), 9002.001);
     }
 
     #[test]
     fn exemplar_choice_ignores_observation_order() {
         let a = Exemplar { deployment_id: "d-A".into(), value_ms: 2000, at: 10 };
         let b = Exemplar { deployment_id: "d-B".into(), value_ms: 3000, at: 20 };
-        let mut forward = Histogram::new(&[5.0]);
+        let mut forward = Histogram::new(Buckets::LifecycleEvent);
         forward.observe_with_exemplar(2000, a.clone());
         forward.observe_with_exemplar(3000, b.clone());
-        let mut backward = Histogram::new(&[5.0]);
+        let mut backward = Histogram::new(Buckets::LifecycleEvent);
         backward.observe_with_exemplar(3000, b.clone());
         backward.observe_with_exemplar(2000, a);
         assert_eq!(forward, backward);
-        assert_eq!(forward.exemplars[0], Some(b));
+        assert_eq!(forward.exemplars[1], Some(b));
     }
 }

@@ -20,6 +20,8 @@ mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 pub use group::{GroupKey, GroupStats, Kind, FINISHED};
 pub use record::Facts;
 pub use snapshot::{GroupSnapshot, Snapshot, WindowFigures, QUANTILES, WINDOWS};
@@ -39,7 +41,7 @@ const SCALING_CREATORS: [&str; 2] = ["autoscaling", "autoscalingTermination"];
 
 /// A deployment's identity. Account or region are empty when no input has said
 /// them yet.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DeploymentKey {
     pub account: String,
     pub region: String,
@@ -62,24 +64,59 @@ impl DeploymentKey {
     }
 }
 
-#[derive(Debug, Clone, Default)]
-struct Record {
+/// One deployment's record: its facts and where it stands in settling.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Record {
     facts: Facts,
     /// Ingest time at which the record first became terminal: starts the settle timer.
     terminal_since: Option<Millis>,
     settled: bool,
     counted_change_failure: bool,
     /// While account or region is unknown, the observations themselves, so that
-    /// they can be folded into the fully identified record once it appears.
+    /// they can be folded into the fully identified record once it is known.
     unresolved: Vec<Observation>,
 }
 
-/// Data-quality reasons counted in `codedeploy_exporter_data_quality_issues_total`.
-pub mod quality {
+impl Record {
+    /// The latest time the record speaks of, for retention.
+    fn last_known_time(&self) -> Option<Millis> {
+        self.facts.finished_at().or(self.facts.began_at()).or(self.terminal_since)
+    }
+}
+
+/// Inputs the exporter had to correct; the `reason` label of
+/// `codedeploy_exporter_data_quality_issues_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum QualityIssue {
     /// completeTime before createTime (backend clock skew); clamped to 0.
-    pub const NEGATIVE_DURATION: &str = "negative_duration";
-    /// A duration beyond [`super::MAX_PLAUSIBLE_DURATION_MS`]; clamped to it.
-    pub const ABSURD_DURATION: &str = "absurd_duration";
+    NegativeDuration,
+    /// A duration beyond [`MAX_PLAUSIBLE_DURATION_MS`]; clamped to it.
+    AbsurdDuration,
+}
+
+impl QualityIssue {
+    pub fn label(self) -> &'static str {
+        match self {
+            QualityIssue::NegativeDuration => "negative_duration",
+            QualityIssue::AbsurdDuration => "absurd_duration",
+        }
+    }
+}
+
+/// The ledger's small, whole-ledger state, stored as one value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LedgerMeta {
+    pub data_quality: BTreeMap<QualityIssue, u64>,
+    pub latest_time: Option<Millis>,
+}
+
+/// What changed since the last commit: the store writes exactly this.
+#[derive(Debug)]
+pub struct Changes<'a> {
+    /// `None` means the record was removed (adopted or past retention).
+    pub records: Vec<(&'a DeploymentKey, Option<&'a Record>)>,
+    pub groups: Vec<(&'a GroupKey, &'a GroupStats)>,
+    pub meta: &'a LedgerMeta,
 }
 
 #[derive(Debug, Clone)]
@@ -87,11 +124,15 @@ pub struct Ledger {
     settle_time_ms: Millis,
     records: HashMap<DeploymentKey, Record>,
     keys_by_id: HashMap<String, BTreeSet<DeploymentKey>>,
+    /// Records still lacking account or region.
+    orphans: BTreeSet<DeploymentKey>,
     /// Rolled-back deployment → the rollback deployments that name it.
     rollbacks_of: HashMap<DeploymentKey, BTreeSet<String>>,
     groups: BTreeMap<GroupKey, GroupStats>,
-    data_quality: BTreeMap<&'static str, u64>,
-    latest_time: Option<Millis>,
+    meta: LedgerMeta,
+    /// Records and groups changed since the last commit.
+    dirty_records: BTreeSet<DeploymentKey>,
+    dirty_groups: BTreeSet<GroupKey>,
 }
 
 impl Ledger {
@@ -100,16 +141,54 @@ impl Ledger {
             settle_time_ms,
             records: HashMap::new(),
             keys_by_id: HashMap::new(),
+            orphans: BTreeSet::new(),
             rollbacks_of: HashMap::new(),
             groups: BTreeMap::new(),
-            data_quality: BTreeMap::new(),
-            latest_time: None,
+            meta: LedgerMeta::default(),
+            dirty_records: BTreeSet::new(),
+            dirty_groups: BTreeSet::new(),
         }
+    }
+
+    /// Rebuilds a ledger from what a store holds; the indexes are derived again.
+    pub fn restore(
+        settle_time_ms: Millis,
+        meta: LedgerMeta,
+        records: impl IntoIterator<Item = (DeploymentKey, Record)>,
+        groups: impl IntoIterator<Item = (GroupKey, GroupStats)>,
+    ) -> Ledger {
+        let mut ledger = Ledger { meta, groups: groups.into_iter().collect(), ..Ledger::new(settle_time_ms) };
+        for (key, record) in records {
+            ledger.index(&key, &record);
+            ledger.records.insert(key, record);
+        }
+        ledger
+    }
+
+    fn index(&mut self, key: &DeploymentKey, record: &Record) {
+        self.keys_by_id.entry(key.deployment_id.clone()).or_default().insert(key.clone());
+        if !key.is_complete() {
+            self.orphans.insert(key.clone());
+        }
+        if let Some(rolled_back) = Facts::text(&record.facts.rollback_of) {
+            let target = key.sibling(rolled_back);
+            self.rollbacks_of.entry(target).or_default().insert(key.deployment_id.clone());
+        }
+    }
+
+    fn unindex(&mut self, key: &DeploymentKey) {
+        if let Some(keys) = self.keys_by_id.get_mut(&key.deployment_id) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.keys_by_id.remove(&key.deployment_id);
+            }
+        }
+        self.orphans.remove(key);
     }
 
     /// The latest time any observation mentioned: `replay`'s default `--now`.
     pub fn latest_time(&self) -> Option<Millis> {
-        self.latest_time
+        self.meta.latest_time
     }
 
     pub fn deployments_tracked(&self) -> usize {
@@ -126,97 +205,80 @@ impl Ledger {
             observation.complete_time,
         ];
         if let Some(latest) = times.into_iter().flatten().max() {
-            self.latest_time = Some(self.latest_time.map_or(latest, |t| t.max(latest)));
+            self.meta.latest_time = Some(self.meta.latest_time.map_or(latest, |t| t.max(latest)));
         }
+        let r = &observation.deployment;
+        let key = DeploymentKey {
+            account: r.account.clone().unwrap_or_default(),
+            region: r.region.clone().unwrap_or_default(),
+            deployment_id: r.deployment_id.clone(),
+        };
+        self.join_into(key, observation, now)
+    }
 
-        let key = self.resolve(&observation.deployment);
-        self.keys_by_id.entry(key.deployment_id.clone()).or_default().insert(key.clone());
+    fn join_into(&mut self, key: DeploymentKey, observation: &Observation, now: Millis) -> bool {
         let record = self.records.entry(key.clone()).or_default();
-        let changed = record.facts.join(observation);
+        let mut changed = record.facts.join(observation);
         if changed && !key.is_complete() {
             record.unresolved.push(observation.clone());
         }
         if record.facts.is_terminal() && record.terminal_since.is_none() {
             record.terminal_since = Some(now);
+            changed = true;
         }
-        if let Some(rolled_back) = Facts::text(&record.facts.rollback_of) {
-            let target = key.sibling(rolled_back);
-            self.rollbacks_of.entry(target).or_default().insert(key.deployment_id.clone());
-        }
-        if key.is_complete() {
-            self.adopt_unresolved(&key, now);
+        if changed {
+            let record = record.clone();
+            self.index(&key, &record);
+            self.dirty_records.insert(key);
         }
         changed
     }
 
-    /// Finds the record an observation belongs to. A reference lacking account
-    /// or region joins the only fully identified record with its deployment id;
-    /// with none or several, it stands alone.
-    fn resolve(&self, r: &DeploymentRef) -> DeploymentKey {
-        let partial = DeploymentKey {
-            account: r.account.clone().unwrap_or_default(),
-            region: r.region.clone().unwrap_or_default(),
-            deployment_id: r.deployment_id.clone(),
-        };
-        if partial.is_complete() {
-            return partial;
-        }
-        let mut candidates = self
-            .keys_by_id
-            .get(&r.deployment_id)
-            .into_iter()
-            .flatten()
-            .filter(|k| k.is_complete() && k.admits(r));
-        match (candidates.next(), candidates.next()) {
-            (Some(only), None) => only.clone(),
-            _ => partial,
-        }
-    }
-
-    /// Folds records that lacked account or region into `key`, when it is the
-    /// only fully identified record they can mean and they were not counted alone.
-    fn adopt_unresolved(&mut self, key: &DeploymentKey, now: Millis) {
-        let Some(keys) = self.keys_by_id.get(&key.deployment_id) else { return };
-        let complete = keys.iter().filter(|k| k.is_complete()).count();
-        if complete != 1 {
-            return;
-        }
-        let partial_ref = |k: &DeploymentKey| DeploymentRef {
-            account: Some(k.account.clone()).filter(|a| !a.is_empty()),
-            region: Some(k.region.clone()).filter(|r| !r.is_empty()),
-            deployment_id: k.deployment_id.clone(),
-        };
-        let orphans: Vec<DeploymentKey> = keys
-            .iter()
-            .filter(|k| !k.is_complete() && key.admits(&partial_ref(k)))
-            .filter(|k| self.records.get(*k).is_some_and(|r| !r.settled))
-            .cloned()
-            .collect();
+    /// Folds each record that lacks account or region into the only fully
+    /// identified record with its deployment id that it can mean. Done when
+    /// settling rather than on arrival, so that in `replay` the outcome depends
+    /// on the whole set of messages, not on which arrived first. A record that
+    /// was already counted on its own stays on its own.
+    fn adopt_orphans(&mut self, now: Millis) {
+        let orphans: Vec<DeploymentKey> = self.orphans.iter().cloned().collect();
         for orphan in orphans {
-            let Some(record) = self.records.remove(&orphan) else { continue };
-            if let Some(ids) = self.keys_by_id.get_mut(&key.deployment_id) {
-                ids.remove(&orphan);
+            let partial = DeploymentRef {
+                account: Some(orphan.account.clone()).filter(|a| !a.is_empty()),
+                region: Some(orphan.region.clone()).filter(|r| !r.is_empty()),
+                deployment_id: orphan.deployment_id.clone(),
+            };
+            let mut candidates = self
+                .keys_by_id
+                .get(&orphan.deployment_id)
+                .into_iter()
+                .flatten()
+                .filter(|k| k.is_complete() && k.admits(&partial));
+            let (Some(home), None) = (candidates.next().cloned(), candidates.next()) else { continue };
+            if self.records.get(&orphan).is_none_or(|r| r.settled) {
+                continue;
             }
+            let Some(record) = self.records.remove(&orphan) else { continue };
+            self.unindex(&orphan);
+            self.dirty_records.insert(orphan);
             for observation in &record.unresolved {
-                let mut adopted = observation.clone();
-                adopted.deployment = partial_ref(key);
-                self.apply(&adopted, now);
+                self.join_into(home.clone(), observation, now);
             }
         }
     }
 
-    /// Counts every terminal record that is ready: its API details are complete,
-    /// or it has been terminal for the settle time, or `force`. Returns how many
-    /// settled.
+    /// Counts every terminal record that is ready: its API details are complete
+    /// (and its account and region known), or it has been terminal for the
+    /// settle time, or `force`. Returns how many settled.
     pub fn settle(&mut self, now: Millis, force: bool) -> usize {
+        self.adopt_orphans(now);
         let settle_time = self.settle_time_ms;
         let mut ready: Vec<(Millis, DeploymentKey)> = self
             .records
             .iter()
             .filter(|(_, r)| !r.settled && r.facts.is_terminal())
-            .filter(|(_, r)| {
+            .filter(|(k, r)| {
                 force
-                    || r.facts.details_complete()
+                    || (k.is_complete() && r.facts.details_complete())
                     || r.terminal_since.is_some_and(|since| now - since >= settle_time)
             })
             .map(|(k, r)| (r.facts.finished_at().unwrap_or(Millis::MAX), k.clone()))
@@ -226,6 +288,50 @@ impl Ledger {
             self.count(key);
         }
         ready.len()
+    }
+
+    /// Drops settled (or abandoned, never-finished) records whose latest time is
+    /// before `cutoff`, and recoveries older than it. Counters are untouched:
+    /// they already hold what those records contributed.
+    pub fn trim(&mut self, cutoff: Millis) -> usize {
+        let expired: Vec<DeploymentKey> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.settled || !r.facts.is_terminal())
+            .filter(|(_, r)| r.last_known_time().is_some_and(|t| t < cutoff))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &expired {
+            self.records.remove(key);
+            self.unindex(key);
+            self.rollbacks_of.remove(key);
+            self.dirty_records.insert(key.clone());
+        }
+        for (key, stats) in &mut self.groups {
+            if stats.trim_restores(cutoff) {
+                self.dirty_groups.insert(key.clone());
+            }
+        }
+        expired.len()
+    }
+
+    /// What changed since the last [`Ledger::mark_committed`].
+    pub fn changes(&self) -> Changes<'_> {
+        Changes {
+            records: self.dirty_records.iter().map(|k| (k, self.records.get(k))).collect(),
+            groups: self
+                .dirty_groups
+                .iter()
+                .filter_map(|k| self.groups.get(k).map(|stats| (k, stats)))
+                .collect(),
+            meta: &self.meta,
+        }
+    }
+
+    /// The changes are durable; start collecting the next ones.
+    pub fn mark_committed(&mut self) {
+        self.dirty_records.clear();
+        self.dirty_groups.clear();
     }
 
     fn count(&mut self, key: &DeploymentKey) {
@@ -242,15 +348,19 @@ impl Ledger {
         if let Some(record) = self.records.get_mut(key) {
             record.settled = true;
             record.counted_change_failure = settlement.is_change_failure;
+            self.dirty_records.insert(key.clone());
         }
-        self.groups.entry(group).or_default().add(&settlement);
+        self.groups.entry(group.clone()).or_default().add(&settlement);
+        self.dirty_groups.insert(group);
 
         if let Some(target) = late_failure {
             if let Some(record) = self.records.get_mut(&target) {
                 record.counted_change_failure = true;
                 let finished = record.facts.finished_at();
                 let target_group = group_key(&target, &record.facts);
-                self.groups.entry(target_group).or_default().add_late_change_failure(finished);
+                self.groups.entry(target_group.clone()).or_default().add_late_change_failure(finished);
+                self.dirty_groups.insert(target_group);
+                self.dirty_records.insert(target);
             }
         }
     }
@@ -332,14 +442,14 @@ impl Ledger {
     /// createTime; such durations are clamped and counted, never observed as-is.
     fn clamp_duration(&mut self, duration: Millis) -> Millis {
         let (clamped, issue) = if duration < 0 {
-            (0, Some(quality::NEGATIVE_DURATION))
+            (0, Some(QualityIssue::NegativeDuration))
         } else if duration > MAX_PLAUSIBLE_DURATION_MS {
-            (MAX_PLAUSIBLE_DURATION_MS, Some(quality::ABSURD_DURATION))
+            (MAX_PLAUSIBLE_DURATION_MS, Some(QualityIssue::AbsurdDuration))
         } else {
             (duration, None)
         };
-        if let Some(reason) = issue {
-            *self.data_quality.entry(reason).or_insert(0) += 1;
+        if let Some(issue) = issue {
+            *self.meta.data_quality.entry(issue).or_insert(0) += 1;
         }
         clamped
     }
@@ -526,7 +636,7 @@ mod tests {
             api("d-1", Status::Succeeded, 10 * MIN, 9 * MIN, "user"),
         ]);
         let snapshot = ledger.snapshot(0);
-        assert_eq!(snapshot.data_quality.get(quality::NEGATIVE_DURATION), Some(&1));
+        assert_eq!(snapshot.data_quality.get(&QualityIssue::NegativeDuration), Some(&1));
         let durations = &snapshot.groups[0].stats.durations[&Status::Succeeded];
         assert_eq!((durations.count, durations.sum_ms), (1, 0));
     }
@@ -591,9 +701,11 @@ mod tests {
         assert_eq!(ledger.settle(12 * MIN, false), 1);
         assert_eq!(only_group(&ledger).stats.durations[&Status::Succeeded].sum_ms, MIN);
 
+        // As the poller sees it: API output with the account and region it polled.
         let mut api_complete = api("d-2", Status::Failed, MIN, 2 * MIN, "user");
+        api_complete.deployment = at("111111111111", "d-2");
         api_complete.overview = Some(Overview { failed: 1, ..Overview::default() });
-        let mut target = Observation::new(at("", "d-2"), Provenance::Api);
+        let mut target = Observation::new(at("111111111111", "d-2"), Provenance::Api);
         target.targets.push(crate::domain::TargetObservation {
             target_id: "i-1".into(),
             status: Some(TargetStatus::Failed),
@@ -603,6 +715,14 @@ mod tests {
         assert_eq!(ledger.settle(20 * MIN, false), 0, "the overview promises a target not seen yet");
         ledger.apply(&target, 20 * MIN);
         assert_eq!(ledger.settle(20 * MIN, false), 1);
+
+        // Without account and region even complete details wait: the record
+        // they belong to may still arrive, and counting now would count twice.
+        ledger.apply(&api("d-3", Status::Succeeded, MIN, 2 * MIN, "user"), 30 * MIN);
+        assert_eq!(ledger.settle(30 * MIN, false), 0);
+        ledger.apply(&event("d-3", Status::Succeeded, 2 * MIN), 31 * MIN);
+        assert_eq!(ledger.settle(31 * MIN, false), 1, "adopted, then complete");
+        assert_eq!(ledger.deployments_tracked(), 3);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::domain::{
     LifecycleEvent, Millis, Observation, Overview, Provenance, Status, TargetObservation,
     TargetStatus,
@@ -11,7 +13,7 @@ use crate::domain::{
 
 /// A value and the provenance it came from. Merges keep the higher provenance;
 /// equal provenances keep the smaller or larger value, as the field dictates.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ranked<T> {
     pub provenance: Provenance,
     pub value: T,
@@ -94,7 +96,7 @@ fn join_overview(slot: &mut Option<Ranked<Overview>>, provenance: Provenance, in
 }
 
 /// One lifecycle event on one target.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HookFacts {
     pub status: Option<Ranked<TargetStatus>>,
     pub start_time: Option<Ranked<Millis>>,
@@ -102,7 +104,7 @@ pub struct HookFacts {
     pub error_code: Option<Ranked<String>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetFacts {
     pub status: Option<Ranked<TargetStatus>>,
     pub hooks: BTreeMap<String, HookFacts>,
@@ -147,7 +149,7 @@ impl TargetFacts {
 }
 
 /// Everything known about one deployment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Facts {
     pub application: Option<Ranked<String>>,
     pub deployment_group: Option<Ranked<String>>,
@@ -179,13 +181,12 @@ impl Facts {
         changed |= join(&mut self.deployment_group, p, o.deployment_group.as_ref(), Keep::Smallest);
         if let Some(status) = o.status {
             changed |= join_status(&mut self.status, p, status);
-            if o.is_state_change {
-                let slot = if status.is_terminal() {
-                    &mut self.end_event_time
-                } else {
-                    &mut self.start_event_time
-                };
-                changed |= join_min(slot, o.event_time);
+            // Only a state change that begins the deployment (START, CREATED)
+            // marks its start: READY comes mid-way through a blue/green one.
+            if o.is_state_change && status.is_terminal() {
+                changed |= join_min(&mut self.end_event_time, o.event_time);
+            } else if o.is_state_change && status.level() <= Status::InProgress.level() {
+                changed |= join_min(&mut self.start_event_time, o.event_time);
             }
         }
         changed |= join(&mut self.create_time, p, o.create_time.as_ref(), Keep::Smallest);
@@ -225,13 +226,11 @@ impl Facts {
         self.create_time.as_ref().map(|t| t.value).or(self.start_event_time)
     }
 
-    /// Duration as SPEC defines it: createTime → completeTime when both are
-    /// known from the API or a trigger, else START event → terminal event.
+    /// Duration: createTime → completeTime, each from the API or a trigger when
+    /// known, else from the START and terminal events. Without a known start
+    /// there is no duration.
     pub fn raw_duration_ms(&self) -> Option<Millis> {
-        match (&self.create_time, &self.complete_time) {
-            (Some(create), Some(complete)) => Some(complete.value - create.value),
-            _ => Some(self.end_event_time? - self.start_event_time?),
-        }
+        Some(self.finished_at()? - self.began_at()?)
     }
 
     /// The API has told us the deployment's final state and every target it

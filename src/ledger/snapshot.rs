@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::group::{GroupKey, GroupStats};
-use super::{classify, group_key, kind_of, Class, Ledger, MAX_PLAUSIBLE_DURATION_MS};
+use super::{classify, group_key, kind_of, Class, Ledger, QualityIssue, MAX_PLAUSIBLE_DURATION_MS};
 use crate::domain::{Millis, Status, TargetStatus};
 
 const DAY_MS: Millis = 24 * 3600 * 1000;
@@ -52,7 +52,7 @@ pub struct GroupSnapshot {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub groups: Vec<GroupSnapshot>,
-    pub data_quality: BTreeMap<&'static str, u64>,
+    pub data_quality: BTreeMap<QualityIssue, u64>,
     pub deployments_tracked: u64,
 }
 
@@ -81,7 +81,7 @@ pub(super) fn build(ledger: &Ledger, now: Millis) -> Snapshot {
         let facts = &record.facts;
         // Target details that arrived before anything about their deployment
         // name no group yet; they show up once their deployment does.
-        if facts.status.is_none() {
+        if facts.application.is_none() && facts.deployment_group.is_none() {
             continue;
         }
         let group = group_key(key, facts);
@@ -98,6 +98,10 @@ pub(super) fn build(ledger: &Ledger, now: Millis) -> Snapshot {
             }));
         } else if !facts.is_terminal() {
             group_stats.know_kind(&kind_of(facts));
+            if facts.status.is_none() {
+                // Known only from instance events: the group exists, the deployment's state does not yet.
+                continue;
+            }
             view.in_progress += 1;
             if let Some(began) = facts.began_at() {
                 view.oldest_start = Some(view.oldest_start.map_or(began, |t| t.min(began)));
@@ -125,7 +129,7 @@ pub(super) fn build(ledger: &Ledger, now: Millis) -> Snapshot {
         .collect();
     Snapshot {
         groups,
-        data_quality: ledger.data_quality.clone(),
+        data_quality: ledger.meta.data_quality.clone(),
         deployments_tracked: ledger.records.len() as u64,
     }
 }

@@ -372,7 +372,7 @@ impl SnapshotCollector {
                         .ledger
                         .data_quality
                         .iter()
-                        .map(|(reason, n)| (vec![("reason", (*reason).to_owned())], *n))
+                        .map(|(issue, n)| (vec![("reason", issue.label().to_owned())], *n))
                         .collect(),
                 ),
             },
@@ -402,7 +402,7 @@ fn encode_histogram(
         return rebuilt_with_exemplars(histogram).encode(series);
     }
     let buckets: Vec<(f64, u64)> = histogram
-        .bounds
+        .bounds()
         .iter()
         .copied()
         .chain(std::iter::once(f64::INFINITY))
@@ -416,7 +416,7 @@ fn encode_histogram(
 /// bucket by bucket: the exemplar's own value, then the rest of the bucket at
 /// its mean, which lands in the same bucket and keeps the bucket's sum.
 fn rebuilt_with_exemplars(histogram: &Histogram) -> HistogramWithExemplars<Labels> {
-    let rebuilt = HistogramWithExemplars::new(histogram.bounds.iter().copied());
+    let rebuilt = HistogramWithExemplars::new(histogram.bounds().iter().copied());
     for (bucket, count) in histogram.bucket_counts.iter().enumerate() {
         let mut remaining_count = *count;
         let mut remaining_ms = histogram.bucket_sums_ms[bucket];

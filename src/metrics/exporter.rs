@@ -4,11 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::domain::Millis;
-use crate::ledger::histogram::{Histogram, LAG_BUCKETS};
+use crate::ledger::histogram::{Buckets, Histogram};
 
 /// Where a message came from; the `source` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Source {
     Webhook,
     Replay,
@@ -33,7 +35,7 @@ impl Source {
 }
 
 /// What became of one message; the `outcome` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Outcome {
     /// It changed the ledger.
     Applied,
@@ -59,7 +61,7 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExporterMetrics {
     pub events: BTreeMap<(Source, Outcome), u64>,
     pub source_up: BTreeMap<Source, bool>,
@@ -75,7 +77,7 @@ impl ExporterMetrics {
         }
         self.source_up.insert(source, true);
         if source.is_live() {
-            self.lag.entry(source).or_insert_with(|| Histogram::new(LAG_BUCKETS));
+            self.lag.entry(source).or_insert_with(|| Histogram::new(Buckets::Lag));
         }
     }
 
@@ -90,7 +92,7 @@ impl ExporterMetrics {
         if source.is_live() {
             self.lag
                 .entry(source)
-                .or_insert_with(|| Histogram::new(LAG_BUCKETS))
+                .or_insert_with(|| Histogram::new(Buckets::Lag))
                 .observe((now - event_time).max(0));
         }
     }

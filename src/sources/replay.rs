@@ -37,6 +37,12 @@ impl fmt::Display for Rejection {
     }
 }
 
+/// 1-based line of the first non-blank byte: where a one-document file's message starts.
+fn first_line_with_content(bytes: &[u8]) -> usize {
+    let leading = bytes.iter().take_while(|b| b.is_ascii_whitespace()).filter(|b| **b == b'\n').count();
+    leading + 1
+}
+
 /// Feeds every message of `path` to the exporter and returns the rejections.
 /// Only an unreadable file is an error; bad messages never abort the run.
 pub fn replay_file(
@@ -72,7 +78,7 @@ pub fn replay_bytes(
         }
         Ok(_) => {
             if let Err(e) = exporter.ingest(source, bytes, now) {
-                rejections.push(reject(Position::Line(1), e.to_string()));
+                rejections.push(reject(Position::Line(first_line_with_content(bytes)), e.to_string()));
             }
         }
         Err(_) => {
