@@ -1,6 +1,9 @@
-//! Builds the running exporter and owns its start-up and shutdown order:
-//! preload → bind → background tasks (settle timer, demo feed) → HTTP; on
-//! shutdown, HTTP drains within the grace period, then the tasks stop.
+//! Builds the running exporter and owns its start-up and shutdown order.
+//!
+//! Start: open the store → restore the ledger → preload (`--replay`, demo
+//! history) → bind → writer, sources, HTTP. Shutdown (SIGTERM): HTTP stops
+//! accepting and finishes in-flight requests, sources stop, the writer folds
+//! and commits what is still queued, all within `--shutdown.timeout`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,13 +14,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServeConfig;
-use crate::ingest::{now_ms, Exporter, SharedExporter};
+use crate::http::AppState;
+use crate::ingest::{now_ms, Exporter, IngestHandle, SharedExporter, Writer, WriterOptions};
 use crate::metrics::Source;
 use crate::simulator::Fleet;
 use crate::sources::{demo, replay};
+use crate::store::{RedbStore, Store, Stored};
 
 /// How often finished deployments are checked against the settle time.
 const SETTLE_INTERVAL: Duration = Duration::from_secs(1);
+/// Most messages folded into one commit.
+const MAX_BATCH: usize = 1024;
 
 /// The simulated fleet `demo` runs on.
 pub struct DemoFeed {
@@ -29,13 +36,29 @@ pub struct App {
     config: ServeConfig,
     listener: TcpListener,
     exporter: SharedExporter,
+    writer: Writer,
+    ingest: IngestHandle,
     demo: Option<Fleet>,
 }
 
 impl App {
-    /// Loads `--replay` files (and the demo history), then binds the listener.
+    /// Opens the store and restores from it, loads `--replay` files (and the
+    /// demo history), then binds the listener.
     pub async fn build(config: ServeConfig, demo: Option<DemoFeed>) -> anyhow::Result<App> {
-        let mut exporter = Exporter::new(config.settle_time_ms);
+        let store: Option<Box<dyn Store>> = match &config.storage_path {
+            Some(path) => Some(Box::new(RedbStore::open(path)?)),
+            None => None,
+        };
+        let started = std::time::Instant::now();
+        let stored = match &store {
+            Some(store) => store.load()?,
+            None => Stored::default(),
+        };
+        let restored = stored.records.len();
+        let mut exporter = Exporter::restore(config.settle_time_ms, stored);
+        if let Some(path) = &config.storage_path {
+            tracing::info!(path = %path.display(), deployments = restored, elapsed = ?started.elapsed(), "store opened");
+        }
         if config.http.webhook_secret.is_some() {
             exporter.register(Source::Webhook);
         }
@@ -59,10 +82,16 @@ impl App {
             tracing::info!(messages = loaded, days = history_days, "demo history loaded");
             fleet
         });
+        let options = WriterOptions {
+            settle_interval: SETTLE_INTERVAL,
+            retention_ms: config.retention_ms,
+            max_batch: MAX_BATCH,
+        };
+        let (writer, ingest) = Writer::new(exporter.clone(), store, options);
         let listener = TcpListener::bind(config.listen_address)
             .await
             .with_context(|| format!("binding --web.listen-address {}", config.listen_address))?;
-        Ok(App { config, listener, exporter, demo: fleet })
+        Ok(App { config, listener, exporter, writer, ingest, demo: fleet })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -76,35 +105,31 @@ impl App {
     /// Serves until `shutdown` is cancelled, then stops everything within the
     /// configured shutdown timeout.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let tasks = TaskTracker::new();
-        tasks.spawn(settle_periodically(self.exporter.clone(), shutdown.clone()));
-        if let Some(fleet) = self.demo {
-            tasks.spawn(demo::run(self.exporter.clone(), fleet, shutdown.clone()));
+        let App { config, listener, exporter, writer, ingest, demo } = self;
+        let writer = tokio::spawn(writer.run());
+        let sources = TaskTracker::new();
+        if let Some(fleet) = demo {
+            sources.spawn(demo::run(ingest.clone(), fleet, shutdown.clone()));
         }
-        tasks.close();
+        sources.close();
 
-        let address = self.listener.local_addr()?;
-        tracing::info!(%address, telemetry_path = %self.config.http.telemetry_path,
-            webhook = self.config.http.webhook_secret.is_some(), "listening");
-        let router = crate::http::router(self.exporter.clone(), &self.config.http);
-        let served = crate::http::serve(self.listener, router, shutdown.clone(), self.config.shutdown_timeout).await;
-        // Whatever stopped the server stops the background tasks too.
+        let address = listener.local_addr()?;
+        tracing::info!(%address, telemetry_path = %config.http.telemetry_path,
+            webhook = config.http.webhook_secret.is_some(), "listening");
+        let router = crate::http::router(AppState { exporter, ingest }, &config.http);
+        let served = crate::http::serve(listener, router, shutdown.clone(), config.shutdown_timeout).await;
+        // Whatever stopped the server stops the sources too; once they and the
+        // server have dropped their handles, the writer commits and ends.
         shutdown.cancel();
-        if tokio::time::timeout(self.config.shutdown_timeout, tasks.wait()).await.is_err() {
-            tracing::warn!("background tasks did not stop within the shutdown timeout");
+        let drained = async {
+            sources.wait().await;
+            writer.await
+        };
+        match tokio::time::timeout(config.shutdown_timeout, drained).await {
+            Ok(Ok(())) => tracing::info!("stopped; everything acknowledged is committed"),
+            Ok(Err(panic)) => tracing::error!(%panic, "the writer failed"),
+            Err(_) => tracing::warn!("the writer did not finish within the shutdown timeout"),
         }
-        tracing::info!("stopped");
         served.context("HTTP server failed")
-    }
-}
-
-async fn settle_periodically(exporter: SharedExporter, shutdown: CancellationToken) {
-    let mut ticks = tokio::time::interval(SETTLE_INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticks.tick() => { exporter.lock().settle(now_ms(), false); }
-        }
     }
 }

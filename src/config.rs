@@ -3,7 +3,7 @@
 //! the program takes.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -74,6 +74,16 @@ pub struct ServeArgs {
     #[arg(long = "replay", env = "CODEDEPLOY_EXPORTER_REPLAY", value_delimiter = ',')]
     pub replay: Vec<PathBuf>,
 
+    /// Directory of the durable store (created if missing). `serve` defaults
+    /// to ./data; `demo` keeps its simulated fleet in memory unless this is given.
+    #[arg(long = "storage.path", env = "CODEDEPLOY_EXPORTER_STORAGE_PATH")]
+    pub storage_path: Option<PathBuf>,
+
+    /// How long settled deployments stay in the ledger (they feed the 30d
+    /// windows and deduplication); counters keep their contribution forever.
+    #[arg(long = "storage.retention", env = "CODEDEPLOY_EXPORTER_STORAGE_RETENTION", default_value = "35d", value_parser = humantime::parse_duration)]
+    pub retention: Duration,
+
     /// How long a graceful shutdown may take before open connections are dropped.
     #[arg(long = "shutdown.timeout", env = "CODEDEPLOY_EXPORTER_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
@@ -141,6 +151,8 @@ pub enum ConfigError {
     SettleTime(Duration),
     #[error("--replay file {0} does not exist")]
     ReplayFile(PathBuf),
+    #[error("--storage.retention must be at least 31d, to cover the 30d windows; got {0:?}")]
+    Retention(Duration),
 }
 
 /// `serve`'s options after validation.
@@ -150,11 +162,19 @@ pub struct ServeConfig {
     pub http: HttpOptions,
     pub settle_time_ms: Millis,
     pub replay: Vec<PathBuf>,
+    /// `None`: nothing survives a restart.
+    pub storage_path: Option<PathBuf>,
+    pub retention_ms: Millis,
     pub shutdown_timeout: Duration,
 }
 
+/// Where `serve` keeps its state when `--storage.path` is not given.
+pub const DEFAULT_STORAGE_PATH: &str = "./data";
+
 impl ServeArgs {
-    pub fn validate(&self) -> Result<ServeConfig, ConfigError> {
+    /// Validates the flags; `default_storage` is where state goes when
+    /// `--storage.path` is absent (`None`: in memory).
+    pub fn validate(&self, default_storage: Option<&Path>) -> Result<ServeConfig, ConfigError> {
         let listen_address = self
             .listen_address
             .parse()
@@ -184,6 +204,9 @@ impl ServeArgs {
         if let Some(missing) = self.replay.iter().find(|p| !p.exists()) {
             return Err(ConfigError::ReplayFile(missing.clone()));
         }
+        if self.retention < Duration::from_secs(31 * 24 * 3600) {
+            return Err(ConfigError::Retention(self.retention));
+        }
         Ok(ServeConfig {
             listen_address,
             http: HttpOptions {
@@ -193,6 +216,8 @@ impl ServeArgs {
             },
             settle_time_ms: self.settle_time.as_millis() as Millis,
             replay: self.replay.clone(),
+            storage_path: self.storage_path.clone().or_else(|| default_storage.map(Path::to_owned)),
+            retention_ms: self.retention.as_millis() as Millis,
             shutdown_timeout: self.shutdown_timeout,
         })
     }
@@ -207,7 +232,7 @@ mod tests {
         argv.extend_from_slice(extra);
         let cli = Cli::try_parse_from(argv).expect("flags parse");
         match cli.command {
-            Command::Serve(args) => args.validate(),
+            Command::Serve(args) => args.validate(Some(Path::new(DEFAULT_STORAGE_PATH))),
             _ => unreachable!("parsed as serve"),
         }
     }
@@ -218,6 +243,8 @@ mod tests {
         assert_eq!(config.listen_address.port(), 10034);
         assert_eq!(config.settle_time_ms, 120_000);
         assert!(config.http.webhook_secret.is_none());
+        assert_eq!(config.storage_path.as_deref(), Some(Path::new("./data")));
+        assert_eq!(config.retention_ms, 35 * 24 * 3600 * 1000);
     }
 
     #[test]
@@ -232,6 +259,8 @@ mod tests {
         assert!(matches!(error, ConfigError::EmptySecret));
         let error = serve_args(&["--ledger.settle-time", "2h"]).unwrap_err();
         assert!(error.to_string().contains("at most 1h"), "{error}");
+        let error = serve_args(&["--storage.retention", "7d"]).unwrap_err();
+        assert!(error.to_string().contains("at least 31d"), "{error}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
@@ -14,7 +14,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::ingest::{now_ms, SharedExporter};
+use crate::ingest::{now_ms, IngestHandle, SharedExporter};
 use crate::ledger::FINISHED;
 use crate::metrics::Format;
 use crate::sources::webhook::{self, Secret};
@@ -28,7 +28,26 @@ pub struct HttpOptions {
     pub webhook_max_body_bytes: usize,
 }
 
-pub fn router(exporter: SharedExporter, options: &HttpOptions) -> Router {
+/// What the handlers share: the exporter to read, the writer to submit to.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub exporter: SharedExporter,
+    pub ingest: IngestHandle,
+}
+
+impl FromRef<AppState> for SharedExporter {
+    fn from_ref(state: &AppState) -> SharedExporter {
+        state.exporter.clone()
+    }
+}
+
+impl FromRef<AppState> for IngestHandle {
+    fn from_ref(state: &AppState) -> IngestHandle {
+        state.ingest.clone()
+    }
+}
+
+pub fn router(state: AppState, options: &HttpOptions) -> Router {
     let landing_path = options.telemetry_path.clone();
     let mut router = Router::new()
         .route(&options.telemetry_path, get(metrics))
@@ -42,7 +61,7 @@ pub fn router(exporter: SharedExporter, options: &HttpOptions) -> Router {
             .layer(DefaultBodyLimit::max(options.webhook_max_body_bytes));
         router = router.merge(events);
     }
-    router.fallback(not_found).with_state(exporter)
+    router.fallback(not_found).with_state(state)
 }
 
 async fn metrics(State(exporter): State<SharedExporter>, headers: HeaderMap) -> Response {

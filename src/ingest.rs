@@ -1,18 +1,28 @@
 //! The one path every message takes: decode → fold into the ledger → count the
-//! outcome. Sources (webhook, replay, demo) hand raw bytes here and get back
-//! what became of them.
+//! outcome → commit to the store → acknowledge.
 //!
-//! [`Exporter`] is synchronous and owns all state; [`SharedExporter`] puts it
-//! behind a `std::sync::Mutex` for `serve`. A std mutex rather than tokio's:
-//! nothing awaits while holding it, and every critical section is a fold or a
-//! snapshot copy, both short.
+//! [`Exporter`] is synchronous and owns all state (`replay` uses it directly).
+//! In `serve`, sources hand messages to an [`IngestHandle`]; one [`Writer`]
+//! task folds them in batches, commits each batch to the store in one
+//! transaction (a group commit: one fsync for many messages), and only then
+//! answers each submitter, so a webhook's 2xx or an SQS delete always follows
+//! a durable commit.
+//!
+//! The writer holds the exporter's lock from the fold until the commit has
+//! returned. Scrapes therefore only ever see committed state, and a counter can
+//! never go down across a crash and restart. It is a `std::sync::Mutex`, not
+//! tokio's: nothing awaits while holding it.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
 
 use crate::decode::{self, DecodeError, Decoded};
 use crate::domain::Millis;
 use crate::ledger::Ledger;
 use crate::metrics::{ExporterMetrics, Exposition, Outcome, Source};
+use crate::store::{Commit, Store, StoreError, Stored};
 
 /// The exporter's version, as shown by `codedeploy_exporter_build_info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -21,6 +31,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct Exporter {
     ledger: Ledger,
     metrics: ExporterMetrics,
+    /// The exporter's own counters changed since the last commit.
+    metrics_dirty: bool,
     defaults: Location,
 }
 
@@ -34,9 +46,15 @@ pub struct Location {
 
 impl Exporter {
     pub fn new(settle_time_ms: Millis) -> Exporter {
+        Exporter::restore(settle_time_ms, Stored::default())
+    }
+
+    /// Continues from what a store held.
+    pub fn restore(settle_time_ms: Millis, stored: Stored) -> Exporter {
         Exporter {
-            ledger: Ledger::new(settle_time_ms),
-            metrics: ExporterMetrics::default(),
+            ledger: Ledger::restore(settle_time_ms, stored.meta, stored.records, stored.groups),
+            metrics: stored.exporter,
+            metrics_dirty: false,
             defaults: Location::default(),
         }
     }
@@ -49,6 +67,7 @@ impl Exporter {
     /// Declares a source so its series exist from the first scrape.
     pub fn register(&mut self, source: Source) {
         self.metrics.register(source);
+        self.metrics_dirty = true;
     }
 
     /// Decodes one message and folds it in. The error is the reason it was rejected.
@@ -97,12 +116,18 @@ impl Exporter {
             }
         };
         self.metrics.count(source, outcome, now);
+        self.metrics_dirty = true;
         decoded.map(|_| outcome)
     }
 
     /// Counts what is ready to be counted (see [`Ledger::settle`]).
     pub fn settle(&mut self, now: Millis, force: bool) -> usize {
         self.ledger.settle(now, force)
+    }
+
+    /// Drops records past retention (see [`Ledger::trim`]).
+    pub fn trim(&mut self, cutoff: Millis) -> usize {
+        self.ledger.trim(cutoff)
     }
 
     pub fn latest_time(&self) -> Option<Millis> {
@@ -113,9 +138,31 @@ impl Exporter {
     pub fn exposition(&self, now: Millis) -> Exposition {
         Exposition { ledger: self.ledger.snapshot(now), exporter: self.metrics.clone(), version: VERSION }
     }
+
+    /// What the next commit must write.
+    pub fn pending_commit(&self) -> Commit<'_> {
+        Commit { ledger: self.ledger.changes(), exporter: self.metrics_dirty.then_some(&self.metrics) }
+    }
+
+    /// The pending commit is durable.
+    pub fn mark_committed(&mut self) {
+        self.ledger.mark_committed();
+        self.metrics_dirty = false;
+    }
+
+    /// Writes everything pending to `store`; on failure it stays pending and
+    /// goes out with the next commit.
+    pub fn commit_to(&mut self, store: &mut dyn Store) -> Result<(), StoreError> {
+        let commit = self.pending_commit();
+        if !commit.is_empty() {
+            store.commit(&commit)?;
+        }
+        self.mark_committed();
+        Ok(())
+    }
 }
 
-/// A cheap-to-clone handle on the exporter for the async side.
+/// A cheap-to-clone handle on the exporter, for scrapes.
 #[derive(Debug, Clone)]
 pub struct SharedExporter(Arc<Mutex<Exporter>>);
 
@@ -130,13 +177,152 @@ impl SharedExporter {
     pub fn lock(&self) -> MutexGuard<'_, Exporter> {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
 
-    /// Ingests one message and counts whatever it made ready.
-    pub fn ingest(&self, source: Source, bytes: &[u8], now: Millis) -> Result<Outcome, DecodeError> {
-        let mut exporter = self.lock();
-        let outcome = exporter.ingest(source, bytes, now);
+/// Why a submitted message was not acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The message cannot be decoded; sending it again will not help.
+    #[error(transparent)]
+    Rejected(#[from] DecodeError),
+    /// The message was folded in but the store could not commit it: it is not
+    /// acknowledged, so the sender retries.
+    #[error("the store could not commit ({0}); retry later")]
+    NotDurable(String),
+    /// The exporter is shutting down.
+    #[error("the exporter is shutting down; retry later")]
+    ShuttingDown,
+}
+
+struct Submission {
+    source: Source,
+    body: Vec<u8>,
+    reply: oneshot::Sender<Result<Outcome, IngestError>>,
+}
+
+/// How sources submit messages; clone it freely.
+#[derive(Debug, Clone)]
+pub struct IngestHandle {
+    submissions: mpsc::Sender<Submission>,
+}
+
+impl std::fmt::Debug for Submission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Submission").field("source", &self.source).field("bytes", &self.body.len()).finish()
+    }
+}
+
+impl IngestHandle {
+    /// Submits one message and waits until its effect is durably committed.
+    pub async fn submit(&self, source: Source, body: Vec<u8>) -> Result<Outcome, IngestError> {
+        let (reply, answer) = oneshot::channel();
+        self.submissions
+            .send(Submission { source, body, reply })
+            .await
+            .map_err(|_| IngestError::ShuttingDown)?;
+        answer.await.unwrap_or(Err(IngestError::ShuttingDown))
+    }
+}
+
+/// Tuning of the writer.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// How often finished deployments are checked against the settle time.
+    pub settle_interval: Duration,
+    /// Records older than this are dropped from the ledger (not from the counters).
+    pub retention_ms: Millis,
+    /// Most messages folded into one commit.
+    pub max_batch: usize,
+}
+
+/// Messages waiting for the writer; beyond this, submitters wait (backpressure).
+const QUEUE_CAPACITY: usize = 4096;
+/// Retention runs once per this many settle ticks: it scans every record.
+const TRIM_EVERY_TICKS: u32 = 60;
+
+/// The single writer: folds, settles, trims and commits.
+pub struct Writer {
+    exporter: SharedExporter,
+    store: Option<Box<dyn Store>>,
+    submissions: mpsc::Receiver<Submission>,
+    options: WriterOptions,
+}
+
+impl Writer {
+    /// A writer over `exporter` committing to `store` (`None`: nothing
+    /// survives a restart, as in `demo`), and the handle sources submit to.
+    pub fn new(
+        exporter: SharedExporter,
+        store: Option<Box<dyn Store>>,
+        options: WriterOptions,
+    ) -> (Writer, IngestHandle) {
+        let (submissions, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        (Writer { exporter, store, submissions: receiver, options }, IngestHandle { submissions })
+    }
+
+    /// Runs until every [`IngestHandle`] is dropped, then commits what is left.
+    /// It does not stop on a shutdown signal by itself: requests still in
+    /// flight are waiting for their acknowledgements.
+    pub async fn run(mut self) {
+        let mut ticks = tokio::time::interval(self.options.settle_interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut tick_count: u32 = 0;
+        loop {
+            tokio::select! {
+                submission = self.submissions.recv() => match submission {
+                    Some(first) => {
+                        let mut batch = vec![first];
+                        while batch.len() < self.options.max_batch {
+                            match self.submissions.try_recv() {
+                                Ok(next) => batch.push(next),
+                                Err(_) => break,
+                            }
+                        }
+                        self.process(batch, false);
+                    }
+                    None => break,
+                },
+                _ = ticks.tick() => {
+                    tick_count = tick_count.wrapping_add(1);
+                    self.process(Vec::new(), tick_count % TRIM_EVERY_TICKS == 0);
+                }
+            }
+        }
+        self.process(Vec::new(), false);
+    }
+
+    fn process(&mut self, batch: Vec<Submission>, trim: bool) {
+        let now = now_ms();
+        let mut exporter = self.exporter.lock();
+        let outcomes: Vec<_> =
+            batch.iter().map(|s| exporter.ingest(s.source, &s.body, now)).collect();
         exporter.settle(now, false);
-        outcome
+        if trim {
+            let dropped = exporter.trim(now - self.options.retention_ms);
+            if dropped > 0 {
+                tracing::debug!(dropped, "records past retention dropped");
+            }
+        }
+        let committed = match self.store.as_deref_mut() {
+            Some(store) => exporter.commit_to(store),
+            None => {
+                exporter.mark_committed();
+                Ok(())
+            }
+        };
+        drop(exporter);
+        if let Err(error) = &committed {
+            tracing::error!(%error, reason = error.reason(), "commit failed; messages stay unacknowledged");
+        }
+        for (submission, outcome) in batch.into_iter().zip(outcomes) {
+            let answer = match (&committed, outcome) {
+                (_, Err(rejected)) => Err(IngestError::Rejected(rejected)),
+                (Ok(()), Ok(outcome)) => Ok(outcome),
+                (Err(error), Ok(_)) => Err(IngestError::NotDurable(error.to_string())),
+            };
+            // The submitter may have given up (a closed connection); nothing to do then.
+            let _ = submission.reply.send(answer);
+        }
     }
 }
 

@@ -11,11 +11,14 @@
 //!                   decode::decode ── auto-detects EventBridge / SNS / trigger / API
 //!                                   │  Vec<domain::Observation>   (or Ignored / DecodeError)
 //!                                   ▼
-//!          ingest::Exporter ── Ledger::apply: a lattice join per field (idempotent,
-//!                                   │          order-independent), outcome counted
+//!   ingest::Writer (single writer, batches) ── Ledger::apply: a lattice join per
+//!                                   │          field (idempotent, order-independent)
 //!                                   ▼
 //!                          Ledger::settle ── terminal + (API details complete | settle time)
 //!                                   │        → counted once into per-group counters
+//!                                   ▼
+//!                  store::Store::commit (one fsync'd transaction per batch)
+//!                                   │        → only then: webhook 2xx
 //!                                   ▼
 //!    GET /metrics ─▶ Ledger::snapshot (under the lock) ─▶ metrics::Exposition::render
 //!                    (windows computed exactly)             (prometheus-client collector)
@@ -27,7 +30,8 @@
 //! - [`decode`]: one module per input format, each producing observations.
 //! - [`ledger`]: deployment records, settling, per-group counters, snapshots.
 //! - [`metrics`]: the metrics contract rendered from a snapshot; exporter self-metrics.
-//! - [`ingest`]: decode → fold → count, the one path every message takes.
+//! - [`ingest`]: decode → fold → count → commit → acknowledge, the one path every message takes.
+//! - [`store`]: the durable, versioned on-disk state behind a small trait.
 //! - [`sources`]: where messages come from (webhook, files, the demo).
 //! - [`http`], [`config`], [`app`]: the server, the validated flags, start-up and shutdown.
 //! - [`simulator`]: a deterministic fleet for `demo`.
@@ -42,3 +46,4 @@ pub mod ledger;
 pub mod metrics;
 pub mod simulator;
 pub mod sources;
+pub mod store;

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use codedeploy_exporter::app::{App, DemoFeed};
-use codedeploy_exporter::config::{Cli, Command, ReplayArgs, ServeArgs};
+use std::path::Path;
+
+use codedeploy_exporter::config::{Cli, Command, ReplayArgs, ServeArgs, DEFAULT_STORAGE_PATH};
 use codedeploy_exporter::ingest::Exporter;
 use codedeploy_exporter::metrics::{Format, Source};
 use codedeploy_exporter::simulator::Fleet;
@@ -22,10 +24,10 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Replay(args) => run_replay(&args),
-        Command::Serve(args) => run_server(&args, None),
+        Command::Serve(args) => run_server(&args, Some(Path::new(DEFAULT_STORAGE_PATH)), None),
         Command::Demo(args) => {
             let feed = DemoFeed { fleet: Fleet::new(args.seed), history_days: args.history_days };
-            run_server(&args.serve, Some(feed))
+            run_server(&args.serve, None, Some(feed))
         }
     };
     match result {
@@ -55,8 +57,8 @@ fn run_replay(args: &ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_server(args: &ServeArgs, demo: Option<DemoFeed>) -> anyhow::Result<()> {
-    let config = args.validate()?;
+fn run_server(args: &ServeArgs, default_storage: Option<&Path>, demo: Option<DemoFeed>) -> anyhow::Result<()> {
+    let config = args.validate(default_storage)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::ingest::{now_ms, SharedExporter};
+use crate::ingest::{now_ms, IngestHandle, SharedExporter};
 use crate::metrics::Source;
 use crate::simulator::Fleet;
 
@@ -28,17 +28,16 @@ pub fn preload(exporter: &SharedExporter, fleet: &mut Fleet, history_days: u32) 
 }
 
 /// Advances the fleet on every tick until `shutdown`.
-pub async fn run(exporter: SharedExporter, mut fleet: Fleet, shutdown: CancellationToken) {
+pub async fn run(ingest: IngestHandle, mut fleet: Fleet, shutdown: CancellationToken) {
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = ticks.tick() => {
-                let now = now_ms();
-                for message in fleet.advance(now) {
-                    if let Err(error) = exporter.ingest(Source::Demo, message.as_bytes(), now) {
-                        tracing::warn!(%error, "simulated message rejected");
+                for message in fleet.advance(now_ms()) {
+                    if let Err(error) = ingest.submit(Source::Demo, message.into_bytes()).await {
+                        tracing::warn!(%error, "simulated message not applied");
                     }
                 }
             }

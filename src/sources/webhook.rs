@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
-use crate::ingest::{now_ms, SharedExporter};
+use crate::ingest::{IngestError, IngestHandle};
 use crate::metrics::Source;
 
 /// The webhook's shared secret. Debug output never shows it.
@@ -60,16 +60,21 @@ pub async fn authenticate(State(secret): State<Secret>, request: Request, next: 
     }
 }
 
-/// Folds one message in and says what became of it.
-pub async fn receive(State(exporter): State<SharedExporter>, body: Bytes) -> Response {
-    match exporter.ingest(Source::Webhook, &body, now_ms()) {
+/// Folds one message in and, once it is committed, says what became of it.
+pub async fn receive(State(ingest): State<IngestHandle>, body: Bytes) -> Response {
+    match ingest.submit(Source::Webhook, body.to_vec()).await {
         Ok(outcome) => {
             let reply = serde_json::json!({ "outcome": outcome.label() });
             (StatusCode::OK, axum::Json(reply)).into_response()
         }
-        Err(error) => {
+        Err(IngestError::Rejected(error)) => {
             let reply = serde_json::json!({ "outcome": "rejected", "reason": error.reason(), "detail": error.to_string() });
             (StatusCode::BAD_REQUEST, axum::Json(reply)).into_response()
+        }
+        // Not committed: 503 makes EventBridge and SNS deliver it again.
+        Err(error @ (IngestError::NotDurable(_) | IngestError::ShuttingDown)) => {
+            let reply = serde_json::json!({ "outcome": "unavailable", "detail": error.to_string() });
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(reply)).into_response()
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     shutdown: CancellationToken,
     server: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The store's directory, removed when the app is dropped.
+    pub storage: tempfile::TempDir,
 }
 
 impl TestApp {
@@ -59,12 +61,19 @@ impl Drop for TestApp {
 }
 
 /// Starts `serve` (or `demo` when the first extra flag is "demo") with the
-/// webhook secret, on a free port of 127.0.0.1, plus any extra flags.
+/// webhook secret, on a free port of 127.0.0.1, with a fresh store, plus any
+/// extra flags.
 pub async fn spawn_app(extra: &[&str]) -> TestApp {
+    spawn_app_on(tempfile::tempdir().expect("a temporary directory"), extra).await
+}
+
+/// Same, on an existing store directory (to test restarts).
+pub async fn spawn_app_on(storage: tempfile::TempDir, extra: &[&str]) -> TestApp {
     let (command, extra) = match extra.first() {
         Some(&"demo") => ("demo", &extra[1..]),
         _ => ("serve", extra),
     };
+    let storage_path = storage.path().to_str().expect("a UTF-8 temporary path").to_owned();
     let mut argv = vec![
         "codedeploy-exporter",
         command,
@@ -72,6 +81,8 @@ pub async fn spawn_app(extra: &[&str]) -> TestApp {
         "127.0.0.1:0",
         "--webhook.secret",
         SECRET,
+        "--storage.path",
+        &storage_path,
     ];
     argv.extend_from_slice(extra);
     let cli = Cli::try_parse_from(argv).expect("flags parse");
@@ -86,12 +97,12 @@ pub async fn spawn_app(extra: &[&str]) -> TestApp {
         }
         CliCommand::Replay(_) => unreachable!("tests start servers only"),
     };
-    let config = args.validate().expect("valid config");
+    let config = args.validate(None).expect("valid config");
     let app = App::build(config, demo).await.expect("app builds");
     let address = app.local_addr().expect("bound");
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run(shutdown.clone()));
-    TestApp { address, client: reqwest::Client::new(), shutdown, server: Some(server) }
+    TestApp { address, client: reqwest::Client::new(), shutdown, server: Some(server), storage }
 }
 
 /// The value of the first sample whose line starts with `series` (the full

@@ -52,7 +52,7 @@ async fn without_a_secret_there_is_no_webhook() {
     use clap::Parser;
     let cli = codedeploy_exporter::config::Cli::try_parse_from(["x", "serve", "--web.listen-address", "127.0.0.1:0"]).expect("parse");
     let codedeploy_exporter::config::Command::Serve(args) = cli.command else { unreachable!() };
-    let app = codedeploy_exporter::app::App::build(args.validate().expect("valid"), None).await.expect("build");
+    let app = codedeploy_exporter::app::App::build(args.validate(None).expect("valid"), None).await.expect("build");
     let address = app.local_addr().expect("bound");
     let shutdown = tokio_util::sync::CancellationToken::new();
     let server = tokio::spawn(app.run(shutdown.clone()));

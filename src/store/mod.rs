@@ -1,0 +1,241 @@
+//! Durable state: the ledger's records and counters and the exporter's own
+//! counters, so that a restart continues every counter where it stood, keeps
+//! deduplication, and needs no AWS call to serve correct metrics.
+//!
+//! The store is behind the small [`Store`] trait; [`RedbStore`] is the embedded
+//! default. redb because it is pure Rust (no C toolchain), ACID with
+//! copy-on-write B-trees, and crash-safe: a commit that returned is on disk
+//! (fsync), and a crash mid-commit leaves the previous commit intact.
+//!
+//! # On-disk format (version 1)
+//!
+//! One file, `<storage.path>/ledger.redb`, with four tables:
+//! - `meta`: `format_version` (u32, little endian), `ledger` (the
+//!   [`LedgerMeta`]) and `exporter` (the [`ExporterMetrics`]);
+//! - `records`: one entry per deployment, keyed by its [`DeploymentKey`];
+//! - `groups`: one entry per deployment group's counters, keyed by [`GroupKey`].
+//!
+//! Keys and values are `postcard` encodings of the Rust types. postcard is not
+//! self-describing, so any change to those types is a new format version: a
+//! store of another version is refused with a clear message, never misread.
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::ledger::{Changes, DeploymentKey, GroupKey, GroupStats, LedgerMeta, Record};
+use crate::metrics::ExporterMetrics;
+
+/// The on-disk format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// The store's file name inside `--storage.path`.
+pub const FILE_NAME: &str = "ledger.redb";
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
+const GROUPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("groups");
+
+const VERSION_KEY: &str = "format_version";
+const LEDGER_KEY: &str = "ledger";
+const EXPORTER_KEY: &str = "exporter";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the storage directory {path}: {source}")]
+    Directory { path: PathBuf, source: std::io::Error },
+    #[error("the store {path} is in use by another process (one exporter per --storage.path)")]
+    InUse { path: PathBuf },
+    #[error(
+        "the store {path} has format version {found}; this exporter reads version {FORMAT_VERSION}. \
+         Run the exporter version that wrote it, or move the directory aside and backfill (docs/operations.md)"
+    )]
+    Format { path: PathBuf, found: u32 },
+    #[error("the store {path} holds an entry that cannot be decoded ({what}): {detail}")]
+    Corrupt { path: PathBuf, what: &'static str, detail: String },
+    #[error("store operation failed on {path}: {source}")]
+    Database { path: PathBuf, source: Box<redb::Error> },
+}
+
+impl StoreError {
+    /// A bounded label for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            StoreError::Directory { .. } => "directory",
+            StoreError::InUse { .. } => "in_use",
+            StoreError::Format { .. } => "format",
+            StoreError::Corrupt { .. } => "corrupt",
+            StoreError::Database { .. } => "database",
+        }
+    }
+}
+
+/// Everything a store holds, as loaded at start.
+#[derive(Debug, Default)]
+pub struct Stored {
+    pub meta: LedgerMeta,
+    pub exporter: ExporterMetrics,
+    pub records: Vec<(DeploymentKey, Record)>,
+    pub groups: Vec<(GroupKey, GroupStats)>,
+}
+
+/// One atomic commit: the ledger's changes and, when they changed, the
+/// exporter's own counters.
+#[derive(Debug)]
+pub struct Commit<'a> {
+    pub ledger: Changes<'a>,
+    pub exporter: Option<&'a ExporterMetrics>,
+}
+
+impl Commit<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.ledger.records.is_empty() && self.ledger.groups.is_empty() && self.exporter.is_none()
+    }
+}
+
+/// Where state survives restarts.
+pub trait Store: Send {
+    /// Everything committed so far (empty for a new store).
+    fn load(&self) -> Result<Stored, StoreError>;
+    /// Writes `commit` atomically and durably: when this returns `Ok`, a crash
+    /// loses none of it; when it fails, none of it is visible.
+    fn commit(&mut self, commit: &Commit<'_>) -> Result<(), StoreError>;
+}
+
+/// The embedded default store.
+pub struct RedbStore {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore").field("path", &self.path).finish()
+    }
+}
+
+impl RedbStore {
+    /// Opens (or creates) the store in `directory`, refusing another format version.
+    pub fn open(directory: &Path) -> Result<RedbStore, StoreError> {
+        std::fs::create_dir_all(directory)
+            .map_err(|source| StoreError::Directory { path: directory.to_owned(), source })?;
+        let path = directory.join(FILE_NAME);
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path: path.clone() },
+            other => StoreError::Database { path: path.clone(), source: Box::new(other.into()) },
+        })?;
+        let store = RedbStore { db, path };
+        store.check_version()?;
+        Ok(store)
+    }
+
+    fn fail(&self) -> impl Fn(redb::Error) -> StoreError + '_ {
+        |source| StoreError::Database { path: self.path.clone(), source: Box::new(source) }
+    }
+
+    /// Stamps a new store with [`FORMAT_VERSION`]; checks an existing one.
+    fn check_version(&self) -> Result<(), StoreError> {
+        let fail = self.fail();
+        let txn = self.db.begin_write().map_err(|e| fail(e.into()))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| fail(e.into()))?;
+            let found = meta.get(VERSION_KEY).map_err(|e| fail(e.into()))?.map(|v| {
+                let bytes = v.value();
+                bytes.try_into().map(u32::from_le_bytes).unwrap_or(u32::MAX)
+            });
+            match found {
+                Some(FORMAT_VERSION) => {}
+                Some(found) => return Err(StoreError::Format { path: self.path.clone(), found }),
+                None => {
+                    meta.insert(VERSION_KEY, FORMAT_VERSION.to_le_bytes().as_slice())
+                        .map_err(|e| fail(e.into()))?;
+                }
+            }
+            txn.open_table(RECORDS).map_err(|e| fail(e.into()))?;
+            txn.open_table(GROUPS).map_err(|e| fail(e.into()))?;
+        }
+        txn.commit().map_err(|e| fail(e.into()))
+    }
+
+    fn decode<T: DeserializeOwned>(&self, what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+        postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            what,
+            detail: e.to_string(),
+        })
+    }
+
+    fn load_table<K: DeserializeOwned, V: DeserializeOwned>(
+        &self,
+        txn: &redb::ReadTransaction,
+        table: TableDefinition<&[u8], &[u8]>,
+        what: &'static str,
+    ) -> Result<Vec<(K, V)>, StoreError> {
+        let fail = self.fail();
+        let table = txn.open_table(table).map_err(|e| fail(e.into()))?;
+        let mut entries = Vec::new();
+        for entry in table.iter().map_err(|e| fail(e.into()))? {
+            let (key, value) = entry.map_err(|e| fail(e.into()))?;
+            entries.push((self.decode(what, key.value())?, self.decode(what, value.value())?));
+        }
+        Ok(entries)
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing our own plain data types into a Vec cannot fail: postcard
+    // errors only on unsupported serde features, which these types do not use.
+    postcard::to_stdvec(value).unwrap_or_default()
+}
+
+impl Store for RedbStore {
+    fn load(&self) -> Result<Stored, StoreError> {
+        let fail = self.fail();
+        let txn = self.db.begin_read().map_err(|e| fail(e.into()))?;
+        let meta = txn.open_table(META).map_err(|e| fail(e.into()))?;
+        let blob = |key: &str| -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(meta.get(key).map_err(|e| fail(e.into()))?.map(|v| v.value().to_vec()))
+        };
+        let ledger_meta = match blob(LEDGER_KEY)? {
+            Some(bytes) => self.decode("ledger meta", &bytes)?,
+            None => LedgerMeta::default(),
+        };
+        let exporter = match blob(EXPORTER_KEY)? {
+            Some(bytes) => self.decode("exporter metrics", &bytes)?,
+            None => ExporterMetrics::default(),
+        };
+        Ok(Stored {
+            meta: ledger_meta,
+            exporter,
+            records: self.load_table(&txn, RECORDS, "deployment record")?,
+            groups: self.load_table(&txn, GROUPS, "group counters")?,
+        })
+    }
+
+    fn commit(&mut self, commit: &Commit<'_>) -> Result<(), StoreError> {
+        let fail = self.fail();
+        let txn = self.db.begin_write().map_err(|e| fail(e.into()))?;
+        {
+            let mut records = txn.open_table(RECORDS).map_err(|e| fail(e.into()))?;
+            for (key, record) in &commit.ledger.records {
+                let key = encode(key);
+                match record {
+                    Some(record) => records.insert(key.as_slice(), encode(record).as_slice()).map(drop),
+                    None => records.remove(key.as_slice()).map(drop),
+                }
+                .map_err(|e| fail(e.into()))?;
+            }
+            let mut groups = txn.open_table(GROUPS).map_err(|e| fail(e.into()))?;
+            for (key, stats) in &commit.ledger.groups {
+                groups.insert(encode(key).as_slice(), encode(stats).as_slice()).map_err(|e| fail(e.into()))?;
+            }
+            let mut meta = txn.open_table(META).map_err(|e| fail(e.into()))?;
+            meta.insert(LEDGER_KEY, encode(commit.ledger.meta).as_slice()).map_err(|e| fail(e.into()))?;
+            if let Some(exporter) = commit.exporter {
+                meta.insert(EXPORTER_KEY, encode(exporter).as_slice()).map_err(|e| fail(e.into()))?;
+            }
+        }
+        txn.commit().map_err(|e| fail(e.into()))
+    }
+}
