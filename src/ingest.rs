@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::decode::{self, DecodeError, Decoded};
-use crate::domain::Millis;
+use crate::domain::{Millis, Observation};
 use crate::ledger::Ledger;
 use crate::metrics::{ExporterMetrics, Exposition, Outcome, Source};
 use crate::store::{Commit, Store, StoreError, Stored};
@@ -75,6 +75,24 @@ impl Exporter {
         self.fold(source, decode::decode(bytes), now)
     }
 
+    /// Folds observations a source built itself (the API poller, from SDK types).
+    pub fn ingest_observations(&mut self, source: Source, mut observations: Vec<Observation>, now: Millis) -> Outcome {
+        for deployment in observations.iter_mut().map(|o| &mut o.deployment) {
+            deployment.account = deployment.account.take().or_else(|| self.defaults.account.clone());
+            deployment.region = deployment.region.take().or_else(|| self.defaults.region.clone());
+        }
+        let mut changed = false;
+        for observation in &observations {
+            changed |= self.ledger.apply(observation, now);
+            if let Some(at) = observation.event_time {
+                self.metrics.observe_lag(source, at, now);
+            }
+        }
+        let outcome = if changed { Outcome::Applied } else { Outcome::Duplicate };
+        self.count(source, outcome, now);
+        outcome
+    }
+
     /// Same for a message already parsed as JSON (an element of a JSON array file).
     pub fn ingest_value(
         &mut self,
@@ -85,39 +103,23 @@ impl Exporter {
         self.fold(source, decode::decode_value(value), now)
     }
 
-    fn fold(
-        &mut self,
-        source: Source,
-        mut decoded: Result<Decoded, DecodeError>,
-        now: Millis,
-    ) -> Result<Outcome, DecodeError> {
-        if let Ok(Decoded::Observations(observations)) = &mut decoded {
-            for deployment in observations.iter_mut().map(|o| &mut o.deployment) {
-                deployment.account = deployment.account.take().or_else(|| self.defaults.account.clone());
-                deployment.region = deployment.region.take().or_else(|| self.defaults.region.clone());
+    fn fold(&mut self, source: Source, decoded: Result<Decoded, DecodeError>, now: Millis) -> Result<Outcome, DecodeError> {
+        match decoded {
+            Ok(Decoded::Observations(observations)) => Ok(self.ingest_observations(source, observations, now)),
+            Ok(Decoded::Ignored(_)) => {
+                self.count(source, Outcome::Ignored, now);
+                Ok(Outcome::Ignored)
+            }
+            Err(error) => {
+                self.count(source, Outcome::Rejected, now);
+                Err(error)
             }
         }
-        let outcome = match &decoded {
-            Err(_) => Outcome::Rejected,
-            Ok(Decoded::Ignored(_)) => Outcome::Ignored,
-            Ok(Decoded::Observations(observations)) => {
-                let mut changed = false;
-                for observation in observations {
-                    changed |= self.ledger.apply(observation, now);
-                    if let Some(at) = observation.event_time {
-                        self.metrics.observe_lag(source, at, now);
-                    }
-                }
-                if changed {
-                    Outcome::Applied
-                } else {
-                    Outcome::Duplicate
-                }
-            }
-        };
+    }
+
+    fn count(&mut self, source: Source, outcome: Outcome, now: Millis) {
         self.metrics.count(source, outcome, now);
         self.metrics_dirty = true;
-        decoded.map(|_| outcome)
     }
 
     /// Counts what is ready to be counted (see [`Ledger::settle`]).
@@ -194,9 +196,15 @@ pub enum IngestError {
     ShuttingDown,
 }
 
+/// What a source submits: a raw message, or observations it built itself.
+enum Payload {
+    Message(Vec<u8>),
+    Observations(Vec<Observation>),
+}
+
 struct Submission {
     source: Source,
-    body: Vec<u8>,
+    payload: Payload,
     reply: oneshot::Sender<Result<Outcome, IngestError>>,
 }
 
@@ -208,16 +216,30 @@ pub struct IngestHandle {
 
 impl std::fmt::Debug for Submission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Submission").field("source", &self.source).field("bytes", &self.body.len()).finish()
+        f.debug_struct("Submission").field("source", &self.source).finish_non_exhaustive()
     }
 }
 
 impl IngestHandle {
     /// Submits one message and waits until its effect is durably committed.
     pub async fn submit(&self, source: Source, body: Vec<u8>) -> Result<Outcome, IngestError> {
+        self.send(source, Payload::Message(body)).await
+    }
+
+    /// Submits observations (from a source that reads typed data, like the API
+    /// poller) and waits until they are durably committed.
+    pub async fn submit_observations(
+        &self,
+        source: Source,
+        observations: Vec<Observation>,
+    ) -> Result<Outcome, IngestError> {
+        self.send(source, Payload::Observations(observations)).await
+    }
+
+    async fn send(&self, source: Source, payload: Payload) -> Result<Outcome, IngestError> {
         let (reply, answer) = oneshot::channel();
         self.submissions
-            .send(Submission { source, body, reply })
+            .send(Submission { source, payload, reply })
             .await
             .map_err(|_| IngestError::ShuttingDown)?;
         answer.await.unwrap_or(Err(IngestError::ShuttingDown))
@@ -291,11 +313,18 @@ impl Writer {
         self.process(Vec::new(), false);
     }
 
-    fn process(&mut self, batch: Vec<Submission>, trim: bool) {
+    fn process(&mut self, mut batch: Vec<Submission>, trim: bool) {
         let now = now_ms();
         let mut exporter = self.exporter.lock();
-        let outcomes: Vec<_> =
-            batch.iter().map(|s| exporter.ingest(s.source, &s.body, now)).collect();
+        let outcomes: Vec<Result<Outcome, DecodeError>> = batch
+            .iter_mut()
+            .map(|s| match &mut s.payload {
+                Payload::Message(body) => exporter.ingest(s.source, body, now),
+                Payload::Observations(observations) => {
+                    Ok(exporter.ingest_observations(s.source, std::mem::take(observations), now))
+                }
+            })
+            .collect();
         exporter.settle(now, false);
         if trim {
             let dropped = exporter.trim(now - self.options.retention_ms);
