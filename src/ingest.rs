@@ -83,10 +83,12 @@ impl Exporter {
         }
         let mut changed = false;
         for observation in &observations {
-            changed |= self.ledger.apply(observation, now);
-            if let Some(at) = observation.event_time {
+            let applied = self.ledger.apply(observation, now);
+            // Lag is how late news arrives; a re-delivery is not news.
+            if let (true, Some(at)) = (applied, observation.event_time) {
                 self.metrics.observe_lag(source, at, now);
             }
+            changed |= applied;
         }
         let outcome = if changed { Outcome::Applied } else { Outcome::Duplicate };
         self.count(source, outcome, now);

@@ -18,7 +18,7 @@ pub mod histogram;
 mod record;
 mod snapshot;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -126,6 +126,8 @@ pub struct Ledger {
     keys_by_id: HashMap<String, BTreeSet<DeploymentKey>>,
     /// Records still lacking account or region.
     orphans: BTreeSet<DeploymentKey>,
+    /// Records not counted yet: the only ones settling has to look at.
+    unsettled: HashSet<DeploymentKey>,
     /// Rolled-back deployment → the rollback deployments that name it.
     rollbacks_of: HashMap<DeploymentKey, BTreeSet<String>>,
     groups: BTreeMap<GroupKey, GroupStats>,
@@ -142,6 +144,7 @@ impl Ledger {
             records: HashMap::new(),
             keys_by_id: HashMap::new(),
             orphans: BTreeSet::new(),
+            unsettled: HashSet::new(),
             rollbacks_of: HashMap::new(),
             groups: BTreeMap::new(),
             meta: LedgerMeta::default(),
@@ -170,6 +173,9 @@ impl Ledger {
         if !key.is_complete() {
             self.orphans.insert(key.clone());
         }
+        if !record.settled {
+            self.unsettled.insert(key.clone());
+        }
         if let Some(rolled_back) = Facts::text(&record.facts.rollback_of) {
             let target = key.sibling(rolled_back);
             self.rollbacks_of.entry(target).or_default().insert(key.deployment_id.clone());
@@ -184,6 +190,7 @@ impl Ledger {
             }
         }
         self.orphans.remove(key);
+        self.unsettled.remove(key);
     }
 
     /// The latest time any observation mentioned: `replay`'s default `--now`.
@@ -266,22 +273,49 @@ impl Ledger {
         }
     }
 
-    /// Counts every terminal record that is ready: its API details are complete
-    /// (and its account and region known), or it has been terminal for the
-    /// settle time, or `force`. Returns how many settled.
+    /// Counts every terminal record that is ready, in completion order, and
+    /// returns how many settled.
+    ///
+    /// A record is *due* when it is terminal and either its API details are
+    /// complete (with account and region known) or it has been terminal for the
+    /// settle time. It settles when it is due and no earlier-started deployment
+    /// of its group is still unsettled and not due: CodeDeploy runs one
+    /// deployment per group at a time, so such a deployment's terminal event is
+    /// late, and counting the later one first would misplace a recovery run.
+    /// After twice the settle time a terminal record settles regardless, so an
+    /// event lost for good cannot hold its group back. With `force` (the end of
+    /// `replay`) everything terminal settles.
     pub fn settle(&mut self, now: Millis, force: bool) -> usize {
         self.adopt_orphans(now);
         let settle_time = self.settle_time_ms;
+        let waited = |r: &Record, time: Millis| r.terminal_since.is_some_and(|since| now - since >= time);
+        let due = |k: &DeploymentKey, r: &Record| {
+            r.facts.is_terminal()
+                && ((k.is_complete() && r.facts.details_complete()) || waited(r, settle_time))
+        };
+        let started = |r: &Record| r.facts.began_at().or(r.facts.finished_at());
+        // Per group, the earliest start among unsettled deployments that are not due.
+        let mut blocking: HashMap<GroupKey, Millis> = HashMap::new();
+        for key in &self.unsettled {
+            let Some(record) = self.records.get(key) else { continue };
+            if let (false, Some(start)) = (due(key, record), started(record)) {
+                let earliest = blocking.entry(group_key(key, &record.facts)).or_insert(start);
+                *earliest = (*earliest).min(start);
+            }
+        }
         let mut ready: Vec<(Millis, DeploymentKey)> = self
-            .records
+            .unsettled
             .iter()
-            .filter(|(_, r)| !r.settled && r.facts.is_terminal())
-            .filter(|(k, r)| {
-                force
-                    || (k.is_complete() && r.facts.details_complete())
-                    || r.terminal_since.is_some_and(|since| now - since >= settle_time)
+            .filter_map(|key| self.records.get(key).map(|record| (key, record)))
+            .filter(|(key, record)| {
+                let unblocked = || match (blocking.get(&group_key(key, &record.facts)), started(record)) {
+                    (Some(earliest), Some(start)) => start <= *earliest,
+                    _ => true,
+                };
+                record.facts.is_terminal()
+                    && (force || waited(record, 2 * settle_time) || (due(key, record) && unblocked()))
             })
-            .map(|(k, r)| (r.facts.finished_at().unwrap_or(Millis::MAX), k.clone()))
+            .map(|(key, record)| (record.facts.finished_at().unwrap_or(Millis::MAX), key.clone()))
             .collect();
         ready.sort();
         for (_, key) in &ready {
@@ -348,6 +382,7 @@ impl Ledger {
         if let Some(record) = self.records.get_mut(key) {
             record.settled = true;
             record.counted_change_failure = settlement.is_change_failure;
+            self.unsettled.remove(key);
             self.dirty_records.insert(key.clone());
         }
         self.groups.entry(group.clone()).or_default().add(&settlement);
@@ -723,6 +758,39 @@ mod tests {
         ledger.apply(&event("d-3", Status::Succeeded, 2 * MIN), 31 * MIN);
         assert_eq!(ledger.settle(31 * MIN, false), 1, "adopted, then complete");
         assert_eq!(ledger.deployments_tracked(), 3);
+    }
+
+    /// As the poller sees it: API output that knows its account and region.
+    fn polled(id: &str, status: Status, created: Millis, completed: Millis) -> Observation {
+        let mut o = api(id, status, created, completed, "user");
+        o.deployment = at("111111111111", id);
+        o
+    }
+
+    #[test]
+    fn a_later_deployment_waits_for_the_late_end_of_an_earlier_one() {
+        let mut ledger = Ledger::new(2 * MIN);
+        // d-1 started; its FAILURE event is late. d-2 ran after it and the API
+        // has given all of d-2's details.
+        ledger.apply(&event("d-1", Status::InProgress, MIN), 0);
+        ledger.apply(&polled("d-2", Status::Succeeded, 10 * MIN, 20 * MIN), 0);
+        assert_eq!(ledger.settle(0, false), 0, "d-2 waits: d-1 is still open in its group");
+        ledger.apply(&event("d-1", Status::Failed, 5 * MIN), MIN);
+        assert_eq!(ledger.settle(2 * MIN, false), 0, "d-1 is not due yet, so d-2 still waits");
+        assert_eq!(ledger.settle(3 * MIN, false), 2, "both settle, in completion order");
+        let group = only_group(&ledger);
+        assert_eq!(group.stats.time_to_restore.sum_ms, 15 * MIN);
+    }
+
+    #[test]
+    fn an_abandoned_deployment_holds_its_group_back_for_twice_the_settle_time_at_most() {
+        let mut ledger = Ledger::new(2 * MIN);
+        ledger.apply(&event("d-1", Status::InProgress, MIN), 0);
+        ledger.apply(&event("d-2", Status::InProgress, 10 * MIN), 0);
+        ledger.apply(&event("d-2", Status::Succeeded, 20 * MIN), 0);
+        assert_eq!(ledger.settle(3 * MIN, false), 0);
+        assert_eq!(ledger.settle(4 * MIN, false), 1);
+        assert_eq!(only_group(&ledger).in_progress, 1, "d-1 is still in progress");
     }
 
     #[test]

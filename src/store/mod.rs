@@ -239,3 +239,93 @@ impl Store for RedbStore {
         txn.commit().map_err(|e| fail(e.into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::Exporter;
+    use crate::metrics::{Format, Source};
+
+    const SAMPLES: [&str; 4] = [
+        include_str!("../../tests/fixtures/samples/eventbridge-deployment-success.json"),
+        include_str!("../../tests/fixtures/samples/api-batch-get-deployments-output-awscli-example.json"),
+        include_str!("../../tests/fixtures/samples/sns-lambda-event-deployment-succeeded-2016.json"),
+        include_str!("../../tests/fixtures/samples/sns-trigger-message-deployment-failed-docs-sample.json"),
+    ];
+
+    fn fed_exporter() -> Exporter {
+        let mut exporter = Exporter::new(120_000);
+        exporter.register(Source::Webhook);
+        for sample in SAMPLES {
+            exporter.ingest(Source::Webhook, sample.as_bytes(), 1_000).expect("samples decode");
+        }
+        exporter.settle(1_000, true);
+        exporter
+    }
+
+    fn rendered(exporter: &Exporter) -> String {
+        exporter.exposition(1_700_000_000_000).render(Format::Text)
+    }
+
+    #[test]
+    fn what_is_committed_is_what_is_restored() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut exporter = fed_exporter();
+        {
+            let mut store = RedbStore::open(dir.path()).expect("opens");
+            exporter.commit_to(&mut store).expect("commits");
+        }
+        let store = RedbStore::open(dir.path()).expect("reopens");
+        let restored = Exporter::restore(120_000, store.load().expect("loads"));
+        assert_eq!(rendered(&restored), rendered(&exporter));
+        assert!(restored.pending_commit().is_empty(), "nothing to write right after a restore");
+    }
+
+    #[test]
+    fn deduplication_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = RedbStore::open(dir.path()).expect("opens");
+        fed_exporter().commit_to(&mut store).expect("commits");
+        let mut restored = Exporter::restore(120_000, store.load().expect("loads"));
+        let before = rendered(&restored);
+        for sample in SAMPLES {
+            let outcome = restored.ingest(Source::Webhook, sample.as_bytes(), 2_000).expect("decodes");
+            assert_eq!(outcome, crate::metrics::Outcome::Duplicate);
+        }
+        restored.settle(2_000, true);
+        let domain = |text: &str| -> Vec<String> {
+            // What a re-delivery legitimately moves: the message counters and the source's last success.
+            let moves = ["codedeploy_exporter_events_total", "codedeploy_exporter_source_last_success"];
+            text.lines().filter(|l| !moves.iter().any(|m| l.starts_with(m))).map(str::to_owned).collect()
+        };
+        let (after, before) = (domain(&rendered(&restored)), domain(&before));
+        let changed: Vec<_> = after.iter().filter(|l| !before.contains(l)).collect();
+        assert!(changed.is_empty(), "re-delivery changed {changed:#?}");
+    }
+
+    #[test]
+    fn another_format_version_is_refused_not_misread() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        drop(RedbStore::open(dir.path()).expect("creates"));
+        {
+            let db = Database::create(dir.path().join(FILE_NAME)).expect("raw open");
+            let txn = db.begin_write().expect("txn");
+            txn.open_table(META)
+                .expect("meta")
+                .insert(VERSION_KEY, 2u32.to_le_bytes().as_slice())
+                .expect("insert");
+            txn.commit().expect("commit");
+        }
+        let error = RedbStore::open(dir.path()).expect_err("version 2 is refused");
+        assert_eq!(error.reason(), "format");
+        assert!(error.to_string().contains("has format version 2; this exporter reads version 1"), "{error}");
+    }
+
+    #[test]
+    fn a_store_is_used_by_one_exporter_at_a_time() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let _first = RedbStore::open(dir.path()).expect("opens");
+        let error = RedbStore::open(dir.path()).expect_err("second open fails");
+        assert_eq!(error.reason(), "in_use", "{error}");
+    }
+}
