@@ -45,12 +45,26 @@ impl TestApp {
         (status, response.text().await.expect("response body"))
     }
 
-    /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) {
+    /// Stops the server gracefully, waits for it, and hands back its store.
+    pub async fn stop(mut self) -> tempfile::TempDir {
         self.shutdown.cancel();
         if let Some(server) = self.server.take() {
             server.await.expect("server task").expect("server ran cleanly");
         }
+        let placeholder = tempfile::tempdir().expect("a temporary directory");
+        std::mem::replace(&mut self.storage, placeholder)
+    }
+
+    /// Scrapes until `series` has `value`, for at most five seconds.
+    pub async fn wait_for(&self, series: &str, value: f64) -> String {
+        for _ in 0..50 {
+            let metrics = self.scrape().await;
+            if sample(&metrics, series) == Some(value) {
+                return metrics;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{series} never reached {value}");
     }
 }
 

@@ -3,4 +3,5 @@
 
 mod helpers;
 mod metrics_endpoint;
+mod restart;
 mod webhook;
