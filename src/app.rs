@@ -59,7 +59,7 @@ impl App {
         if let Some(path) = &config.storage_path {
             tracing::info!(path = %path.display(), deployments = restored, elapsed = ?started.elapsed(), "store opened");
         }
-        if config.http.webhook_secret.is_some() {
+        if config.http.webhook_enabled() {
             exporter.register(Source::Webhook);
         }
         if !config.replay.is_empty() || demo.is_some() {
@@ -115,9 +115,10 @@ impl App {
 
         let address = listener.local_addr()?;
         tracing::info!(%address, telemetry_path = %config.http.telemetry_path,
-            webhook = config.http.webhook_secret.is_some(), "listening");
+            webhook = config.http.webhook_enabled(), tls = config.http.tls().is_some(), "listening");
         let router = crate::http::router(AppState { exporter, ingest }, &config.http);
-        let served = crate::http::serve(listener, router, shutdown.clone(), config.shutdown_timeout).await;
+        let served =
+            crate::http::serve(listener, router, config.http.tls(), shutdown.clone(), config.shutdown_timeout).await;
         // Whatever stopped the server stops the sources too; once they and the
         // server have dropped their handles, the writer commits and ends.
         shutdown.cancel();

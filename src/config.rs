@@ -9,9 +9,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::domain::Millis;
-use crate::http::HttpOptions;
+use crate::http::{HttpOptions, SecurityArgs, SecurityError};
 use crate::ingest::Location;
-use crate::sources::webhook::Secret;
+use crate::sources::webhook::{Secret, SecretArg};
 
 /// The port, outside the long-exhausted 9100–9999 exporter range.
 pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:10034";
@@ -59,7 +59,7 @@ pub struct ServeArgs {
     /// The webhook's shared secret itself. Prefer the environment variable or
     /// the file: a value given on the command line is visible to `ps`.
     #[arg(long = "webhook.secret", env = "CODEDEPLOY_EXPORTER_WEBHOOK_SECRET", hide_env_values = true)]
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<SecretArg>,
 
     /// Largest webhook body accepted, in bytes (EventBridge and SNS messages are at most 256 KiB).
     #[arg(long = "webhook.max-body-bytes", env = "CODEDEPLOY_EXPORTER_WEBHOOK_MAX_BODY_BYTES", default_value_t = 262_144)]
@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// How long a graceful shutdown may take before open connections are dropped.
     #[arg(long = "shutdown.timeout", env = "CODEDEPLOY_EXPORTER_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// TLS, basic auth, webhook rate limit, SNS subscriptions (see `http::security`).
+    #[command(flatten)]
+    pub security: SecurityArgs,
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +157,8 @@ pub enum ConfigError {
     ReplayFile(PathBuf),
     #[error("--storage.retention must be at least 31d, to cover the 30d windows; got {0:?}")]
     Retention(Duration),
+    #[error(transparent)]
+    Security(#[from] SecurityError),
 }
 
 /// `serve`'s options after validation.
@@ -188,7 +194,7 @@ impl ServeArgs {
                 std::fs::read_to_string(file)
                     .map_err(|source| ConfigError::SecretFile { path: file.clone(), source })?,
             ),
-            (None, Some(secret)) => Some(secret.clone()),
+            (None, Some(secret)) => Some(secret.0.clone()),
             (None, None) => None,
         };
         let webhook_secret = match secret_text {
@@ -213,6 +219,7 @@ impl ServeArgs {
                 telemetry_path: path.clone(),
                 webhook_secret,
                 webhook_max_body_bytes: self.webhook_max_body_bytes,
+                security: self.security.validate()?,
             },
             settle_time_ms: self.settle_time.as_millis() as Millis,
             replay: self.replay.clone(),

@@ -202,6 +202,9 @@ pub enum IngestError {
 enum Payload {
     Message(Vec<u8>),
     Observations(Vec<Observation>),
+    /// A message refused before it could be decoded (an SNS delivery whose
+    /// signature does not verify): only counted, as rejected.
+    Rejected,
 }
 
 struct Submission {
@@ -236,6 +239,12 @@ impl IngestHandle {
         observations: Vec<Observation>,
     ) -> Result<Outcome, IngestError> {
         self.send(source, Payload::Observations(observations)).await
+    }
+
+    /// Counts a message refused before decoding as rejected, and waits for
+    /// the count to be committed.
+    pub async fn reject(&self, source: Source) {
+        let _ = self.send(source, Payload::Rejected).await;
     }
 
     async fn send(&self, source: Source, payload: Payload) -> Result<Outcome, IngestError> {
@@ -322,6 +331,10 @@ impl Writer {
             .iter_mut()
             .map(|s| match &mut s.payload {
                 Payload::Message(body) => exporter.ingest(s.source, body, now),
+                Payload::Rejected => {
+                    exporter.count(s.source, Outcome::Rejected, now);
+                    Ok(Outcome::Rejected)
+                }
                 Payload::Observations(observations) => {
                     Ok(exporter.ingest_observations(s.source, std::mem::take(observations), now))
                 }

@@ -1,15 +1,26 @@
 //! The HTTP face: `/metrics` (or `--web.telemetry-path`), a landing page at
-//! `/`, `/-/healthy`, `/-/ready`, and the webhook at `POST /events` when a
-//! secret is configured.
+//! `/`, `/-/healthy`, `/-/ready`, and the webhook at `POST /events` when it
+//! can authenticate senders (a shared secret, or SNS signature verification).
+//!
+//! Over plain HTTP, or HTTPS when the web config file (`--web.config.file`,
+//! exporter-toolkit format) has a `tls_server_config`; its basic auth, headers
+//! and rate limit wrap every route ([`auth`]).
+
+pub mod auth;
+pub mod rate_limit;
+pub mod security;
+pub mod tls;
+pub mod web_config;
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, FromRef, State};
+use axum::extract::{FromRef, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -17,15 +28,32 @@ use tokio_util::sync::CancellationToken;
 use crate::ingest::{now_ms, IngestHandle, SharedExporter};
 use crate::ledger::FINISHED;
 use crate::metrics::Format;
-use crate::sources::webhook::{self, Secret};
+use crate::sources::webhook::{self, Secret, Webhook};
+use rate_limit::TokenBucket;
+pub use security::{SecurityArgs, SecurityError, SecurityOptions};
 
 /// What the router needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
     pub telemetry_path: String,
-    /// `None` leaves the webhook unmounted: it never runs unauthenticated.
+    /// Without it (and without SNS signature verification) the webhook is
+    /// not mounted: it never runs unauthenticated.
     pub webhook_secret: Option<Secret>,
     pub webhook_max_body_bytes: usize,
+    /// `--web.config.file`, the webhook's rate limit, SNS subscriptions.
+    pub security: SecurityOptions,
+}
+
+impl HttpOptions {
+    /// Whether `POST /events` is served: something can authenticate to it.
+    pub fn webhook_enabled(&self) -> bool {
+        self.webhook_secret.is_some() || self.security.sns.as_ref().is_some_and(|s| s.verifies_signatures())
+    }
+
+    /// The TLS configuration, when the web config file asks for TLS.
+    pub fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.security.web.as_ref().and_then(|web| web.tls_server.clone())
+    }
 }
 
 /// What the handlers share: the exporter to read, the writer to submit to.
@@ -54,14 +82,22 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
         .route("/", get(move |state| landing(state, landing_path.clone())))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(|| async { "Ready\n" }));
-    if let Some(secret) = &options.webhook_secret {
-        let events = Router::new()
-            .route("/events", post(webhook::receive))
-            .route_layer(middleware::from_fn_with_state(secret.clone(), webhook::authenticate))
-            .layer(DefaultBodyLimit::max(options.webhook_max_body_bytes));
+    let events = webhook::routes(Webhook {
+        ingest: state.ingest.clone(),
+        secret: options.webhook_secret.clone(),
+        sns: options.security.sns.clone(),
+        limiter: options.security.webhook_rate_limit.map(|(rate, burst)| TokenBucket::new(rate, burst)),
+        max_body_bytes: options.webhook_max_body_bytes,
+    });
+    if let Some(events) = events {
         router = router.merge(events);
     }
-    router.fallback(not_found).with_state(state)
+    let router = router.fallback(not_found).with_state(state);
+    // Outermost, so that it covers every route and the fallback alike.
+    match options.security.web.as_deref().and_then(auth::WebAuth::new) {
+        Some(web_auth) => router.layer(middleware::from_fn_with_state(Arc::new(web_auth), auth::enforce)),
+        None => router,
+    }
 }
 
 async fn metrics(State(exporter): State<SharedExporter>, headers: HeaderMap) -> Response {
@@ -122,15 +158,25 @@ async fn landing(State(exporter): State<SharedExporter>, telemetry_path: String)
     Html(page)
 }
 
-/// Serves until `shutdown` fires, then lets in-flight requests finish for at
-/// most `grace` before returning.
+/// Serves (over TLS when `tls` is given) until `shutdown` fires, then lets
+/// in-flight requests finish for at most `grace` before returning.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: CancellationToken,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let stopped = shutdown.clone().cancelled_owned();
+    let server = async move {
+        match tls {
+            Some(config) => {
+                let listener = tls::TlsListener::new(listener, config);
+                axum::serve(listener, router).with_graceful_shutdown(stopped).await
+            }
+            None => axum::serve(listener, router).with_graceful_shutdown(stopped).await,
+        }
+    };
     tokio::select! {
         result = server => result,
         _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {

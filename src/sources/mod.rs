@@ -3,4 +3,5 @@
 
 pub mod demo;
 pub mod replay;
+pub mod sns;
 pub mod webhook;

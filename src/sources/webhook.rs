@@ -1,18 +1,40 @@
 //! `POST /events`: EventBridge API destinations and SNS HTTP(S) subscriptions
 //! deliver one message per request.
 //!
-//! A shared secret is required (`Authorization: Bearer <secret>` or
-//! `X-Api-Key: <secret>`, compared in constant time) and checked before the
-//! body is read. The answer is 2xx only once the message is folded into the
-//! ledger, so a sender that sees an error retries and nothing is lost.
+//! In order, a request meets:
+//! 1. the web config file's checks, if any (rate limit, basic auth; see
+//!    [`crate::http::auth`]);
+//! 2. `--webhook.rate-limit`: 429 with `Retry-After` beyond it, before any
+//!    authentication work is done;
+//! 3. authentication, before the body is read:
+//!    - the shared secret (`Authorization: Bearer <secret>` or
+//!      `X-Api-Key: <secret>`, compared in constant time) lets anything in;
+//!    - else, with `--webhook.sns-verify-signatures`, a request carrying
+//!      `x-amz-sns-message-type` goes on to have its SNS signature checked
+//!      once the body is read (see [`super::sns`]); a bad one is 401 (403 for
+//!      a topic not allowed), counted as a rejected message, reason in the reply;
+//!    - else 401;
+//! 4. `--webhook.max-body-bytes`: 413 beyond it;
+//! 5. an authenticated `SubscriptionConfirmation` is confirmed (its
+//!    `SubscribeURL` fetched, if allow-listed) before it is acknowledged;
+//! 6. the message is folded in and committed; only then 2xx, so a sender that
+//!    sees an error retries and nothing is lost.
+//!
+//! The secret never reaches a log line or a `Debug` output.
+
+use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::Next;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Router};
 use subtle::ConstantTimeEq;
 
+use super::sns::{Sns, SnsError, SnsKind, SnsMessage, MESSAGE_TYPE_HEADER};
+use crate::http::rate_limit::{retry_after_seconds, TokenBucket};
 use crate::ingest::{IngestError, IngestHandle};
 use crate::metrics::Source;
 
@@ -38,6 +60,61 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// `--webhook.secret` as parsed from the command line: a string whose Debug
+/// output is redacted, so that printing the parsed flags shows no secret.
+#[derive(Clone)]
+pub struct SecretArg(pub String);
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<SecretArg, Self::Err> {
+        Ok(SecretArg(value.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretArg(***)")
+    }
+}
+
+/// What the webhook needs to answer requests.
+pub struct Webhook {
+    pub ingest: IngestHandle,
+    pub secret: Option<Secret>,
+    /// Present whenever the webhook is served; verifies signatures only when configured to.
+    pub sns: Option<Arc<Sns>>,
+    pub limiter: Option<TokenBucket>,
+    pub max_body_bytes: usize,
+}
+
+/// How a request was let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Authenticated {
+    Secret,
+    /// Still to be checked against its SNS signature once the body is read.
+    SnsSignature,
+}
+
+/// The `/events` route, or `None` when nothing could ever authenticate to it
+/// (no secret and no SNS signature verification): it never runs open.
+pub fn routes<S: Clone + Send + Sync + 'static>(webhook: Webhook) -> Option<Router<S>> {
+    let verifies = webhook.sns.as_ref().is_some_and(|s| s.verifies_signatures());
+    if webhook.secret.is_none() && !verifies {
+        return None;
+    }
+    let limit = webhook.max_body_bytes;
+    let webhook = Arc::new(webhook);
+    Some(
+        Router::new()
+            .route("/events", post(receive))
+            .route_layer(middleware::from_fn_with_state(webhook.clone(), guard))
+            .layer(DefaultBodyLimit::max(limit))
+            .with_state(webhook),
+    )
+}
+
 fn presented_secret(headers: &HeaderMap) -> Option<&str> {
     let bearer = headers
         .get(header::AUTHORIZATION)
@@ -47,22 +124,55 @@ fn presented_secret(headers: &HeaderMap) -> Option<&str> {
     bearer.or(api_key).map(str::trim)
 }
 
-/// Middleware: 401 unless the request presents the secret.
-pub async fn authenticate(State(secret): State<Secret>, request: Request, next: Next) -> Response {
-    match presented_secret(request.headers()) {
-        Some(presented) if secret.matches(presented) => next.run(request).await,
-        _ => (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "missing or wrong webhook secret (send Authorization: Bearer <secret> or X-Api-Key)\n",
-        )
-            .into_response(),
+/// Middleware: the rate limit, then authentication, before the body is read.
+async fn guard(State(webhook): State<Arc<Webhook>>, mut request: Request, next: Next) -> Response {
+    if let Some(limiter) = &webhook.limiter {
+        if let Err(wait) = limiter.try_take() {
+            tracing::debug!(?wait, "webhook request over --webhook.rate-limit");
+            let reply = serde_json::json!({ "outcome": "rate_limited", "detail": "over --webhook.rate-limit; retry later" });
+            let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(reply)).into_response();
+            response.headers_mut().insert(header::RETRY_AFTER, retry_after_seconds(wait).into());
+            return response;
+        }
     }
+    let headers = request.headers();
+    let by_secret = match (&webhook.secret, presented_secret(headers)) {
+        (Some(secret), Some(presented)) => secret.matches(presented),
+        _ => false,
+    };
+    let verifies = webhook.sns.as_ref().is_some_and(|s| s.verifies_signatures());
+    let authenticated = if by_secret {
+        Authenticated::Secret
+    } else if verifies && headers.contains_key(MESSAGE_TYPE_HEADER) {
+        Authenticated::SnsSignature
+    } else {
+        tracing::debug!("webhook request without the right secret");
+        let hint = if verifies {
+            "missing or wrong webhook secret (send Authorization: Bearer <secret> or X-Api-Key), and not an SNS delivery\n"
+        } else {
+            "missing or wrong webhook secret (send Authorization: Bearer <secret> or X-Api-Key)\n"
+        };
+        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], hint).into_response();
+    };
+    request.extensions_mut().insert(authenticated);
+    next.run(request).await
 }
 
-/// Folds one message in and, once it is committed, says what became of it.
-pub async fn receive(State(ingest): State<IngestHandle>, body: Bytes) -> Response {
-    match ingest.submit(Source::Webhook, body.to_vec()).await {
+/// Checks what must be checked on the body, then folds the message in and,
+/// once it is committed, says what became of it.
+async fn receive(
+    State(webhook): State<Arc<Webhook>>,
+    Extension(authenticated): Extension<Authenticated>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let sns_delivery = authenticated == Authenticated::SnsSignature || headers.contains_key(MESSAGE_TYPE_HEADER);
+    if let (true, Some(sns)) = (sns_delivery, &webhook.sns) {
+        if let Err(error) = check_sns(sns, authenticated, &body).await {
+            return refuse(&webhook.ingest, error).await;
+        }
+    }
+    match webhook.ingest.submit(Source::Webhook, body.to_vec()).await {
         Ok(outcome) => {
             let reply = serde_json::json!({ "outcome": outcome.label() });
             (StatusCode::OK, axum::Json(reply)).into_response()
@@ -77,4 +187,48 @@ pub async fn receive(State(ingest): State<IngestHandle>, body: Bytes) -> Respons
             (StatusCode::SERVICE_UNAVAILABLE, axum::Json(reply)).into_response()
         }
     }
+}
+
+/// The SNS part: the signature when that is how the request authenticates,
+/// and the confirmation of a `SubscriptionConfirmation`.
+async fn check_sns(sns: &Sns, authenticated: Authenticated, body: &[u8]) -> Result<(), SnsError> {
+    let message = match SnsMessage::parse(body) {
+        Ok(message) => message,
+        // Authenticated by the secret: whatever it is, the decoders judge it.
+        Err(_) if authenticated == Authenticated::Secret => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    if authenticated == Authenticated::SnsSignature {
+        sns.verify(&message).await?;
+    }
+    match message.kind {
+        SnsKind::SubscriptionConfirmation => sns.confirm(&message).await?,
+        SnsKind::UnsubscribeConfirmation => {
+            tracing::warn!(topic = message.topic_arn().unwrap_or("?"), "SNS says this endpoint was unsubscribed")
+        }
+        SnsKind::Notification => {}
+    }
+    Ok(())
+}
+
+/// Answers a refused SNS delivery; the sender's mistakes are counted as rejected messages.
+async fn refuse(ingest: &IngestHandle, error: SnsError) -> Response {
+    let status = match &error {
+        SnsError::Malformed(_) => StatusCode::BAD_REQUEST,
+        SnsError::TopicNotAllowed(_) | SnsError::UrlNotAllowed { field: "SubscribeURL", .. } => StatusCode::FORBIDDEN,
+        SnsError::UnsupportedVersion(_) | SnsError::UrlNotAllowed { .. } | SnsError::BadSignature(_) => {
+            StatusCode::UNAUTHORIZED
+        }
+        SnsError::CertificateUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        SnsError::ConfirmationFailed { .. } => StatusCode::BAD_GATEWAY,
+    };
+    if error.is_rejection() {
+        tracing::warn!(reason = error.reason(), %error, "SNS delivery refused");
+        ingest.reject(Source::Webhook).await;
+    } else {
+        tracing::warn!(reason = error.reason(), %error, "SNS delivery not processed; SNS will retry");
+    }
+    let outcome = if error.is_rejection() { "rejected" } else { "unavailable" };
+    let reply = serde_json::json!({ "outcome": outcome, "reason": error.reason(), "detail": error.to_string() });
+    (status, axum::Json(reply)).into_response()
 }

@@ -4,4 +4,5 @@
 mod helpers;
 mod metrics_endpoint;
 mod restart;
+mod secured;
 mod webhook;
