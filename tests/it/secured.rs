@@ -175,6 +175,35 @@ async fn tls_serves_every_endpoint_and_only_over_tls() {
 }
 
 #[tokio::test]
+async fn a_renewed_certificate_is_served_without_a_restart() {
+    let pki = Pki::new();
+    let config = pki.web_config("web.yml", "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n");
+    let app = spawn_app(&["--web.config.file", &config]).await;
+    let metrics = https(&app, "/metrics");
+    assert_eq!(pki.client(None).status(&metrics).await, 200);
+
+    // Renewal by another CA, written over the same files.
+    let renewed = Pki::new();
+    std::fs::copy(renewed.path("server.pem"), pki.path("server.pem")).expect("copy");
+    std::fs::copy(renewed.path("server.key"), pki.path("server.key")).expect("copy");
+    let mut served_renewed = false;
+    for _ in 0..30 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if renewed.client(None).get(&metrics).await.is_ok() {
+            served_renewed = true;
+            break;
+        }
+    }
+    assert!(served_renewed, "the renewed certificate is served");
+    assert!(pki.client(None).get(&metrics).await.is_err(), "the old CA no longer matches");
+
+    // A broken renewal keeps the last good pair.
+    std::fs::write(pki.path("server.pem"), "not a certificate").expect("write");
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(renewed.client(None).status(&metrics).await, 200);
+}
+
+#[tokio::test]
 async fn basic_auth_with_bcrypt_hashes() {
     let pki = Pki::new();
     // Cost 4 keeps debug builds fast; the exporter takes any cost from 4 to 31.
@@ -340,18 +369,21 @@ async fn the_webhook_rate_limit_answers_429_with_retry_after() {
     assert_eq!(sample(&app.scrape().await, WEBHOOK_APPLIED), Some(2.0));
 }
 
+/// Requests per path.
+type Hits = Arc<Mutex<HashMap<String, usize>>>;
+
 /// A stand-in for SNS on 127.0.0.1 over HTTPS: serves the signing
 /// certificate and the confirmation URL, and counts what was fetched.
 struct FakeSns {
     address: std::net::SocketAddr,
-    hits: Arc<Mutex<HashMap<String, usize>>>,
+    hits: Hits,
     shutdown: CancellationToken,
 }
 
 impl FakeSns {
     async fn start(pki: &Pki, signing_cert_pem: String) -> FakeSns {
-        let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-        async fn serve(State((hits, cert)): State<(Arc<Mutex<HashMap<String, usize>>>, String)>, uri: Uri) -> (axum::http::StatusCode, String) {
+        let hits: Hits = Arc::default();
+        async fn serve(State((hits, cert)): State<(Hits, String)>, uri: Uri) -> (axum::http::StatusCode, String) {
             *hits.lock().expect("lock").entry(uri.path().to_owned()).or_default() += 1;
             match uri.path() {
                 "/SimpleNotificationService-test.pem" => (axum::http::StatusCode::OK, cert),
