@@ -260,6 +260,9 @@ impl WebConfig {
             None => None,
         };
         let users = users(raw.basic_auth_users.unwrap_or_default()).map_err(fail)?;
+        if !users.is_empty() && tls.is_none() {
+            tracing::warn!(file = %path.display(), "basic_auth_users without tls_server_config: passwords cross the network in clear text");
+        }
         let http = raw.http_server_config.unwrap_or_default();
         let headers = headers(http.headers.unwrap_or_default()).map_err(fail)?;
         let rate_limit = match raw.rate_limit {

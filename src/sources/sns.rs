@@ -48,6 +48,8 @@ pub const MESSAGE_TYPE_HEADER: &str = "x-amz-sns-message-type";
 const MAX_FETCH_BYTES: usize = 64 * 1024;
 /// Certificates kept; SNS rotates its signing certificate rarely.
 const CERT_CACHE_CAPACITY: usize = 32;
+/// Longest `TopicArn` looked at.
+const MAX_ARN_LENGTH: usize = 512;
 /// Bounds of one outbound request.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -104,12 +106,28 @@ impl TopicPattern {
     }
 }
 
+/// Wildcard match in O(pattern × text) at worst, whatever the input: the
+/// text comes from unauthenticated requests.
 fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => (0..=text.len()).any(|skip| glob(rest, &text[skip..])),
-        Some((first, rest)) => text.split_first().is_some_and(|(c, tail)| c == first && glob(rest, tail)),
+    let (mut p, mut t) = (0, 0);
+    // Where the last `*` was, and how much text it has swallowed so far.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((star_p, star_t)) = star {
+            p = star_p + 1;
+            t = star_t + 1;
+            star = Some((star_p, star_t + 1));
+        } else {
+            return false;
+        }
     }
+    pattern[p..].iter().all(|&c| c == b'*')
 }
 
 /// How SNS deliveries are checked; built once at start.
@@ -203,7 +221,12 @@ impl SnsMessage {
     }
 
     pub fn topic_arn(&self) -> Result<&str, SnsError> {
-        self.field("TopicArn")
+        let arn = self.field("TopicArn")?;
+        // Topic names are at most 256 characters; the rest of an ARN is short.
+        if arn.len() > MAX_ARN_LENGTH {
+            return Err(SnsError::Malformed(format!("`TopicArn` is over {MAX_ARN_LENGTH} characters")));
+        }
+        Ok(arn)
     }
 
     /// `arn:aws:sns:REGION:ACCOUNT:NAME` → REGION.
@@ -306,6 +329,8 @@ impl Sns {
             .map_err(|_| SnsError::BadSignature("`Signature` is not base64".into()))?;
         let signed = message.string_to_sign()?;
         let url = allowed_url(message.field("SigningCertURL")?, &self.options.cert_hosts, None)
+            // SNS serves its certificates as `/SimpleNotificationService-<id>.pem`.
+            .filter(|url| url.path().ends_with(".pem"))
             .ok_or_else(|| SnsError::UrlNotAllowed {
                 field: "SigningCertURL",
                 url: excerpt(message.field("SigningCertURL").unwrap_or_default()),
@@ -444,6 +469,12 @@ mod tests {
 
     #[test]
     fn topic_patterns() {
+        let long = format!("arn:aws:sns:{}", "x:".repeat(100_000));
+        let started = std::time::Instant::now();
+        assert!(!TopicPattern::new("arn:*:*:*:*:*:*:*:y").matches(&long));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "no exponential backtracking");
+        assert!(TopicPattern::new("a*b*c").matches("aXXbYYc") && !TopicPattern::new("a*b*c").matches("aXXbYY"));
+        assert!(TopicPattern::new("*x*").matches("x") && TopicPattern::new("**").matches(""));
         let exact = TopicPattern::new("arn:aws:sns:us-east-1:123456789012:deployments");
         assert!(exact.matches("arn:aws:sns:us-east-1:123456789012:deployments"));
         assert!(!exact.matches("arn:aws:sns:us-east-1:123456789012:deployments-2"));
