@@ -32,6 +32,8 @@ use serde_json::Value;
 /// compare with the previous period need a little over a minute of history.
 const DEADLINE: Duration = Duration::from_secs(300);
 const POLL: Duration = Duration::from_secs(3);
+/// Alerts are watched at least this long, so that "only those alerts" means something.
+const MIN_OBSERVATION: Duration = Duration::from_secs(30);
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -39,7 +41,11 @@ fn root() -> PathBuf {
 
 fn tool(name: &str) -> PathBuf {
     let from_path = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).collect::<Vec<_>>())
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     from_path.into_iter().chain([Path::new("/usr/bin").join(name)]).find(|p| p.is_file()).unwrap_or_else(|| {
         panic!(
@@ -50,7 +56,11 @@ fn tool(name: &str) -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().expect("local address").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .expect("local address")
+        .port()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -76,7 +86,11 @@ impl Process {
             .stderr(file)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Process { name: name.to_owned(), child, log }
+        Process {
+            name: name.to_owned(),
+            child,
+            log,
+        }
     }
 
     fn log_tail(&self) -> String {
@@ -91,7 +105,11 @@ impl Process {
     /// Panics, with the end of its log, if the process has exited.
     fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("{} exited early ({status}); end of its log:\n{}", self.name, self.log_tail());
+            panic!(
+                "{} exited early ({status}); end of its log:\n{}",
+                self.name,
+                self.log_tail()
+            );
         }
     }
 }
@@ -112,7 +130,9 @@ fn percent_encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -120,16 +140,30 @@ fn percent_encode(value: &str) -> String {
 
 /// GET `http://127.0.0.1:{port}{path}?{params}`; returns the status code and the body.
 fn http_get(port: u16, path: &str, params: &[(&str, String)]) -> std::io::Result<(u16, String)> {
-    let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", percent_encode(v))).collect();
-    let target = if query.is_empty() { path.to_owned() } else { format!("{path}?{}", query.join("&")) };
+    let query: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+        .collect();
+    let target = if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", query.join("&"))
+    };
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(stream, "GET {target} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {target} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     Ok((status, body.to_owned()))
 }
 
@@ -147,13 +181,16 @@ struct Prometheus {
 
 impl Prometheus {
     fn get(&self, path: &str, params: &[(&str, String)]) -> Result<Value, QueryError> {
-        let (status, body) = http_get(self.port, path, params).map_err(|e| QueryError::Other(e.to_string()))?;
+        let (status, body) =
+            http_get(self.port, path, params).map_err(|e| QueryError::Other(e.to_string()))?;
         let json: Value = serde_json::from_str(&body)
             .map_err(|e| QueryError::Other(format!("HTTP {status}, not JSON ({e}): {body}")))?;
         if json["status"] == "success" {
             Ok(json["data"].clone())
         } else if json["errorType"] == "bad_data" {
-            Err(QueryError::Parse(json["error"].as_str().unwrap_or_default().to_owned()))
+            Err(QueryError::Parse(
+                json["error"].as_str().unwrap_or_default().to_owned(),
+            ))
         } else {
             Err(QueryError::Other(format!("HTTP {status}: {body}")))
         }
@@ -162,7 +199,10 @@ impl Prometheus {
     /// Number of series the expression returns: instant, or over the last 3 minutes.
     fn series(&self, expr: &str, range: bool) -> Result<usize, QueryError> {
         let data = if range {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .expect("clock")
+                .as_secs();
             let params = [
                 ("query", expr.to_owned()),
                 ("start", (now - 180).to_string()),
@@ -196,13 +236,17 @@ impl Prometheus {
     }
 
     fn scalar(&self, expr: &str) -> Option<f64> {
-        let data = self.get("/api/v1/query", &[("query", expr.to_owned())]).ok()?;
+        let data = self
+            .get("/api/v1/query", &[("query", expr.to_owned())])
+            .ok()?;
         data["result"][0]["value"][1].as_str()?.parse().ok()
     }
 
     /// Rules that have not evaluated yet, and rules whose evaluation failed.
     fn rule_health(&self) -> (Vec<String>, Vec<String>) {
-        let Ok(data) = self.get("/api/v1/rules", &[]) else { return (vec!["<rules API>".into()], vec![]) };
+        let Ok(data) = self.get("/api/v1/rules", &[]) else {
+            return (vec!["<rules API>".into()], vec![]);
+        };
         let mut unknown = Vec::new();
         let mut failing = Vec::new();
         for group in data["groups"].as_array().into_iter().flatten() {
@@ -250,11 +294,12 @@ struct Query {
 }
 
 /// Grafana's variables replaced the way a dashboard with "All" selected would send them:
-/// label filters become `.*`; `$__rate_interval` 1m, `$__range` 1m, `$__interval` 15s;
-/// `$window` 30d and `$dora_report` 2023. "offset $window" (previous period) becomes
-/// "offset 1m": the test's Prometheus has minutes of history, not 30 days.
+/// label filters become `.*`; `$__rate_interval` 1m, `$__range` 1m (so that "one time
+/// range earlier" has history in a Prometheus minutes old), `$__interval` 15s; `$window`
+/// 30d and `$dora_report` 2023 (the dashboards use them only in `=~` matchers, so `.*`
+/// would do as well).
 fn substitute(expr: &str) -> String {
-    let mut out = expr.replace("offset $window", "offset 1m");
+    let mut out = expr.to_owned();
     for (variable, value) in [
         ("$__rate_interval", "1m"),
         ("$__range", "1m"),
@@ -272,8 +317,10 @@ fn substitute(expr: &str) -> String {
         let after = &rest[dollar + 1..];
         let braced = after.starts_with('{');
         let name_start = usize::from(braced);
-        let name_len =
-            after[name_start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').count();
+        let name_len = after[name_start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .count();
         result.push_str(".*");
         rest = &after[name_start + name_len + usize::from(braced)..];
     }
@@ -292,12 +339,18 @@ fn dashboard_queries() -> Vec<Query> {
     assert_eq!(files.len(), 3, "expected three dashboards: {files:?}");
     for file in files {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        let dashboard: Value = serde_json::from_str(&fs::read_to_string(&file).expect("read")).expect("JSON");
-        let mut stack: Vec<&Value> = dashboard["panels"].as_array().into_iter().flatten().collect();
+        let dashboard: Value =
+            serde_json::from_str(&fs::read_to_string(&file).expect("read")).expect("JSON");
+        let mut stack: Vec<&Value> = dashboard["panels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .collect();
         while let Some(panel) = stack.pop() {
             stack.extend(panel["panels"].as_array().into_iter().flatten());
             let title = panel["title"].as_str().unwrap_or_default();
-            let live_only = title.starts_with("Ingest lag") || title.starts_with("Source last success");
+            let live_only =
+                title.starts_with("Ingest lag") || title.starts_with("Source last success");
             for target in panel["targets"].as_array().into_iter().flatten() {
                 queries.push(Query {
                     origin: format!("{name} panel {title:?} query {}", target["refId"]),
@@ -309,24 +362,40 @@ fn dashboard_queries() -> Vec<Query> {
                 });
             }
         }
-        for annotation in dashboard["annotations"]["list"].as_array().into_iter().flatten() {
+        for annotation in dashboard["annotations"]["list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             if let Some(expr) = annotation["expr"].as_str() {
                 queries.push(Query {
                     origin: format!("{name} annotation {}", annotation["name"]),
                     expr: expr.to_owned(),
                     range: true,
-                    empty_in_replay: Some("annotations mark changes, and nothing changes after the preload"),
+                    empty_in_replay: Some(
+                        "annotations mark changes, and nothing changes after the preload",
+                    ),
                 });
             }
         }
         // label_values(selector, label) -> count by (label) (selector)
-        for variable in dashboard["templating"]["list"].as_array().into_iter().flatten() {
-            let Some(definition) = variable["query"]["query"].as_str() else { continue };
+        for variable in dashboard["templating"]["list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let Some(definition) = variable["query"]["query"].as_str() else {
+                continue;
+            };
             let inner = definition
                 .strip_prefix("label_values(")
                 .and_then(|rest| rest.strip_suffix(')'))
-                .unwrap_or_else(|| panic!("{name}: variable query {definition:?} is not label_values(…)"));
-            let (selector, label) = inner.rsplit_once(',').expect("label_values(selector, label)");
+                .unwrap_or_else(|| {
+                    panic!("{name}: variable query {definition:?} is not label_values(…)")
+                });
+            let (selector, label) = inner
+                .rsplit_once(',')
+                .expect("label_values(selector, label)");
             queries.push(Query {
                 origin: format!("{name} variable {}", variable["name"]),
                 expr: format!("count by ({}) ({selector})", label.trim()),
@@ -348,7 +417,12 @@ fn recording_rule_queries() -> Vec<Query> {
     assert!(names.len() > 20, "too few recording rules found: {names:?}");
     names
         .into_iter()
-        .map(|name| Query { origin: format!("recording rule {name}"), expr: name, range: false, empty_in_replay: None })
+        .map(|name| Query {
+            origin: format!("recording rule {name}"),
+            expr: name,
+            range: false,
+            empty_in_replay: None,
+        })
         .collect()
 }
 
@@ -356,8 +430,8 @@ fn recording_rule_queries() -> Vec<Query> {
 // The scenario
 // ---------------------------------------------------------------------------------------
 
-/// Rule files as shipped, with group intervals shortened to 1s so that the test sees
-/// evaluations within seconds.
+/// Rule files as shipped, with explicit group intervals shortened to 1s (the others follow
+/// the 1s global evaluation interval) so that the test sees evaluations within seconds.
 fn write_rules(dir: &Path) -> Vec<PathBuf> {
     ["codedeploy.rules.yml", "codedeploy.alerts.yml"]
         .iter()
@@ -366,7 +440,10 @@ fn write_rules(dir: &Path) -> Vec<PathBuf> {
             let fast: String = text
                 .lines()
                 .map(|line| match line.trim_start().strip_prefix("interval:") {
-                    Some(_) => format!("{}interval: 1s", &line[..line.len() - line.trim_start().len()]),
+                    Some(_) => format!(
+                        "{}interval: 1s",
+                        &line[..line.len() - line.trim_start().len()]
+                    ),
                     None => line.to_owned(),
                 })
                 .collect::<Vec<_>>()
@@ -379,7 +456,10 @@ fn write_rules(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn write_prometheus_config(dir: &Path, exporter_port: u16, rules: &[PathBuf]) -> PathBuf {
-    let rule_files: String = rules.iter().map(|r| format!("  - {}\n", r.display())).collect();
+    let rule_files: String = rules
+        .iter()
+        .map(|r| format!("  - {}\n", r.display()))
+        .collect();
     // The same exporter twice, labelled as two replicas (pod a and b).
     let config = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
@@ -417,10 +497,14 @@ fn format_time(seconds: f64, format: &str) -> String {
         "rfc3339" => format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z"),
         "java" => {
             const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-            const MONTHS: [&str; 12] =
-                ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+            const MONTHS: [&str; 12] = [
+                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+            ];
             let weekday = WEEKDAYS[days.rem_euclid(7) as usize];
-            format!("{weekday} {} {day:02} {h:02}:{m:02}:{s:02} UTC {year}", MONTHS[month as usize - 1])
+            format!(
+                "{weekday} {} {day:02} {h:02}:{m:02}:{s:02} UTC {year}",
+                MONTHS[month as usize - 1]
+            )
         }
         other => panic!("unknown time format {other:?} in the stream template"),
     }
@@ -433,8 +517,13 @@ fn render_stream(template: &str, now: f64) -> String {
     while let Some(start) = rest.find("@{now-") {
         out.push_str(&rest[..start]);
         let end = rest[start..].find('}').expect("unclosed placeholder") + start;
-        let (ago, format) = rest[start + 6..end].split_once(':').expect("@{now-SECONDS:FORMAT}");
-        out.push_str(&format_time(now - ago.parse::<f64>().expect("seconds"), format));
+        let (ago, format) = rest[start + 6..end]
+            .split_once(':')
+            .expect("@{now-SECONDS:FORMAT}");
+        out.push_str(&format_time(
+            now - ago.parse::<f64>().expect("seconds"),
+            format,
+        ));
         rest = &rest[end + 1..];
     }
     out.push_str(rest);
@@ -459,7 +548,8 @@ fn start_feed(name: &'static str, exporter_args: impl Fn(&Path, u16) -> Vec<Stri
     fs::create_dir_all(&exporter_dir).expect("exporter dir");
     let mut exporter = Process::spawn(
         "codedeploy-exporter",
-        Command::new(env!("CARGO_BIN_EXE_codedeploy-exporter")).args(exporter_args(dir.path(), exporter_port)),
+        Command::new(env!("CARGO_BIN_EXE_codedeploy-exporter"))
+            .args(exporter_args(dir.path(), exporter_port)),
         &exporter_dir,
     );
     wait_until_ready(exporter_port, "/metrics", &mut exporter);
@@ -471,12 +561,23 @@ fn start_feed(name: &'static str, exporter_args: impl Fn(&Path, u16) -> Vec<Stri
         "prometheus",
         Command::new(prometheus_binary)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}")),
         dir.path(),
     );
     wait_until_ready(prometheus_port, "/-/ready", &mut prometheus_process);
-    Feed { name, _dir: dir, exporter, prometheus_process, prometheus: Prometheus { port: prometheus_port } }
+    Feed {
+        name,
+        _dir: dir,
+        exporter,
+        prometheus_process,
+        prometheus: Prometheus {
+            port: prometheus_port,
+        },
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -488,7 +589,11 @@ struct AlertKey {
 
 fn alert_key(labels: &BTreeMap<String, String>) -> AlertKey {
     let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
-    AlertKey { alertname: get("alertname"), application: get("application"), deployment_group: get("deployment_group") }
+    AlertKey {
+        alertname: get("alertname"),
+        application: get("application"),
+        deployment_group: get("deployment_group"),
+    }
 }
 
 struct Outcome {
@@ -504,15 +609,17 @@ struct Outcome {
 
 impl Feed {
     /// Polls until every query returned data (or the deadline), recording the alerts seen.
-    /// Queries for which `may_stay_empty` holds are tried too but not waited for.
+    /// Queries for which `may_stay_empty` holds are tried too but not waited for; the run
+    /// also waits until `alerts_done` holds for the alerts seen so far.
     fn run_queries(
         &mut self,
         queries: &[Query],
         may_stay_empty: impl Fn(&Query) -> bool,
-        required_alerts: &BTreeSet<AlertKey>,
+        alerts_done: impl Fn(&BTreeSet<AlertKey>) -> bool,
     ) -> Outcome {
         let start = Instant::now();
-        let mut pending: Vec<(Query, Option<String>)> = queries.iter().cloned().map(|q| (q, None)).collect();
+        let mut pending: Vec<(Query, Option<String>)> =
+            queries.iter().cloned().map(|q| (q, None)).collect();
         let mut parse_errors = Vec::new();
         let mut alerts_seen = BTreeSet::new();
         let mut rules_settled = false;
@@ -522,17 +629,25 @@ impl Feed {
             self.prometheus_process.assert_running();
             let mut still = Vec::new();
             for (query, last_error) in pending {
-                match self.prometheus.series(&substitute(&query.expr), query.range) {
+                match self
+                    .prometheus
+                    .series(&substitute(&query.expr), query.range)
+                {
                     Ok(n) if n > 0 => {}
                     Ok(_) => still.push((query, last_error)),
-                    Err(QueryError::Parse(e)) => {
-                        parse_errors.push(format!("{}: {e}\n    {}", query.origin, substitute(&query.expr)))
-                    }
+                    Err(QueryError::Parse(e)) => parse_errors.push(format!(
+                        "{}: {e}\n    {}",
+                        query.origin,
+                        substitute(&query.expr)
+                    )),
                     Err(QueryError::Other(e)) => still.push((query, Some(e))),
                 }
             }
             pending = still;
-            for labels in self.prometheus.vector(r#"ALERTS{alertname=~"CodeDeploy.*"}"#) {
+            for labels in self
+                .prometheus
+                .vector(r#"ALERTS{alertname=~"CodeDeploy.*"}"#)
+            {
                 alerts_seen.insert(alert_key(&labels));
             }
             if !rules_settled {
@@ -540,9 +655,11 @@ impl Feed {
                 rules_settled = unknown.is_empty();
                 failing_rules = failing;
             }
-            let alerts_done = required_alerts.iter().all(|a| alerts_seen.contains(a));
             let queries_done = pending.iter().all(|(q, _)| may_stay_empty(q));
-            if (queries_done && rules_settled && alerts_done) || start.elapsed() > DEADLINE {
+            let observed = start.elapsed() >= MIN_OBSERVATION;
+            if (queries_done && rules_settled && observed && alerts_done(&alerts_seen))
+                || start.elapsed() > DEADLINE
+            {
                 break;
             }
             std::thread::sleep(POLL);
@@ -557,7 +674,12 @@ impl Feed {
             no_data: pending
                 .into_iter()
                 .map(|(q, e)| {
-                    format!("{}{}\n    {}", q.origin, e.map(|e| format!(" (last error: {e})")).unwrap_or_default(), substitute(&q.expr))
+                    format!(
+                        "{}{}\n    {}",
+                        q.origin,
+                        e.map(|e| format!(" (last error: {e})")).unwrap_or_default(),
+                        substitute(&q.expr)
+                    )
                 })
                 .collect(),
             parse_errors,
@@ -573,8 +695,15 @@ impl Feed {
         let groups = p
             .scalar("count(count by (account_id, region, application, deployment_group) (codedeploy_deployments_in_progress))")
             .expect("groups");
-        let raw = p.scalar("count(codedeploy_deployments_in_progress)").expect("raw series");
-        assert_eq!(raw, 2.0 * groups, "{}: each group should be scraped from two replicas", self.name);
+        let raw = p
+            .scalar("count(codedeploy_deployments_in_progress)")
+            .expect("raw series");
+        assert_eq!(
+            raw,
+            2.0 * groups,
+            "{}: each group should be scraped from two replicas",
+            self.name
+        );
         for rule in [
             "deployment_group:codedeploy_deployments:increase1h",
             "deployment_group:codedeploy_sli_error:ratio30d",
@@ -582,18 +711,37 @@ impl Feed {
             "deployment_group:codedeploy_dora_deployment_frequency:per_day{window=\"30d\"}",
         ] {
             let n = p.scalar(&format!("count({rule})"));
-            assert_eq!(n, Some(groups), "{}: {rule} should have one series per group", self.name);
+            assert_eq!(
+                n,
+                Some(groups),
+                "{}: {rule} should have one series per group",
+                self.name
+            );
         }
         let duplicated = p
             .vector("count by (account_id, region, application, deployment_group) (deployment_group:codedeploy_deployments:increase30d) > 1");
-        assert!(duplicated.is_empty(), "{}: replicas counted twice: {duplicated:?}", self.name);
+        assert!(
+            duplicated.is_empty(),
+            "{}: replicas counted twice: {duplicated:?}",
+            self.name
+        );
     }
 }
 
 fn report(feed: &str, outcome: &Outcome, allowed_empty: impl Fn(&str) -> bool) -> Vec<String> {
     let mut problems = Vec::new();
-    problems.extend(outcome.parse_errors.iter().map(|e| format!("[{feed}] does not parse: {e}")));
-    problems.extend(outcome.failing_rules.iter().map(|e| format!("[{feed}] rule evaluation fails: {e}")));
+    problems.extend(
+        outcome
+            .parse_errors
+            .iter()
+            .map(|e| format!("[{feed}] does not parse: {e}")),
+    );
+    problems.extend(
+        outcome
+            .failing_rules
+            .iter()
+            .map(|e| format!("[{feed}] rule evaluation fails: {e}")),
+    );
     problems.extend(
         outcome
             .no_data
@@ -615,20 +763,42 @@ fn key(alertname: &str, application: &str, deployment_group: &str) -> AlertKey {
 #[test]
 fn demo_fleet_feeds_every_dashboard_query_recording_rule_and_alert() {
     let mut feed = start_feed("demo", |_, port| {
-        vec!["demo".into(), "--web.listen-address".into(), format!("127.0.0.1:{port}")]
+        vec![
+            "demo".into(),
+            "--web.listen-address".into(),
+            format!("127.0.0.1:{port}"),
+        ]
     });
-    let queries: Vec<Query> = dashboard_queries().into_iter().chain(recording_rule_queries()).collect();
+    let queries: Vec<Query> = dashboard_queries()
+        .into_iter()
+        .chain(recording_rule_queries())
+        .collect();
     // The simulated fleet fails and rolls back within the first minutes.
-    let names: BTreeSet<&str> = ["CodeDeployDeploymentFailed", "CodeDeployAutomaticRollback"].into();
-    let outcome = feed.run_queries(&queries, |_| false, &BTreeSet::new());
+    let names: BTreeSet<&str> =
+        ["CodeDeployDeploymentFailed", "CodeDeployAutomaticRollback"].into();
+    let outcome = feed.run_queries(
+        &queries,
+        |_| false,
+        |seen| names.iter().all(|n| seen.iter().any(|a| a.alertname == *n)),
+    );
     let mut problems = report("demo", &outcome, |_| false);
-    let seen: BTreeSet<&str> = outcome.alerts_seen.iter().map(|a| a.alertname.as_str()).collect();
+    let seen: BTreeSet<&str> = outcome
+        .alerts_seen
+        .iter()
+        .map(|a| a.alertname.as_str())
+        .collect();
     for expected in &names {
         if !seen.contains(expected) {
-            problems.push(format!("[demo] alert {expected} was never pending or firing; seen: {seen:?}"));
+            problems.push(format!(
+                "[demo] alert {expected} was never pending or firing; seen: {seen:?}"
+            ));
         }
     }
-    for unexpected in ["CodeDeployExporterDown", "CodeDeployExporterSourceDown", "CodeDeployExporterEventsRejected"] {
+    for unexpected in [
+        "CodeDeployExporterDown",
+        "CodeDeployExporterSourceDown",
+        "CodeDeployExporterEventsRejected",
+    ] {
         if seen.contains(unexpected) {
             problems.push(format!("[demo] alert {unexpected} should stay silent"));
         }
@@ -645,8 +815,12 @@ fn demo_fleet_feeds_every_dashboard_query_recording_rule_and_alert() {
 
 #[test]
 fn replayed_stream_raises_exactly_the_expected_alerts() {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs_f64();
-    let template = fs::read_to_string(root().join("tests/fixtures/rules/replay-stream.jsonl.tmpl")).expect("template");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let template = fs::read_to_string(root().join("tests/fixtures/rules/replay-stream.jsonl.tmpl"))
+        .expect("template");
     let stream = render_stream(&template, now);
     let mut feed = start_feed("replay", move |dir, port| {
         let file = dir.join("stream.jsonl");
@@ -668,19 +842,38 @@ fn replayed_stream_raises_exactly_the_expected_alerts() {
         key("CodeDeployHealthyTargetsLow", "payments", "prod"),
     ]
     .into();
-    let queries: Vec<Query> = dashboard_queries().into_iter().chain(recording_rule_queries()).collect();
-    let allowed: Vec<(String, &'static str)> =
-        queries.iter().filter_map(|q| q.empty_in_replay.map(|why| (q.origin.clone(), why))).collect();
-    let outcome = feed.run_queries(&queries, |q| q.empty_in_replay.is_some(), &expected);
-    let mut problems = report("replay", &outcome, |line| allowed.iter().any(|(origin, _)| line.starts_with(origin.as_str())));
+    let queries: Vec<Query> = dashboard_queries()
+        .into_iter()
+        .chain(recording_rule_queries())
+        .collect();
+    let allowed: Vec<(String, &'static str)> = queries
+        .iter()
+        .filter_map(|q| q.empty_in_replay.map(|why| (q.origin.clone(), why)))
+        .collect();
+    let outcome = feed.run_queries(
+        &queries,
+        |q| q.empty_in_replay.is_some(),
+        |seen| expected.is_subset(seen),
+    );
+    let mut problems = report("replay", &outcome, |line| {
+        allowed
+            .iter()
+            .any(|(origin, _)| line.starts_with(origin.as_str()))
+    });
     let missing: Vec<_> = expected.difference(&outcome.alerts_seen).collect();
     if !missing.is_empty() {
-        problems.push(format!("[replay] expected alerts never pending or firing: {missing:?}"));
+        problems.push(format!(
+            "[replay] expected alerts never pending or firing: {missing:?}"
+        ));
     }
     // Only those: the old failure of legacy/prod, the rollback and the hook failures of
     // orders/prod were all in the past before Prometheus started, and one failure is no
     // SLO burn.
-    let extra: Vec<_> = outcome.alerts_seen.union(&outcome.alerts_at_end).filter(|a| !expected.contains(a)).collect();
+    let extra: Vec<_> = outcome
+        .alerts_seen
+        .union(&outcome.alerts_at_end)
+        .filter(|a| !expected.contains(a))
+        .collect();
     if !extra.is_empty() {
         problems.push(format!("[replay] unexpected alerts: {extra:?}"));
     }
@@ -701,10 +894,17 @@ fn stream_template_renders_times_in_every_format() {
     assert_eq!(format_time(at, "rfc3339"), "2022-10-14T08:46:18Z");
     assert_eq!(format_time(at, "java"), "Fri Oct 14 08:46:18 UTC 2022");
     assert_eq!(format_time(at, "epoch"), "1665737178.250");
-    assert_eq!(render_stream(r#"{"t":"@{now-60:rfc3339}","n":@{now-0:epoch}}"#, 1_665_737_238.0),
-        r#"{"t":"2022-10-14T08:46:18Z","n":1665737238.000}"#);
     assert_eq!(
-        substitute(r#"increase(x{a=~"$application", b=~"${region}"}[$__rate_interval]) offset $window"#),
-        r#"increase(x{a=~".*", b=~".*"}[1m]) offset 1m"#
+        render_stream(
+            r#"{"t":"@{now-60:rfc3339}","n":@{now-0:epoch}}"#,
+            1_665_737_238.0
+        ),
+        r#"{"t":"2022-10-14T08:46:18Z","n":1665737238.000}"#
+    );
+    assert_eq!(
+        substitute(
+            r#"increase(x{a=~"$application", b=~"${region}", w=~"$window"}[$__rate_interval]) offset $__range"#
+        ),
+        r#"increase(x{a=~".*", b=~".*", w=~"30d"}[1m]) offset 1m"#
     );
 }

@@ -20,7 +20,11 @@ fn root() -> PathBuf {
 /// Finds an executable on PATH, then in /usr/bin; panics with the fix when absent.
 fn tool(name: &str) -> PathBuf {
     let from_path = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).collect::<Vec<_>>())
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     from_path
         .into_iter()
@@ -76,7 +80,11 @@ fn rule_files_pass_promtool_check_with_fatal_lint() {
         .args(&files)
         .output()
         .expect("run promtool check rules");
-    assert!(output.status.success(), "promtool check rules --lint-fatal failed: {}", describe(&output));
+    assert!(
+        output.status.success(),
+        "promtool check rules --lint-fatal failed: {}",
+        describe(&output)
+    );
 }
 
 #[test]
@@ -102,8 +110,13 @@ fn promtool_unit_tests_pass() {
         .into_iter()
         .filter_map(|(file, child)| {
             let output = child.wait_with_output().expect("wait for promtool");
-            (!output.status.success())
-                .then(|| format!("promtool test rules {}: {}", file.display(), describe(&output)))
+            (!output.status.success()).then(|| {
+                format!(
+                    "promtool test rules {}: {}",
+                    file.display(),
+                    describe(&output)
+                )
+            })
         })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -126,7 +139,10 @@ struct AlertRule {
 }
 
 fn yaml_value(line: &str, key: &str) -> Option<String> {
-    let rest = line.trim_start().strip_prefix("- ").unwrap_or(line.trim_start());
+    let rest = line
+        .trim_start()
+        .strip_prefix("- ")
+        .unwrap_or(line.trim_start());
     let value = rest.strip_prefix(key)?.strip_prefix(':')?.trim();
     let unquoted = value
         .strip_prefix('\'')
@@ -143,7 +159,10 @@ fn alert_rules() -> Vec<AlertRule> {
         let mut current: Option<AlertRule> = None;
         for line in text.lines() {
             let trimmed = line.trim_start();
-            if trimmed.starts_with("- alert:") || trimmed.starts_with("- record:") || trimmed.starts_with("- name:") {
+            if trimmed.starts_with("- alert:")
+                || trimmed.starts_with("- record:")
+                || trimmed.starts_with("- name:")
+            {
                 rules.extend(current.take());
             }
             if let Some(name) = yaml_value(line, "alert") {
@@ -187,11 +206,16 @@ fn github_anchor(heading: &str) -> String {
 
 #[test]
 fn alerts_follow_the_mixin_conventions_and_link_to_a_runbook_section() {
-    let runbooks = fs::read_to_string(root().join("docs/runbooks.md")).expect("docs/runbooks.md exists");
-    let alert_docs = fs::read_to_string(root().join("docs/alerts.md")).expect("docs/alerts.md exists");
+    let runbooks =
+        fs::read_to_string(root().join("docs/runbooks.md")).expect("docs/runbooks.md exists");
+    let alert_docs =
+        fs::read_to_string(root().join("docs/alerts.md")).expect("docs/alerts.md exists");
     let anchors: BTreeSet<String> = runbooks
         .lines()
-        .filter_map(|line| line.strip_prefix("## ").or_else(|| line.strip_prefix("### ")))
+        .filter_map(|line| {
+            line.strip_prefix("## ")
+                .or_else(|| line.strip_prefix("### "))
+        })
         .map(github_anchor)
         .collect();
     let mut problems = Vec::new();
@@ -201,18 +225,24 @@ fn alerts_follow_the_mixin_conventions_and_link_to_a_runbook_section() {
             && rule.name.chars().all(|c| c.is_ascii_alphanumeric())
             && rule.name.len() <= 40;
         if !camel {
-            problems.push(format!("{at}: name must be CamelCase, start with CodeDeploy, <= 40 chars"));
+            problems.push(format!(
+                "{at}: name must be CamelCase, start with CodeDeploy, <= 40 chars"
+            ));
         }
         if !alert_docs.contains(&format!("`{}`", rule.name)) {
             problems.push(format!("{at}: not listed in docs/alerts.md"));
         }
         match rule.severity.as_deref() {
             Some("critical" | "warning" | "info") => {}
-            other => problems.push(format!("{at}: severity {other:?} is not critical|warning|info")),
+            other => problems.push(format!(
+                "{at}: severity {other:?} is not critical|warning|info"
+            )),
         }
         match rule.summary.as_deref() {
             Some(s) if !s.contains("{{") && s.ends_with('.') => {}
-            other => problems.push(format!("{at}: summary {other:?} must be static and end with a period")),
+            other => problems.push(format!(
+                "{at}: summary {other:?} must be static and end with a period"
+            )),
         }
         match rule.description.as_deref() {
             Some(d) if d.contains("{{") => {}
@@ -227,7 +257,11 @@ fn alerts_follow_the_mixin_conventions_and_link_to_a_runbook_section() {
             )),
         }
     }
-    assert!(problems.is_empty(), "alert convention problems:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "alert convention problems:\n{}",
+        problems.join("\n")
+    );
 }
 
 /// Every alert must be shown firing (a non-empty `exp_alerts`) and silent (`exp_alerts: []`)
@@ -240,11 +274,15 @@ fn every_alert_is_unit_tested_both_firing_and_silent() {
         let text = fs::read_to_string(&file).expect("read unit test file");
         let lines: Vec<&str> = text.lines().collect();
         for (i, line) in lines.iter().enumerate() {
-            let Some(name) = yaml_value(line, "alertname") else { continue };
+            let Some(name) = yaml_value(line, "alertname") else {
+                continue;
+            };
             let expectation = lines[i + 1..]
                 .iter()
                 .find_map(|l| yaml_value(l, "exp_alerts"))
-                .unwrap_or_else(|| panic!("{}: alertname {name} without exp_alerts", file.display()));
+                .unwrap_or_else(|| {
+                    panic!("{}: alertname {name} without exp_alerts", file.display())
+                });
             if expectation == "[]" {
                 silent.insert(name);
             } else {
@@ -255,7 +293,10 @@ fn every_alert_is_unit_tested_both_firing_and_silent() {
     let names: BTreeSet<String> = alert_rules().into_iter().map(|r| r.name).collect();
     let never_fires: Vec<_> = names.difference(&fires).collect();
     let never_silent: Vec<_> = names.difference(&silent).collect();
-    let unknown: Vec<_> = fires.union(&silent).filter(|n| !names.contains(*n)).collect();
+    let unknown: Vec<_> = fires
+        .union(&silent)
+        .filter(|n| !names.contains(*n))
+        .collect();
     assert!(
         never_fires.is_empty() && never_silent.is_empty() && unknown.is_empty(),
         "alerts never tested firing: {never_fires:?}; never tested silent: {never_silent:?}; \
@@ -277,12 +318,18 @@ struct Panel<'a> {
 
 fn panels(dashboard: &Value) -> Vec<Panel<'_>> {
     let mut out = Vec::new();
-    let mut stack: Vec<&Value> = dashboard["panels"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
+    let mut stack: Vec<&Value> = dashboard["panels"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
     while let Some(panel) = stack.pop() {
         if let Some(children) = panel["panels"].as_array() {
             stack.extend(children.iter());
         }
-        out.push(Panel { title: panel["title"].as_str().unwrap_or("<untitled>").to_owned(), json: panel });
+        out.push(Panel {
+            title: panel["title"].as_str().unwrap_or("<untitled>").to_owned(),
+            json: panel,
+        });
     }
     out
 }
@@ -323,10 +370,15 @@ fn counter_function_ranges(expr: &str) -> Result<Vec<String>, String> {
                 continue; // part of a longer name, e.g. irate( when looking for rate(
             }
             let open = start + function.len() - 1;
-            let close = closing_paren(expr, open).ok_or_else(|| format!("unbalanced parentheses in {expr}"))?;
+            let close = closing_paren(expr, open)
+                .ok_or_else(|| format!("unbalanced parentheses in {expr}"))?;
             let argument = &expr[open..close];
-            let bracket = argument.rfind('[').ok_or_else(|| format!("{function} without a range in {expr}"))?;
-            let end = argument[bracket..].find(']').ok_or_else(|| format!("unclosed range in {expr}"))?;
+            let bracket = argument
+                .rfind('[')
+                .ok_or_else(|| format!("{function} without a range in {expr}"))?;
+            let end = argument[bracket..]
+                .find(']')
+                .ok_or_else(|| format!("unclosed range in {expr}"))?;
             ranges.push(argument[bracket + 1..bracket + end].to_owned());
         }
     }
@@ -354,8 +406,14 @@ fn selectors(expr: &str) -> Vec<(String, Option<String>)> {
             '}' => in_braces = false,
             _ => {}
         }
-        if !in_braces && (c.is_ascii_alphabetic() || c == '_') && (at == 0 || !is_ident_char(chars[i - 1].1)) {
-            let end = chars[i..].iter().find(|(_, c)| !is_ident_char(*c)).map_or(expr.len(), |(j, _)| *j);
+        if !in_braces
+            && (c.is_ascii_alphabetic() || c == '_')
+            && (at == 0 || !is_ident_char(chars[i - 1].1))
+        {
+            let end = chars[i..]
+                .iter()
+                .find(|(_, c)| !is_ident_char(*c))
+                .map_or(expr.len(), |(j, _)| *j);
             let name = &expr[at..end];
             let after = expr[end..].trim_start();
             let selector = after.starts_with('{').then(|| {
@@ -377,7 +435,10 @@ fn required_filters(name: &str) -> &'static [&'static str] {
         &GROUP_VARIABLES
     } else if name.starts_with("application:codedeploy_") {
         &GROUP_VARIABLES[..3]
-    } else if name.starts_with("codedeploy_") && !name.starts_with("codedeploy_exporter_") && !name.contains(':') {
+    } else if name.starts_with("codedeploy_")
+        && !name.starts_with("codedeploy_exporter_")
+        && !name.contains(':')
+    {
         &GROUP_VARIABLES
     } else {
         &[]
@@ -395,6 +456,26 @@ fn lint_expression(
         problems.push(format!("{at}: empty query"));
         return;
     }
+    // Variables in matchers go through =~, and ranges and offsets use only Grafana's own
+    // variables: the query stays valid PromQL whatever a variable is set to ("All" = .*).
+    let mut rest = expr;
+    while let Some(pos) = rest.find("\"$") {
+        let before = rest[..pos].trim_end();
+        if !before.ends_with("=~") && !before.ends_with("!~") {
+            problems.push(format!("{at}: a variable is matched with = instead of =~"));
+        }
+        rest = &rest[pos + 2..];
+    }
+    for marker in ["[$", "offset $"] {
+        let mut rest = expr;
+        while let Some(found) = rest.find(marker) {
+            let after = &rest[found + marker.len()..];
+            if !after.starts_with("__") {
+                problems.push(format!("{at}: a dashboard variable in a range or offset ({marker}…) breaks when it is set to .*"));
+            }
+            rest = after;
+        }
+    }
     match counter_function_ranges(expr) {
         Err(e) => problems.push(format!("{at}: {e}")),
         Ok(ranges) => {
@@ -411,14 +492,23 @@ fn lint_expression(
     for (name, selector) in selectors(expr) {
         for variable in required_filters(&name) {
             let matcher = format!("{variable}=~\"${variable}\"");
-            if !selector.as_deref().is_some_and(|s| s.replace(' ', "").contains(&matcher)) {
+            if !selector
+                .as_deref()
+                .is_some_and(|s| s.replace(' ', "").contains(&matcher))
+            {
                 problems.push(format!("{at}: {name} is not filtered by {matcher}"));
             }
         }
-        if name.starts_with("codedeploy_exporter_") && variables.contains("instance") {
-            if !selector.as_deref().is_some_and(|s| s.replace(' ', "").contains("instance=~\"$instance\"")) {
-                problems.push(format!("{at}: {name} is not filtered by instance=~\"$instance\""));
-            }
+        let instance_filtered = selector
+            .as_deref()
+            .is_some_and(|s| s.replace(' ', "").contains("instance=~\"$instance\""));
+        if name.starts_with("codedeploy_exporter_")
+            && variables.contains("instance")
+            && !instance_filtered
+        {
+            problems.push(format!(
+                "{at}: {name} is not filtered by instance=~\"$instance\""
+            ));
         }
     }
     // Every $variable must be defined by the dashboard or be one of Grafana's own.
@@ -445,7 +535,9 @@ fn lint_datasources(value: &Value, path: &str, problems: &mut Vec<String>) {
                     let ok = child["type"] == "prometheus" && child["uid"] == "${datasource}"
                         || child["type"] == "grafana" && child["uid"] == "-- Grafana --";
                     if !ok {
-                        problems.push(format!("{child_path}: datasource {child} is not ${{datasource}}"));
+                        problems.push(format!(
+                            "{child_path}: datasource {child} is not ${{datasource}}"
+                        ));
                     }
                 } else {
                     lint_datasources(child, &child_path, problems);
@@ -465,24 +557,35 @@ fn lint_dashboard(file: &Path, dashboard: &Value, problems: &mut Vec<String>) {
     let name = file.file_name().unwrap().to_string_lossy().into_owned();
     let uid = dashboard["uid"].as_str().unwrap_or_default();
     if uid.is_empty() || uid.len() > 40 || !name.starts_with(uid) {
-        problems.push(format!("{name}: uid {uid:?} must be set, <= 40 chars, and name the file"));
+        problems.push(format!(
+            "{name}: uid {uid:?} must be set, <= 40 chars, and name the file"
+        ));
     }
     if !dashboard["id"].is_null() {
         problems.push(format!("{name}: id must be null for provisioning"));
     }
     if dashboard.get("__inputs").is_some() || dashboard.get("__requires").is_some() {
-        problems.push(format!("{name}: __inputs/__requires are export-for-sharing artefacts; use ${{datasource}}"));
+        problems.push(format!(
+            "{name}: __inputs/__requires are export-for-sharing artefacts; use ${{datasource}}"
+        ));
     }
     if dashboard["editable"] != Value::Bool(false) {
-        problems.push(format!("{name}: editable must be false (provisioned dashboards)"));
+        problems.push(format!(
+            "{name}: editable must be false (provisioned dashboards)"
+        ));
     }
     if dashboard["title"].as_str().unwrap_or_default().is_empty() {
         problems.push(format!("{name}: no title"));
     }
 
-    let variables_json = dashboard["templating"]["list"].as_array().cloned().unwrap_or_default();
-    let variables: BTreeSet<String> =
-        variables_json.iter().filter_map(|v| v["name"].as_str().map(str::to_owned)).collect();
+    let variables_json = dashboard["templating"]["list"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let variables: BTreeSet<String> = variables_json
+        .iter()
+        .filter_map(|v| v["name"].as_str().map(str::to_owned))
+        .collect();
     let variable = |n: &str| variables_json.iter().find(|v| v["name"] == n);
     match variable("datasource") {
         Some(v) if v["type"] == "datasource" && v["query"] == "prometheus" && v["label"] == "Data source" => {}
@@ -498,15 +601,30 @@ fn lint_dashboard(file: &Path, dashboard: &Value, problems: &mut Vec<String>) {
     }
     lint_datasources(dashboard, &name, problems);
 
-    let annotations = dashboard["annotations"]["list"].as_array().cloned().unwrap_or_default();
-    let prometheus_annotations: Vec<&Value> =
-        annotations.iter().filter(|a| a["datasource"]["type"] == "prometheus").collect();
-    if !prometheus_annotations.iter().any(|a| a["expr"].as_str().is_some_and(|e| e.contains("codedeploy_"))) {
+    let annotations = dashboard["annotations"]["list"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let prometheus_annotations: Vec<&Value> = annotations
+        .iter()
+        .filter(|a| a["datasource"]["type"] == "prometheus")
+        .collect();
+    if !prometheus_annotations.iter().any(|a| {
+        a["expr"]
+            .as_str()
+            .is_some_and(|e| e.contains("codedeploy_"))
+    }) {
         problems.push(format!("{name}: no deployment annotation"));
     }
     for annotation in prometheus_annotations {
         let at = format!("{name} annotation {:?}", annotation["name"]);
-        lint_expression(annotation["expr"].as_str().unwrap_or_default(), "", &variables, &at, problems);
+        lint_expression(
+            annotation["expr"].as_str().unwrap_or_default(),
+            "",
+            &variables,
+            &at,
+            problems,
+        );
     }
 
     let mut ids = BTreeSet::new();
@@ -523,7 +641,11 @@ fn lint_dashboard(file: &Path, dashboard: &Value, problems: &mut Vec<String>) {
         if description.is_empty() {
             problems.push(format!("{at}: no description"));
         }
-        if json["fieldConfig"]["defaults"]["unit"].as_str().unwrap_or_default().is_empty() {
+        if json["fieldConfig"]["defaults"]["unit"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+        {
             problems.push(format!("{at}: no unit (fieldConfig.defaults.unit)"));
         }
         let targets = json["targets"].as_array().cloned().unwrap_or_default();
@@ -535,7 +657,13 @@ fn lint_dashboard(file: &Path, dashboard: &Value, problems: &mut Vec<String>) {
             if target["datasource"]["uid"] != "${datasource}" {
                 problems.push(format!("{at}: datasource is not ${{datasource}}"));
             }
-            lint_expression(target["expr"].as_str().unwrap_or_default(), description, &variables, &at, problems);
+            lint_expression(
+                target["expr"].as_str().unwrap_or_default(),
+                description,
+                &variables,
+                &at,
+                problems,
+            );
         }
     }
 }
@@ -550,12 +678,19 @@ fn dashboards_pass_the_lint() {
         let text = fs::read_to_string(file).expect("read dashboard");
         let dashboard: Value = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", file.display()));
-        if let Some(previous) = uids.insert(dashboard["uid"].to_string(), file.display().to_string()) {
+        if let Some(previous) =
+            uids.insert(dashboard["uid"].to_string(), file.display().to_string())
+        {
             problems.push(format!("{} reuses the uid of {previous}", file.display()));
         }
         lint_dashboard(file, &dashboard, &mut problems);
     }
-    assert!(problems.is_empty(), "dashboard lint found {} problem(s):\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "dashboard lint found {} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
 
 /// The lint itself: a bad dashboard must be caught on every rule.
@@ -571,26 +706,51 @@ fn the_dashboard_lint_catches_each_mistake() {
             "datasource": "Prometheus",
             "fieldConfig": {"defaults": {}},
             "targets": [{"refId": "A", "datasource": {"type": "prometheus", "uid": "abc"},
-                         "expr": "sum(rate(codedeploy_deployments_total[5m])) + $nope"}]
+                         "expr": "sum(rate(codedeploy_deployments_total[5m])) + $nope + x{w=\"$window\"} offset $window"}]
         }]
     });
     let mut problems = Vec::new();
     lint_dashboard(Path::new("bad.json"), &bad, &mut problems);
     let all = problems.join("\n");
     for expected in [
-        "uid", "id must be null", "__inputs", "editable", "variable `datasource`", "`region`",
-        "datasource \"Prometheus\"", "no deployment annotation", "no description", "no unit",
-        "datasource is not", "[5m]", "not filtered by account_id", "$nope",
+        "uid",
+        "id must be null",
+        "__inputs",
+        "editable",
+        "variable `datasource`",
+        "`region`",
+        "datasource \"Prometheus\"",
+        "no deployment annotation",
+        "no description",
+        "no unit",
+        "datasource is not",
+        "[5m]",
+        "not filtered by account_id",
+        "$nope",
+        "= instead of =~",
+        "range or offset",
     ] {
-        assert!(all.contains(expected), "lint missed {expected:?}; it reported:\n{all}");
+        assert!(
+            all.contains(expected),
+            "lint missed {expected:?}; it reported:\n{all}"
+        );
     }
 }
 
 #[test]
 fn selector_and_range_scanners_read_promql() {
     let expr = r#"sum(max without (instance, pod) (increase(codedeploy_x_total{a=~"$a", b="}"}[$__range]))) / rate(y[1m]) + irate(z[$__rate_interval])"#;
-    assert_eq!(counter_function_ranges(expr).unwrap(), vec!["1m", "$__rate_interval", "$__range"]);
+    assert_eq!(
+        counter_function_ranges(expr).unwrap(),
+        vec!["1m", "$__rate_interval", "$__range"]
+    );
     let names: Vec<String> = selectors(expr).into_iter().map(|(n, _)| n).collect();
-    assert!(names.contains(&"codedeploy_x_total".to_owned()) && names.contains(&"y".to_owned()), "{names:?}");
-    assert_eq!(github_anchor("CodeDeployDeploymentFailed"), "codedeploydeploymentfailed");
+    assert!(
+        names.contains(&"codedeploy_x_total".to_owned()) && names.contains(&"y".to_owned()),
+        "{names:?}"
+    );
+    assert_eq!(
+        github_anchor("CodeDeployDeploymentFailed"),
+        "codedeploydeploymentfailed"
+    );
 }
