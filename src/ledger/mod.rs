@@ -92,6 +92,9 @@ pub enum QualityIssue {
     NegativeDuration,
     /// A duration beyond [`MAX_PLAUSIBLE_DURATION_MS`]; clamped to it.
     AbsurdDuration,
+    /// A deployment that finished while an event source was configured, yet
+    /// only the API poller reported it (EventBridge delivery is best effort).
+    FoundOnlyByPolling,
 }
 
 impl QualityIssue {
@@ -99,6 +102,7 @@ impl QualityIssue {
         match self {
             QualityIssue::NegativeDuration => "negative_duration",
             QualityIssue::AbsurdDuration => "absurd_duration",
+            QualityIssue::FoundOnlyByPolling => "found_only_by_polling",
         }
     }
 }
@@ -168,6 +172,20 @@ impl Ledger {
         ledger
     }
 
+    /// Restarts the settle timer of every terminal record not counted yet.
+    /// While the exporter was down no late event could arrive, so downtime must
+    /// not use up the time they are given: after a restart they get it again.
+    pub fn restart_settle_timers(&mut self, now: Millis) {
+        for key in &self.unsettled {
+            if let Some(record) = self.records.get_mut(key) {
+                if record.terminal_since.is_some() {
+                    record.terminal_since = Some(now);
+                    self.dirty_records.insert(key.clone());
+                }
+            }
+        }
+    }
+
     fn index(&mut self, key: &DeploymentKey, record: &Record) {
         self.keys_by_id.entry(key.deployment_id.clone()).or_default().insert(key.clone());
         if !key.is_complete() {
@@ -200,6 +218,35 @@ impl Ledger {
 
     pub fn deployments_tracked(&self) -> usize {
         self.records.len()
+    }
+
+    /// The records a reference can mean: its own key, or records still
+    /// lacking the account or region it names.
+    fn records_for<'a>(&'a self, r: &'a DeploymentRef) -> impl Iterator<Item = &'a Record> + 'a {
+        self.keys_by_id.get(&r.deployment_id).into_iter().flatten().filter_map(move |key| {
+            let account_fits = key.account.is_empty() || r.account.as_ref().is_none_or(|a| *a == key.account);
+            let region_fits = key.region.is_empty() || r.region.as_ref().is_none_or(|g| *g == key.region);
+            (account_fits && region_fits).then(|| self.records.get(key)).flatten()
+        })
+    }
+
+    /// Whether the API has already given this deployment's final details
+    /// (terminal, completeTime, every announced target): the poller never
+    /// fetches such a deployment again.
+    pub fn api_details_complete(&self, r: &DeploymentRef) -> bool {
+        self.records_for(r).any(|record| record.facts.details_complete())
+    }
+
+    /// Whether an event source (EventBridge, an SNS trigger) reported a
+    /// deployment-level state change of this deployment.
+    pub fn announced_by_event(&self, r: &DeploymentRef) -> bool {
+        self.records_for(r)
+            .any(|record| record.facts.start_event_time.is_some() || record.facts.end_event_time.is_some())
+    }
+
+    /// Counts an issue a source found (not one of the ledger's own clamps).
+    pub fn note_quality_issue(&mut self, issue: QualityIssue) {
+        *self.meta.data_quality.entry(issue).or_insert(0) += 1;
     }
 
     /// Folds one observation in. Returns false when it told us nothing new
@@ -791,6 +838,24 @@ mod tests {
         assert_eq!(ledger.settle(3 * MIN, false), 0);
         assert_eq!(ledger.settle(4 * MIN, false), 1);
         assert_eq!(only_group(&ledger).in_progress, 1, "d-1 is still in progress");
+    }
+
+    #[test]
+    fn targets_seen_only_in_instance_events_do_not_complete_the_details() {
+        let mut ledger = Ledger::new(2 * MIN);
+        let mut instance = event("d-1", Status::InProgress, MIN);
+        instance.status = None;
+        instance.is_state_change = false;
+        instance.targets.push(crate::domain::TargetObservation {
+            target_id: "i-1".into(),
+            status: Some(TargetStatus::Succeeded),
+            lifecycle_events: vec![],
+        });
+        let mut done = polled("d-1", Status::Succeeded, MIN, 2 * MIN);
+        done.overview = Some(Overview { succeeded: 1, ..Overview::default() });
+        ledger.apply(&instance, 0);
+        ledger.apply(&done, 0);
+        assert_eq!(ledger.settle(0, false), 0, "the API has not described the target's hooks yet");
     }
 
     #[test]

@@ -240,8 +240,15 @@ impl Facts {
         let final_from_api = self.is_terminal()
             && self.status.as_ref().is_some_and(|s| s.provenance == Provenance::Api)
             && self.complete_time.as_ref().is_some_and(|t| t.provenance == Provenance::Api);
+        // Targets known only from instance events carry no hook details: only
+        // targets the API has described count.
+        let described = self
+            .targets
+            .values()
+            .filter(|t| t.status.as_ref().is_some_and(|s| s.provenance == Provenance::Api))
+            .count() as u64;
         let expected_targets = self.overview.as_ref().map_or(0, |o| o.value.total());
-        final_from_api && self.targets.len() as u64 >= expected_targets
+        final_from_api && described >= expected_targets
     }
 
     pub fn text(slot: &Option<Ranked<String>>) -> Option<&str> {
