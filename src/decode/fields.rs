@@ -18,6 +18,11 @@ const MAX_DEPLOYMENT_ID_LEN: usize = 128;
 /// Target ids include ECS `cluster:service` pairs and Lambda function names.
 const MAX_TARGET_ID_LEN: usize = 512;
 
+/// Most targets one deployment can count in a status. CodeDeploy deploys to at most
+/// a few thousand instances at once; a larger count is garbage, and summing counts
+/// near `u64::MAX` (overviews, per-group target counters) would overflow.
+const MAX_COUNT: u64 = 1_000_000;
+
 /// One JSON object being decoded, consumed field by field.
 ///
 /// A key argument may list alternative spellings separated by `|`
@@ -255,7 +260,7 @@ impl Fields {
     }
 
     /// A count: an integer, or a string of digits (the SNS documentation sample quotes
-    /// its counts). Absent counts are zero.
+    /// its counts), at most [`MAX_COUNT`]. Absent counts are zero.
     pub(super) fn count(&mut self, key: &str) -> Result<u64, DecodeError> {
         let count = match self.take(key) {
             None => Some(0),
@@ -263,7 +268,11 @@ impl Fields {
             Some(Value::String(s)) => s.trim().parse().ok(),
             Some(_) => None,
         };
-        count.ok_or_else(|| self.invalid(key, "expected a non-negative integer".to_owned()))
+        match count {
+            Some(count) if count <= MAX_COUNT => Ok(count),
+            Some(_) => Err(self.invalid(key, format!("more than {MAX_COUNT} targets"))),
+            None => Err(self.invalid(key, "expected a non-negative integer".to_owned())),
+        }
     }
 }
 
@@ -347,6 +356,15 @@ mod tests {
     fn counts_reject_negative_and_fractional_values() {
         let mut f = fields(json!({"a": -1, "b": 1.5, "c": "x", "d": true}));
         for key in ["a", "b", "c", "d"] {
+            assert_eq!(f.count(key).unwrap_err().reason(), "invalid_field", "{key}");
+        }
+    }
+
+    #[test]
+    fn counts_are_bounded() {
+        let mut f = fields(json!({"max": MAX_COUNT, "over": MAX_COUNT + 1, "huge": u64::MAX, "text": u64::MAX.to_string()}));
+        assert_eq!(f.count("max").unwrap(), MAX_COUNT);
+        for key in ["over", "huge", "text"] {
             assert_eq!(f.count(key).unwrap_err().reason(), "invalid_field", "{key}");
         }
     }

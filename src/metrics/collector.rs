@@ -411,6 +411,11 @@ fn encode_histogram(
     series.encode_histogram::<NoLabelSet>(histogram.sum_seconds(), histogram.count, &buckets, None)
 }
 
+/// The exemplar's one label.
+const EXEMPLAR_LABEL: &str = "deployment_id";
+/// OpenMetrics: an exemplar's label names and values hold 128 characters at most.
+const MAX_EXEMPLAR_LABEL_CHARS: usize = 128;
+
 /// `prometheus-client` offers no way to build an exemplar except by observing
 /// into a `HistogramWithExemplars`, so for OpenMetrics the histogram is rebuilt
 /// bucket by bucket: the exemplar's own value, then the rest of the bucket at
@@ -422,11 +427,12 @@ fn rebuilt_with_exemplars(histogram: &Histogram) -> HistogramWithExemplars<Label
         let mut remaining_ms = histogram.bucket_sums_ms[bucket];
         if let (Some(exemplar), true) = (&histogram.exemplars[bucket], remaining_count > 0) {
             let at = UNIX_EPOCH + Duration::from_millis(exemplar.at.max(0) as u64);
-            rebuilt.observe(
-                seconds(exemplar.value_ms),
-                Some(vec![("deployment_id", exemplar.deployment_id.clone())]),
-                Some(at),
-            );
+            // OpenMetrics caps an exemplar's label names and values at 128
+            // characters together; a longer id (moto's are UUIDs, AWS's 11
+            // characters, but up to 128 are accepted) goes without its exemplar.
+            let fits = EXEMPLAR_LABEL.len() + exemplar.deployment_id.chars().count() <= MAX_EXEMPLAR_LABEL_CHARS;
+            let labels = fits.then(|| vec![(EXEMPLAR_LABEL, exemplar.deployment_id.clone())]);
+            rebuilt.observe(seconds(exemplar.value_ms), labels, fits.then_some(at));
             remaining_count -= 1;
             remaining_ms -= exemplar.value_ms;
         }
