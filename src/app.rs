@@ -62,6 +62,14 @@ impl App {
         if config.http.webhook_enabled() {
             exporter.register(Source::Webhook);
         }
+        if let Some(aws) = &config.aws {
+            if !aws.queues.is_empty() {
+                exporter.register(Source::Sqs);
+            }
+            if aws.poll_interval.is_some() {
+                exporter.register(Source::Poller);
+            }
+        }
         if !config.replay.is_empty() || demo.is_some() {
             exporter.register(Source::Replay);
         }
@@ -110,6 +118,15 @@ impl App {
         let sources = TaskTracker::new();
         if let Some(fleet) = demo {
             sources.spawn(demo::run(ingest.clone(), fleet, shutdown.clone()));
+        }
+        if let Some(aws) = config.aws.clone() {
+            let context = crate::aws::SourceContext {
+                ingest: ingest.clone(),
+                exporter: exporter.clone(),
+                webhook: config.http.webhook_enabled(),
+                settle_time_ms: config.settle_time_ms,
+            };
+            sources.spawn(crate::aws::run_sources(aws, context, sources.clone(), shutdown.clone()));
         }
         sources.close();
 

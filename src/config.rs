@@ -39,6 +39,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Fold the messages of FILEs (JSON Lines or whole JSON) and print the exposition to stdout.
     Replay(ReplayArgs),
+    /// Create or update the AWS side (SQS queue, dead-letter queue, EventBridge rule and target, queue policy) and print the IAM policy the exporter needs.
+    Setup(crate::setup::SetupArgs),
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +93,10 @@ pub struct ServeArgs {
     /// TLS, basic auth, webhook rate limit, SNS subscriptions (see `http::security`).
     #[command(flatten)]
     pub security: SecurityArgs,
+
+    /// AWS sources: SQS queues, the CodeDeploy poller (see `aws`).
+    #[command(flatten)]
+    pub aws: crate::aws::AwsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -159,6 +165,8 @@ pub enum ConfigError {
     Retention(Duration),
     #[error(transparent)]
     Security(#[from] SecurityError),
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsConfigError),
 }
 
 /// `serve`'s options after validation.
@@ -172,6 +180,8 @@ pub struct ServeConfig {
     pub storage_path: Option<PathBuf>,
     pub retention_ms: Millis,
     pub shutdown_timeout: Duration,
+    /// `None`: no AWS source was asked for.
+    pub aws: Option<crate::aws::AwsConfig>,
 }
 
 /// Where `serve` keeps its state when `--storage.path` is not given.
@@ -226,6 +236,7 @@ impl ServeArgs {
             storage_path: self.storage_path.clone().or_else(|| default_storage.map(Path::to_owned)),
             retention_ms: self.retention.as_millis() as Millis,
             shutdown_timeout: self.shutdown_timeout,
+            aws: self.aws.validate(self.retention)?,
         })
     }
 }

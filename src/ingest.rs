@@ -70,6 +70,37 @@ impl Exporter {
         self.metrics_dirty = true;
     }
 
+    /// A source's health (`codedeploy_exporter_source_up`, and its last
+    /// success when up). Committed with the next batch or settle tick.
+    pub fn set_source_health(&mut self, source: Source, up: bool, now: Millis) {
+        self.metrics.set_health(source, up, now);
+        self.metrics_dirty = true;
+    }
+
+    /// One AWS request attempt (`codedeploy_exporter_aws_requests_total`).
+    pub fn count_aws_request(&mut self, service: &str, operation: &str, outcome: &str) {
+        self.metrics.count_aws_request(service, operation, outcome);
+        self.metrics_dirty = true;
+    }
+
+    /// See [`Ledger::api_details_complete`].
+    pub fn api_details_complete(&self, deployment: &crate::domain::DeploymentRef) -> bool {
+        self.ledger.api_details_complete(deployment)
+    }
+
+    /// See [`Ledger::announced_by_event`].
+    pub fn announced_by_event(&self, deployment: &crate::domain::DeploymentRef) -> bool {
+        self.ledger.announced_by_event(deployment)
+    }
+
+    /// Counts a data-quality issue a source found.
+    pub fn note_quality_issue(&mut self, issue: crate::ledger::QualityIssue) {
+        self.ledger.note_quality_issue(issue);
+        // The ledger's meta is written with every commit, but only a
+        // non-empty commit is written at all.
+        self.metrics_dirty = true;
+    }
+
     /// Decodes one message and folds it in. The error is the reason it was rejected.
     pub fn ingest(&mut self, source: Source, bytes: &[u8], now: Millis) -> Result<Outcome, DecodeError> {
         self.fold(source, decode::decode(bytes), now)

@@ -37,6 +37,7 @@
 //! - [`simulator`]: a deterministic fleet for `demo`.
 
 pub mod app;
+pub mod aws;
 pub mod config;
 pub mod decode;
 pub mod domain;
@@ -44,6 +45,7 @@ pub mod http;
 pub mod ingest;
 pub mod ledger;
 pub mod metrics;
+pub mod setup;
 pub mod simulator;
 pub mod sources;
 pub mod store;

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Replay(args) => run_replay(&args),
+        Command::Setup(args) => codedeploy_exporter::setup::run_command(&args),
         Command::Serve(args) => run_server(&args, Some(Path::new(DEFAULT_STORAGE_PATH)), None),
         Command::Demo(args) => {
             let feed = DemoFeed { fleet: Fleet::new(args.seed), history_days: args.history_days };

@@ -365,6 +365,24 @@ impl SnapshotCollector {
                 rows: Rows::Gauge(vec![(vec![], self.exposition.ledger.deployments_tracked as f64)]),
             },
             Family {
+                name: "codedeploy_exporter_aws_requests_total",
+                help: "AWS API request attempts (each retry counts), by service, operation and outcome (success, throttled, client_error, server_error, network_error)",
+                rows: Rows::Counter(
+                    exporter
+                        .aws_requests
+                        .iter()
+                        .map(|((service, operation, outcome), n)| {
+                            let labels = vec![
+                                ("service", service.clone()),
+                                ("operation", operation.clone()),
+                                ("outcome", outcome.clone()),
+                            ];
+                            (labels, *n)
+                        })
+                        .collect(),
+                ),
+            },
+            Family {
                 name: "codedeploy_exporter_data_quality_issues_total",
                 help: "Inputs the exporter had to correct, by reason (e.g. clamped negative durations)",
                 rows: Rows::Counter(

@@ -15,6 +15,10 @@ pub enum Source {
     Webhook,
     Replay,
     Demo,
+    /// EventBridge (or SNS) messages consumed from SQS queues.
+    Sqs,
+    /// The CodeDeploy API poller: enrichment, reconciliation and backfill.
+    Poller,
 }
 
 impl Source {
@@ -23,6 +27,8 @@ impl Source {
             Source::Webhook => "webhook",
             Source::Replay => "replay",
             Source::Demo => "demo",
+            Source::Sqs => "sqs",
+            Source::Poller => "poller",
         }
     }
 
@@ -67,6 +73,8 @@ pub struct ExporterMetrics {
     pub source_up: BTreeMap<Source, bool>,
     pub last_success: BTreeMap<Source, Millis>,
     pub lag: BTreeMap<Source, Histogram>,
+    /// AWS API request attempts by (service, operation, outcome).
+    pub aws_requests: BTreeMap<(String, String, String), u64>,
 }
 
 impl ExporterMetrics {
@@ -86,6 +94,20 @@ impl ExporterMetrics {
         if outcome != Outcome::Rejected && source.is_live() {
             self.last_success.insert(source, now);
         }
+    }
+
+    /// A source's health: `up`, and when up, its last success (SQS: a
+    /// successful receive; the poller: a successful poll).
+    pub fn set_health(&mut self, source: Source, up: bool, now: Millis) {
+        self.source_up.insert(source, up);
+        if up {
+            self.last_success.insert(source, now);
+        }
+    }
+
+    /// One AWS request attempt (retries count one each).
+    pub fn count_aws_request(&mut self, service: &str, operation: &str, outcome: &str) {
+        *self.aws_requests.entry((service.to_owned(), operation.to_owned(), outcome.to_owned())).or_insert(0) += 1;
     }
 
     pub fn observe_lag(&mut self, source: Source, event_time: Millis, now: Millis) {

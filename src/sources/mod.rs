@@ -2,6 +2,8 @@
 //! [`crate::ingest`] and learns the outcome; none of them decodes or counts.
 
 pub mod demo;
+pub mod poller;
 pub mod replay;
 pub mod sns;
+pub mod sqs;
 pub mod webhook;

@@ -109,7 +109,7 @@ pub async fn spawn_app_on(storage: tempfile::TempDir, extra: &[&str]) -> TestApp
             };
             (demo.serve, Some(feed))
         }
-        CliCommand::Replay(_) => unreachable!("tests start servers only"),
+        CliCommand::Replay(_) | CliCommand::Setup(_) => unreachable!("tests start servers only"),
     };
     let config = args.validate(None).expect("valid config");
     let app = App::build(config, demo).await.expect("app builds");

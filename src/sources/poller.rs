@@ -1,0 +1,909 @@
+//! The CodeDeploy API poller: enrichment, reconciliation and backfill, one
+//! [`ScopePoller`] per account and region.
+//!
+//! - **Backfill**: the first poll lists every deployment created within
+//!   `--poll.lookback`, fetches those the ledger does not already hold with
+//!   their final details, and submits them in one batch sorted by completion,
+//!   so that recovery runs and the rolling windows are right from the first
+//!   scrape. Progress goes to the logs.
+//! - **Reconciliation**: each interval, one ListDeployments call with a
+//!   `createTimeRange` starting at the previous call's time minus an overlap
+//!   finds deployments no event announced; deployments not yet finished are
+//!   re-fetched every interval until terminal.
+//! - **Enrichment**: event sources ask for the deployments they saw
+//!   ([`Enricher::request`]); requests are coalesced into BatchGetDeployments
+//!   calls of at most 25 ids.
+//!
+//! A deployment once fetched in a terminal state, with its targets
+//! (ListDeploymentTargets + BatchGetDeploymentTargets), is never fetched again:
+//! the scope remembers it, and after a restart the ledger does.
+//!
+//! SDK output is turned into the API's JSON shape and decoded by
+//! [`crate::decode`], so the poller yields exactly the observations that the
+//! same API output read from a file would.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use aws_sdk_codedeploy::primitives::DateTime;
+use aws_sdk_codedeploy::types as cd;
+use serde_json::{json, Map, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::{error_text, Health, Scope};
+use crate::decode::{self, Decoded};
+use crate::domain::{DeploymentRef, Millis, Observation, Status};
+use crate::ingest::{now_ms, IngestHandle, SharedExporter};
+use crate::ledger::QualityIssue;
+use crate::metrics::Source;
+
+/// Most ids per BatchGetDeployments / BatchGetDeploymentTargets call.
+pub const BATCH_LIMIT: usize = 25;
+/// How long enrichment requests are gathered before one batch call.
+const COALESCE: Duration = Duration::from_millis(300);
+
+/// What the poller reads from CodeDeploy, as observations without account or
+/// region (the scope adds its own). The SDK implements it; tests may fake it.
+pub trait DeploymentsApi: Send + Sync {
+    /// Ids of the deployments created at or after `created_after`, every page.
+    fn list_deployments(&self, created_after: Millis) -> impl Future<Output = Result<Vec<String>, String>> + Send;
+    /// BatchGetDeployments of at most [`BATCH_LIMIT`] ids.
+    fn get_deployments(&self, ids: &[String]) -> impl Future<Output = Result<Vec<Observation>, String>> + Send;
+    /// Every target of one deployment with its lifecycle events.
+    fn get_targets(&self, deployment_id: &str) -> impl Future<Output = Result<Vec<Observation>, String>> + Send;
+}
+
+/// Tuning shared by every scope.
+#[derive(Debug, Clone)]
+pub struct PollerOptions {
+    pub interval: Duration,
+    pub lookback_ms: Millis,
+    pub overlap_ms: Millis,
+    /// Poll only these applications (empty: all).
+    pub applications: BTreeSet<String>,
+    /// An event source (SQS, webhook) is configured, so a deployment that only
+    /// the poller saw finish is a missed event.
+    pub events_expected: bool,
+    /// How long after a deployment is seen finished an event may still arrive.
+    pub grace_ms: Millis,
+    /// Deployments created before this are history, not missed events.
+    pub started_at: Millis,
+}
+
+/// Where the poller's findings go.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    pub ingest: IngestHandle,
+    pub exporter: SharedExporter,
+}
+
+/// An event source's request to enrich one deployment.
+#[derive(Debug)]
+pub struct Request {
+    pub deployment_id: String,
+    /// The event said the deployment finished: fetch it now even if watched.
+    pub terminal: bool,
+    pub done: oneshot::Sender<()>,
+}
+
+/// Routes enrichment requests to the scope polling the deployment's account and region.
+#[derive(Debug, Clone, Default)]
+pub struct Enricher {
+    routes: Arc<RwLock<HashMap<(String, String), mpsc::Sender<Request>>>>,
+}
+
+impl Enricher {
+    pub fn add_route(&self, account: &str, region: &str, sender: mpsc::Sender<Request>) {
+        let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
+        routes.insert((account.to_owned(), region.to_owned()), sender);
+    }
+
+    /// Asks for `deployment_id` to be fetched; the receiver fires once it is
+    /// (or once the scope has nothing to do for it). `None`: no scope polls
+    /// that account and region.
+    pub async fn request(
+        &self,
+        account: &str,
+        region: &str,
+        deployment_id: &str,
+        terminal: bool,
+    ) -> Option<oneshot::Receiver<()>> {
+        let sender = {
+            let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+            routes.get(&(account.to_owned(), region.to_owned()))?.clone()
+        };
+        let (done, receiver) = oneshot::channel();
+        let request = Request { deployment_id: deployment_id.to_owned(), terminal, done };
+        sender.send(request).await.ok()?;
+        Some(receiver)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Not finished: re-fetched every interval.
+    Watching,
+    /// Finished, but its targets could not be read yet.
+    TargetsPending,
+    /// Finished and fetched with its targets, or outside `--poll.applications`.
+    Done,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    created: Millis,
+    state: State,
+}
+
+/// Calls made by one refresh, for the logs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Fetched {
+    pub deployments: usize,
+    pub finished: usize,
+}
+
+/// One account in one region.
+#[derive(Debug)]
+pub struct ScopePoller {
+    pub account: String,
+    pub region: String,
+    options: PollerOptions,
+    /// Start of the previous ListDeployments call; `None` before the backfill.
+    watermark: Option<Millis>,
+    known: HashMap<String, Known>,
+    pending: Vec<Request>,
+    /// Deployments seen finished by the poller, to check for an event once
+    /// the grace time has passed.
+    checks: Vec<(String, Millis)>,
+}
+
+impl ScopePoller {
+    pub fn new(account: &str, region: &str, options: PollerOptions) -> ScopePoller {
+        ScopePoller {
+            account: account.to_owned(),
+            region: region.to_owned(),
+            options,
+            watermark: None,
+            known: HashMap::new(),
+            pending: Vec::new(),
+            checks: Vec::new(),
+        }
+    }
+
+    fn reference(&self, deployment_id: &str) -> DeploymentRef {
+        DeploymentRef {
+            account: Some(self.account.clone()),
+            region: Some(self.region.clone()),
+            deployment_id: deployment_id.to_owned(),
+        }
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Answers a request at once when there is nothing to fetch, else queues it.
+    pub fn request(&mut self, request: Request, sink: &Sink) {
+        let state = self.known.get(&request.deployment_id).map(|k| k.state);
+        let nothing_to_do = match state {
+            Some(State::Done) => true,
+            Some(State::Watching) => !request.terminal,
+            _ => sink.exporter.lock().api_details_complete(&self.reference(&request.deployment_id)),
+        };
+        if nothing_to_do {
+            let _ = request.done.send(());
+        } else {
+            self.pending.push(request);
+        }
+    }
+
+    /// One interval: ListDeployments (the backfill the first time), then the
+    /// new, unfinished and requested deployments.
+    pub async fn poll(&mut self, api: &impl DeploymentsApi, sink: &Sink, now: Millis) -> Result<Fetched, String> {
+        self.run_checks(sink, now);
+        let backfill = self.watermark.is_none();
+        let from = match self.watermark {
+            None => now - self.options.lookback_ms,
+            Some(previous) => previous - self.options.overlap_ms,
+        };
+        if backfill {
+            tracing::info!(account = %self.account, region = %self.region, lookback_days = self.options.lookback_ms / 86_400_000,
+                "backfill: listing deployments");
+        }
+        let listed = api.list_deployments(from).await?;
+        self.watermark = Some(now);
+        let mut wanted: Vec<String> = Vec::new();
+        for id in listed {
+            if !self.known.contains_key(&id) && !wanted.contains(&id) {
+                wanted.push(id);
+            }
+        }
+        if backfill {
+            tracing::info!(account = %self.account, region = %self.region, deployments = wanted.len(), "backfill: fetching");
+        }
+        for (id, known) in &self.known {
+            if known.state == State::Watching && !wanted.contains(id) {
+                wanted.push(id.clone());
+            }
+        }
+        let requests = std::mem::take(&mut self.pending);
+        for request in &requests {
+            if !wanted.contains(&request.deployment_id) {
+                wanted.push(request.deployment_id.clone());
+            }
+        }
+        let requested: BTreeSet<String> = requests.iter().map(|r| r.deployment_id.clone()).collect();
+        let fetched = self.refresh(api, sink, wanted, &requested, now, backfill).await;
+        for request in requests {
+            let _ = request.done.send(());
+        }
+        self.forget(now);
+        if backfill {
+            tracing::info!(account = %self.account, region = %self.region, fetched = fetched.deployments,
+                finished = fetched.finished, unfinished = self.watching(), "backfill: done");
+        }
+        Ok(fetched)
+    }
+
+    /// Fetches what the queued requests ask for.
+    pub async fn flush(&mut self, api: &impl DeploymentsApi, sink: &Sink, now: Millis) -> Fetched {
+        let requests = std::mem::take(&mut self.pending);
+        let mut wanted: Vec<String> = Vec::new();
+        for request in &requests {
+            if !wanted.contains(&request.deployment_id) {
+                wanted.push(request.deployment_id.clone());
+            }
+        }
+        let requested: BTreeSet<String> = wanted.iter().cloned().collect();
+        let fetched = self.refresh(api, sink, wanted, &requested, now, false).await;
+        for request in requests {
+            let _ = request.done.send(());
+        }
+        fetched
+    }
+
+    fn watching(&self) -> usize {
+        self.known.values().filter(|k| k.state == State::Watching).count()
+    }
+
+    /// Fetches `wanted` (deployments, ≤ 25 a call) and the targets of those
+    /// that finished, and submits everything in completion order.
+    async fn refresh(
+        &mut self,
+        api: &impl DeploymentsApi,
+        sink: &Sink,
+        wanted: Vec<String>,
+        requested: &BTreeSet<String>,
+        now: Millis,
+        backfill: bool,
+    ) -> Fetched {
+        let mut to_fetch = Vec::new();
+        let mut targets_only = Vec::new();
+        {
+            let exporter = sink.exporter.lock();
+            for id in wanted {
+                match self.known.get(&id).map(|k| k.state) {
+                    Some(State::Done) => {}
+                    Some(State::TargetsPending) => targets_only.push(id),
+                    _ if exporter.api_details_complete(&self.reference(&id)) => {
+                        self.known.insert(id, Known { created: now, state: State::Done });
+                    }
+                    _ => to_fetch.push(id),
+                }
+            }
+        }
+        for (id, known) in &self.known {
+            if known.state == State::TargetsPending && !targets_only.contains(id) {
+                targets_only.push(id.clone());
+            }
+        }
+        let mut fetched = Fetched::default();
+        let mut observations: Vec<Observation> = Vec::new();
+        let mut finished: Vec<(String, Millis)> = Vec::new();
+        let total = to_fetch.len();
+        let mut last_progress = std::time::Instant::now();
+        for (n, chunk) in to_fetch.chunks(BATCH_LIMIT).enumerate() {
+            let infos = match api.get_deployments(chunk).await {
+                Ok(infos) => infos,
+                Err(error) => {
+                    tracing::warn!(account = %self.account, region = %self.region, %error, "BatchGetDeployments failed; retried next interval");
+                    continue;
+                }
+            };
+            for mut info in infos {
+                info.deployment.account = Some(self.account.clone());
+                info.deployment.region = Some(self.region.clone());
+                let id = info.deployment.deployment_id.clone();
+                let created = info.create_time.unwrap_or(now);
+                let filtered_out = !self.options.applications.is_empty()
+                    && info.application.as_ref().is_some_and(|a| !self.options.applications.contains(a));
+                // Events of other applications are still enriched.
+                if filtered_out && !requested.contains(&id) {
+                    self.known.insert(id, Known { created, state: State::Done });
+                    continue;
+                }
+                fetched.deployments += 1;
+                let terminal = info.status.is_some_and(Status::is_terminal);
+                let state = if terminal {
+                    fetched.finished += 1;
+                    finished.push((id.clone(), info.complete_time.unwrap_or(Millis::MAX)));
+                    if !backfill && self.options.events_expected && created >= self.options.started_at {
+                        self.checks.push((id.clone(), now + self.options.grace_ms));
+                    }
+                    State::TargetsPending
+                } else {
+                    State::Watching
+                };
+                self.known.insert(id, Known { created, state });
+                observations.push(info);
+            }
+            if backfill && (last_progress.elapsed() >= Duration::from_secs(10) || (n + 1) * BATCH_LIMIT >= total) {
+                last_progress = std::time::Instant::now();
+                tracing::info!(account = %self.account, region = %self.region,
+                    done = ((n + 1) * BATCH_LIMIT).min(total), total, "backfill: deployments fetched");
+            }
+        }
+        let target_ids: Vec<String> =
+            targets_only.into_iter().chain(finished.iter().map(|(id, _)| id.clone())).collect();
+        let target_total = target_ids.len();
+        for (n, id) in target_ids.into_iter().enumerate() {
+            match api.get_targets(&id).await {
+                Ok(targets) => {
+                    for mut target in targets {
+                        target.deployment.account = Some(self.account.clone());
+                        target.deployment.region = Some(self.region.clone());
+                        observations.push(target);
+                    }
+                    if let Some(known) = self.known.get_mut(&id) {
+                        known.state = State::Done;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(account = %self.account, region = %self.region, deployment_id = %id, %error,
+                        "reading the targets failed; retried next interval");
+                }
+            }
+            if backfill && (last_progress.elapsed() >= Duration::from_secs(10) || n + 1 == target_total) {
+                last_progress = std::time::Instant::now();
+                tracing::info!(account = %self.account, region = %self.region, done = n + 1, total = target_total,
+                    "backfill: targets of finished deployments fetched");
+            }
+        }
+        if observations.is_empty() {
+            return fetched;
+        }
+        // Completion order, each deployment's targets right after it, so
+        // settling (immediate for complete API details) sees recoveries in order.
+        let completion: HashMap<&str, Millis> = finished.iter().map(|(id, at)| (id.as_str(), *at)).collect();
+        let order = |o: &Observation| completion.get(o.deployment.deployment_id.as_str()).copied().unwrap_or(Millis::MAX);
+        let mut observations = observations;
+        observations.sort_by_key(|o| (order(o), o.deployment.deployment_id.clone(), !o.targets.is_empty()));
+        let ids: BTreeSet<String> = observations.iter().map(|o| o.deployment.deployment_id.clone()).collect();
+        if let Err(error) = sink.ingest.submit_observations(Source::Poller, observations).await {
+            tracing::warn!(account = %self.account, region = %self.region, %error, "API data not committed; fetched again next interval");
+            for id in ids {
+                self.known.remove(&id);
+            }
+        }
+        fetched
+    }
+
+    /// Counts the deployments this scope saw finish that no event announced.
+    fn run_checks(&mut self, sink: &Sink, now: Millis) {
+        if self.checks.iter().all(|(_, due)| *due > now) {
+            return;
+        }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.checks).into_iter().partition(|(_, due)| *due <= now);
+        self.checks = later;
+        let mut exporter = sink.exporter.lock();
+        for (id, _) in due {
+            if !exporter.announced_by_event(&self.reference(&id)) {
+                tracing::info!(account = %self.account, region = %self.region, deployment_id = %id,
+                    "deployment found only by polling: no event announced it");
+                exporter.note_quality_issue(QualityIssue::FoundOnlyByPolling);
+            }
+        }
+    }
+
+    /// Drops what ListDeployments can no longer return, and deployments
+    /// unfinished for longer than the lookback (abandoned).
+    fn forget(&mut self, now: Millis) {
+        let listable_from = now - 2 * self.options.overlap_ms;
+        let abandoned_before = now - self.options.lookback_ms;
+        self.known.retain(|_, k| match k.state {
+            State::Done => k.created >= listable_from,
+            State::Watching | State::TargetsPending => k.created >= abandoned_before,
+        });
+    }
+}
+
+/// Runs one scope until `shutdown`: a poll every interval, coalesced fetches
+/// for event requests in between.
+pub async fn run_scope(
+    mut poller: ScopePoller,
+    api: impl DeploymentsApi,
+    sink: Sink,
+    mut requests: mpsc::Receiver<Request>,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) {
+    let part = format!("{}/{}", poller.account, poller.region);
+    let mut ticks = tokio::time::interval(poller.options.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut deadline: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {
+                deadline = None;
+                let polled = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    polled = poller.poll(&api, &sink, now_ms()) => polled,
+                };
+                match polled {
+                    Ok(fetched) => {
+                        tracing::debug!(scope = %part, ?fetched, "polled");
+                        health.report(&part, true);
+                    }
+                    Err(error) => {
+                        tracing::warn!(scope = %part, %error, "ListDeployments failed");
+                        health.report(&part, false);
+                    }
+                }
+            }
+            Some(request) = requests.recv() => {
+                poller.request(request, &sink);
+                if poller.pending_len() >= BATCH_LIMIT {
+                    deadline = Some(Instant::now());
+                } else if poller.has_pending() && deadline.is_none() {
+                    deadline = Some(Instant::now() + COALESCE);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                deadline = None;
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    fetched = poller.flush(&api, &sink, now_ms()) => tracing::debug!(scope = %part, ?fetched, "enriched"),
+                }
+            }
+        }
+    }
+}
+
+/// [`DeploymentsApi`] over the SDK, within the scope's rate limit.
+#[derive(Debug, Clone)]
+pub struct SdkApi {
+    pub scope: Scope,
+}
+
+impl DeploymentsApi for SdkApi {
+    async fn list_deployments(&self, created_after: Millis) -> Result<Vec<String>, String> {
+        let range = cd::TimeRange::builder().start(DateTime::from_millis(created_after)).build();
+        let mut ids = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            self.scope.limit.acquire().await;
+            let page = self
+                .scope
+                .codedeploy
+                .list_deployments()
+                .create_time_range(range.clone())
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| error_text(&e))?;
+            ids.extend(page.deployments.unwrap_or_default());
+            // Some implementations answer an empty token on the last page.
+            match page.next_token.filter(|t| !t.is_empty()) {
+                Some(next) => token = Some(next),
+                None => return Ok(ids),
+            }
+        }
+    }
+
+    async fn get_deployments(&self, ids: &[String]) -> Result<Vec<Observation>, String> {
+        self.scope.limit.acquire().await;
+        let output = self
+            .scope
+            .codedeploy
+            .batch_get_deployments()
+            .set_deployment_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(|e| error_text(&e))?;
+        let mut observations = Vec::new();
+        for info in output.deployments_info.unwrap_or_default() {
+            observations.extend(decoded(json!({ "deploymentInfo": deployment_json(&info) })));
+        }
+        Ok(observations)
+    }
+
+    async fn get_targets(&self, deployment_id: &str) -> Result<Vec<Observation>, String> {
+        let mut target_ids = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            self.scope.limit.acquire().await;
+            let page = self
+                .scope
+                .codedeploy
+                .list_deployment_targets()
+                .deployment_id(deployment_id)
+                .set_next_token(token.take())
+                .send()
+                .await;
+            let page = match page {
+                Ok(page) => page,
+                // A deployment that failed before starting has no targets.
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_deployment_not_started_exception()) => {
+                    return Ok(Vec::new())
+                }
+                Err(e) => return Err(error_text(&e)),
+            };
+            target_ids.extend(page.target_ids.unwrap_or_default());
+            match page.next_token.filter(|t| !t.is_empty()) {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        let mut observations = Vec::new();
+        for chunk in target_ids.chunks(BATCH_LIMIT) {
+            self.scope.limit.acquire().await;
+            let output = self
+                .scope
+                .codedeploy
+                .batch_get_deployment_targets()
+                .deployment_id(deployment_id)
+                .set_target_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| error_text(&e))?;
+            let targets: Vec<Value> = output.deployment_targets.unwrap_or_default().iter().filter_map(target_json).collect();
+            if !targets.is_empty() {
+                observations.extend(decoded(json!({ "deploymentTargets": targets })));
+            }
+        }
+        Ok(observations)
+    }
+}
+
+/// Decodes API JSON built from SDK types; what does not decode is logged and skipped.
+fn decoded(value: Value) -> Vec<Observation> {
+    match decode::decode_value(value) {
+        Ok(Decoded::Observations(observations)) => observations,
+        Ok(Decoded::Ignored(_)) => Vec::new(),
+        Err(error) => {
+            tracing::warn!(%error, "API output not understood; skipped");
+            Vec::new()
+        }
+    }
+}
+
+fn time(t: Option<&DateTime>) -> Value {
+    match t.and_then(|t| t.to_millis().ok()) {
+        Some(ms) => json!(ms as f64 / 1000.0),
+        None => Value::Null,
+    }
+}
+
+fn text(s: Option<&str>) -> Value {
+    s.map_or(Value::Null, |s| Value::String(s.to_owned()))
+}
+
+/// A `DeploymentInfo` as the API's JSON has it (the members the decoder reads).
+pub fn deployment_json(info: &cd::DeploymentInfo) -> Value {
+    let mut m = Map::new();
+    m.insert("deploymentId".into(), text(info.deployment_id.as_deref()));
+    m.insert("applicationName".into(), text(info.application_name.as_deref()));
+    m.insert("deploymentGroupName".into(), text(info.deployment_group_name.as_deref()));
+    m.insert("status".into(), text(info.status.as_ref().map(|s| s.as_str())));
+    m.insert("createTime".into(), time(info.create_time.as_ref()));
+    m.insert("startTime".into(), time(info.start_time.as_ref()));
+    m.insert("completeTime".into(), time(info.complete_time.as_ref()));
+    m.insert("creator".into(), text(info.creator.as_ref().map(|c| c.as_str())));
+    m.insert("computePlatform".into(), text(info.compute_platform.as_ref().map(|c| c.as_str())));
+    if let Some(style) = &info.deployment_style {
+        m.insert(
+            "deploymentStyle".into(),
+            json!({ "deploymentType": text(style.deployment_type.as_ref().map(|t| t.as_str())) }),
+        );
+    }
+    if let Some(o) = &info.deployment_overview {
+        m.insert(
+            "deploymentOverview".into(),
+            json!({ "Pending": o.pending, "InProgress": o.in_progress, "Succeeded": o.succeeded,
+                    "Failed": o.failed, "Skipped": o.skipped, "Ready": o.ready }),
+        );
+    }
+    if let Some(error) = &info.error_information {
+        m.insert("errorInformation".into(), json!({ "code": text(error.code.as_ref().map(|c| c.as_str())) }));
+    }
+    if let Some(rollback) = &info.rollback_info {
+        m.insert(
+            "rollbackInfo".into(),
+            json!({
+                "rollbackDeploymentId": text(rollback.rollback_deployment_id.as_deref()),
+                "rollbackTriggeringDeploymentId": text(rollback.rollback_triggering_deployment_id.as_deref()),
+            }),
+        );
+    }
+    Value::Object(m)
+}
+
+fn lifecycle_json(events: Option<&[cd::LifecycleEvent]>) -> Value {
+    Value::Array(
+        events
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                let mut m = Map::new();
+                m.insert("lifecycleEventName".into(), text(e.lifecycle_event_name.as_deref()));
+                m.insert("status".into(), text(e.status.as_ref().map(|s| s.as_str())));
+                m.insert("startTime".into(), time(e.start_time.as_ref()));
+                m.insert("endTime".into(), time(e.end_time.as_ref()));
+                if let Some(d) = &e.diagnostics {
+                    m.insert("diagnostics".into(), json!({ "errorCode": text(d.error_code.as_ref().map(|c| c.as_str())) }));
+                }
+                Value::Object(m)
+            })
+            .collect(),
+    )
+}
+
+/// A `DeploymentTarget` as the API's JSON has it.
+pub fn target_json(target: &cd::DeploymentTarget) -> Option<Value> {
+    let body = |deployment_id: Option<&str>, target_id: Option<&str>, status: Option<&cd::TargetStatus>, events: Option<&[cd::LifecycleEvent]>| {
+        json!({
+            "deploymentId": text(deployment_id),
+            "targetId": text(target_id),
+            "status": text(status.map(|s| s.as_str())),
+            "lifecycleEvents": lifecycle_json(events),
+        })
+    };
+    let (member, value) = if let Some(t) = &target.instance_target {
+        ("instanceTarget", body(t.deployment_id.as_deref(), t.target_id.as_deref(), t.status.as_ref(), t.lifecycle_events.as_deref()))
+    } else if let Some(t) = &target.lambda_target {
+        ("lambdaTarget", body(t.deployment_id.as_deref(), t.target_id.as_deref(), t.status.as_ref(), t.lifecycle_events.as_deref()))
+    } else if let Some(t) = &target.ecs_target {
+        ("ecsTarget", body(t.deployment_id.as_deref(), t.target_id.as_deref(), t.status.as_ref(), t.lifecycle_events.as_deref()))
+    } else if let Some(t) = &target.cloud_formation_target {
+        (
+            "cloudFormationTarget",
+            body(t.deployment_id.as_deref(), t.target_id.as_deref(), t.status.as_ref(), t.lifecycle_events.as_deref()),
+        )
+    } else {
+        return None;
+    };
+    Some(json!({ member: value }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    use crate::domain::{Overview, Provenance, TargetStatus};
+    use crate::ingest::{Exporter, Writer, WriterOptions};
+
+    fn dt(ms: i64) -> DateTime {
+        DateTime::from_millis(ms)
+    }
+
+    #[test]
+    fn sdk_output_decodes_like_the_api_json() {
+        let info = cd::DeploymentInfo::builder()
+            .deployment_id("d-ROLLBACK1")
+            .application_name("app")
+            .deployment_group_name("grp")
+            .status(cd::DeploymentStatus::Succeeded)
+            .create_time(dt(1_665_737_922_000))
+            .start_time(dt(1_665_737_923_500))
+            .complete_time(dt(1_665_738_100_250))
+            .creator(cd::DeploymentCreator::CodeDeployRollback)
+            .compute_platform(cd::ComputePlatform::Ecs)
+            .deployment_style(cd::DeploymentStyle::builder().deployment_type(cd::DeploymentType::BlueGreen).build())
+            .deployment_overview(cd::DeploymentOverview::builder().succeeded(1).build())
+            .rollback_info(cd::RollbackInfo::builder().rollback_triggering_deployment_id("d-ORIGINAL1").build())
+            // moto's empty structs mean nothing
+            .error_information(cd::ErrorInformation::builder().build())
+            .build();
+        let from_sdk = decoded(json!({ "deploymentInfo": deployment_json(&info) }));
+        let from_file = decoded(json!({"deploymentInfo": {
+            "applicationName":"app","deploymentGroupName":"grp","deploymentId":"d-ROLLBACK1","status":"Succeeded",
+            "creator":"codeDeployRollback","createTime":1665737922.0,"startTime":1665737923.5,"completeTime":1665738100.25,
+            "computePlatform":"ECS","deploymentStyle":{"deploymentType":"BLUE_GREEN"},
+            "deploymentOverview":{"Pending":0,"InProgress":0,"Succeeded":1,"Failed":0,"Skipped":0,"Ready":0},
+            "errorInformation":{},"rollbackInfo":{"rollbackTriggeringDeploymentId":"d-ORIGINAL1"}}}));
+        assert_eq!(from_sdk, from_file);
+        assert_eq!(from_sdk.len(), 1);
+        let o = &from_sdk[0];
+        assert_eq!(o.provenance, Provenance::Api);
+        assert_eq!(o.rollback_of.as_deref(), Some("d-ORIGINAL1"));
+        assert_eq!(o.error_code, None);
+        assert_eq!(o.overview, Some(Overview { succeeded: 1, ..Overview::default() }));
+    }
+
+    #[test]
+    fn sdk_targets_decode_like_the_api_json() {
+        let event = cd::LifecycleEvent::builder()
+            .lifecycle_event_name("AfterInstall")
+            .status(cd::LifecycleEventStatus::Failed)
+            .start_time(dt(1_500))
+            .end_time(dt(2_000))
+            .diagnostics(cd::Diagnostics::builder().error_code(cd::LifecycleErrorCode::ScriptFailed).build())
+            .build();
+        let skipped = cd::LifecycleEvent::builder()
+            .lifecycle_event_name("ApplicationStart")
+            .status(cd::LifecycleEventStatus::Skipped)
+            .build();
+        let target = cd::DeploymentTarget::builder()
+            .deployment_target_type(cd::DeploymentTargetType::InstanceTarget)
+            .instance_target(
+                cd::InstanceTarget::builder()
+                    .deployment_id("d-A")
+                    .target_id("i-1")
+                    .status(cd::TargetStatus::Failed)
+                    .lifecycle_events(event)
+                    .lifecycle_events(skipped)
+                    .build(),
+            )
+            .build();
+        let from_sdk = decoded(json!({ "deploymentTargets": [target_json(&target).expect("a target")] }));
+        let from_file = decoded(json!({"deploymentTargets":[
+            {"deploymentTargetType":"InstanceTarget","instanceTarget":{"deploymentId":"d-A","targetId":"i-1","status":"Failed",
+              "lifecycleEvents":[{"lifecycleEventName":"AfterInstall","status":"Failed","startTime":1.5,"endTime":2,
+                "diagnostics":{"errorCode":"ScriptFailed","scriptName":"x.sh","message":"","logTail":""}},
+                {"lifecycleEventName":"ApplicationStart","status":"Skipped"}]}}]}));
+        assert_eq!(from_sdk, from_file);
+        assert_eq!(from_sdk[0].targets[0].status, Some(TargetStatus::Failed));
+    }
+
+    /// A fake CodeDeploy: deployments by id, and the calls made.
+    #[derive(Default)]
+    struct FakeApi {
+        deployments: Mutex<Vec<Observation>>,
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl FakeApi {
+        fn put(&self, id: &str, status: Status, created: Millis, completed: Option<Millis>) {
+            let mut o = Observation::new(DeploymentRef { deployment_id: id.into(), ..DeploymentRef::default() }, Provenance::Api);
+            o.application = Some("app".into());
+            o.deployment_group = Some("grp".into());
+            o.status = Some(status);
+            o.create_time = Some(created);
+            o.complete_time = completed;
+            o.creator = Some("user".into());
+            o.overview = Some(Overview::default());
+            let mut all = self.deployments.lock().unwrap();
+            all.retain(|d| d.deployment.deployment_id != id);
+            all.push(o);
+        }
+
+        fn calls(&self) -> Vec<String> {
+            std::mem::take(&mut *self.calls.lock().unwrap())
+        }
+    }
+
+    impl DeploymentsApi for FakeApi {
+        async fn list_deployments(&self, created_after: Millis) -> Result<Vec<String>, String> {
+            self.calls.lock().unwrap().push("list".into());
+            let all = self.deployments.lock().unwrap();
+            Ok(all
+                .iter()
+                .filter(|d| d.create_time.unwrap_or(0) >= created_after)
+                .map(|d| d.deployment.deployment_id.clone())
+                .collect())
+        }
+
+        async fn get_deployments(&self, ids: &[String]) -> Result<Vec<Observation>, String> {
+            assert!(ids.len() <= BATCH_LIMIT);
+            self.calls.lock().unwrap().push(format!("get {}", ids.join(",")));
+            let all = self.deployments.lock().unwrap();
+            Ok(all.iter().filter(|d| ids.contains(&d.deployment.deployment_id)).cloned().collect())
+        }
+
+        async fn get_targets(&self, deployment_id: &str) -> Result<Vec<Observation>, String> {
+            self.calls.lock().unwrap().push(format!("targets {deployment_id}"));
+            Ok(Vec::new())
+        }
+    }
+
+    const MIN: Millis = 60_000;
+
+    fn options(now: Millis) -> PollerOptions {
+        PollerOptions {
+            interval: Duration::from_secs(60),
+            lookback_ms: 30 * 24 * 60 * MIN,
+            overlap_ms: 10 * MIN,
+            applications: BTreeSet::new(),
+            events_expected: true,
+            grace_ms: 2 * MIN,
+            started_at: now,
+        }
+    }
+
+    async fn sink() -> (Sink, SharedExporter) {
+        let exporter = SharedExporter::new(Exporter::new(2 * MIN));
+        let options = WriterOptions { settle_interval: Duration::from_secs(3600), retention_ms: 40 * 24 * 60 * MIN, max_batch: 64 };
+        let (writer, ingest) = Writer::new(exporter.clone(), None, options);
+        tokio::spawn(writer.run());
+        (Sink { ingest, exporter: exporter.clone() }, exporter)
+    }
+
+    #[tokio::test]
+    async fn backfill_then_one_list_per_interval_and_finished_deployments_fetched_once() {
+        let now = 1_000 * 24 * 60 * MIN;
+        let api = FakeApi::default();
+        for i in 0..30 {
+            api.put(&format!("d-OLD{i:05}"), Status::Succeeded, now - (i + 1) * 60 * MIN, Some(now - (i + 1) * 60 * MIN + 5 * MIN));
+        }
+        api.put("d-RUNNING01", Status::InProgress, now - 5 * MIN, None);
+        let (sink, exporter) = sink().await;
+        let mut poller = ScopePoller::new("111111111111", "us-east-1", options(now));
+
+        let fetched = poller.poll(&api, &sink, now).await.expect("polled");
+        assert_eq!(fetched, Fetched { deployments: 31, finished: 30 });
+        let calls = api.calls();
+        assert_eq!(calls.iter().filter(|c| c.starts_with("get ")).count(), 2, "31 ids in batches of 25: {calls:?}");
+        assert_eq!(calls.iter().filter(|c| c.starts_with("targets ")).count(), 30);
+
+        // Nothing new: one list, and the running deployment re-fetched.
+        poller.poll(&api, &sink, now + MIN).await.expect("polled");
+        assert_eq!(api.calls(), ["list", "get d-RUNNING01"]);
+
+        // It finishes: fetched with its targets, then never again.
+        api.put("d-RUNNING01", Status::Failed, now - 5 * MIN, Some(now + MIN));
+        poller.poll(&api, &sink, now + 2 * MIN).await.expect("polled");
+        assert_eq!(api.calls(), ["list", "get d-RUNNING01", "targets d-RUNNING01"]);
+        poller.poll(&api, &sink, now + 3 * MIN).await.expect("polled");
+        assert_eq!(api.calls(), ["list"]);
+
+        // A new deployment no event announced, finished within one interval:
+        // counted as found only by polling once the grace time has passed.
+        api.put("d-NEW000001", Status::Succeeded, now + 3 * MIN + 1, Some(now + 4 * MIN));
+        poller.poll(&api, &sink, now + 4 * MIN).await.expect("polled");
+        assert_eq!(api.calls(), ["list", "get d-NEW000001", "targets d-NEW000001"]);
+        poller.poll(&api, &sink, now + 7 * MIN).await.expect("polled");
+        let snapshot = exporter.lock().exposition(now + 7 * MIN);
+        assert_eq!(snapshot.ledger.data_quality.get(&QualityIssue::FoundOnlyByPolling), Some(&1));
+        assert_eq!(exporter.lock().exposition(now).ledger.deployments_tracked, 32);
+    }
+
+    #[tokio::test]
+    async fn requests_are_coalesced_and_answered_without_a_call_when_nothing_is_new() {
+        let now = 1_000 * 24 * 60 * MIN;
+        let api = FakeApi::default();
+        let (sink, _exporter) = sink().await;
+        let mut poller = ScopePoller::new("111111111111", "us-east-1", options(now));
+        poller.poll(&api, &sink, now).await.expect("polled");
+        api.calls();
+        let mut answers = Vec::new();
+        for i in 0..3 {
+            let id = format!("d-EVT{i:05}");
+            api.put(&id, Status::Succeeded, now + MIN, Some(now + 2 * MIN));
+            let (done, answer) = oneshot::channel();
+            poller.request(Request { deployment_id: id, terminal: true, done }, &sink);
+            answers.push(answer);
+        }
+        poller.flush(&api, &sink, now + 2 * MIN).await;
+        let calls = api.calls();
+        assert_eq!(calls[0], "get d-EVT00000,d-EVT00001,d-EVT00002");
+        for answer in answers {
+            answer.await.expect("answered");
+        }
+        // A re-delivered event for a finished deployment costs nothing.
+        let (done, answer) = oneshot::channel();
+        poller.request(Request { deployment_id: "d-EVT00001".into(), terminal: true, done }, &sink);
+        answer.await.expect("answered at once");
+        assert!(!poller.has_pending());
+        assert!(api.calls().is_empty());
+    }
+}
