@@ -837,6 +837,8 @@ fn replayed_stream_raises_exactly_the_expected_alerts() {
         // orders/prod failed 20 minutes ago (then rolled back): the failure is reported even
         // though Prometheus never saw its counter increase.
         key("CodeDeployDeploymentFailed", "orders", "prod"),
+        // ... and its rollback finished 10 minutes ago, known from its completion time.
+        key("CodeDeployAutomaticRollback", "orders", "prod"),
         // payments/prod has had a deployment in progress for 2 hours, 2 of its 10 targets failed.
         key("CodeDeployDeploymentStuck", "payments", "prod"),
         key("CodeDeployHealthyTargetsLow", "payments", "prod"),

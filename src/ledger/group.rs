@@ -64,6 +64,8 @@ pub struct GroupStats {
     pub hook_durations: BTreeMap<(String, TargetStatus), Histogram>,
     pub hook_failures: BTreeMap<(String, String), u64>,
     pub last_finished: BTreeMap<Status, Millis>,
+    /// Completion of the latest rollback deployment, per status.
+    pub last_rollback: BTreeMap<Status, Millis>,
     /// Recoveries as (restored at, time to restore), for the windowed quantiles.
     pub restores: Vec<(Millis, Millis)>,
     /// Completion of the first change failure since the last success: an open
@@ -93,6 +95,7 @@ impl Default for GroupStats {
             hook_durations: BTreeMap::new(),
             hook_failures: BTreeMap::new(),
             last_finished: BTreeMap::new(),
+            last_rollback: BTreeMap::new(),
             restores: Vec::new(),
             failing_since: None,
             last_success_at: None,
@@ -154,6 +157,10 @@ impl GroupStats {
         if let Some(at) = s.finished_at {
             let last = self.last_finished.entry(s.status).or_insert(at);
             *last = (*last).max(at);
+            if s.is_rollback {
+                let last = self.last_rollback.entry(s.status).or_insert(at);
+                *last = (*last).max(at);
+            }
         }
         if s.is_change_failure {
             self.change_failures += 1;
