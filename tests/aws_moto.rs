@@ -269,3 +269,183 @@ async fn events_enrichment_and_reconciliation_give_the_truth() {
     exporter.stop().await;
     eprintln!("events_enrichment_and_reconciliation_give_the_truth: {:.1}s", started.elapsed().as_secs_f64());
 }
+
+/// Finished deployments of the past, as moto will list them.
+fn add_history(moto: &Moto, account: &str, region: &str, app: &str, id: &str, status: &str, created: f64, minutes: f64) {
+    moto.cmd(json!({"cmd": "add_deployment", "account": account, "region": region, "app": app, "group": "prod", "id": id,
+        "status": status, "create_time": created, "start_time": created, "complete_time": created + minutes * 60.0,
+        "overview": {status: 1}}));
+    moto.cmd(json!({"cmd": "set_targets", "account": account, "region": region, "id": id, "targets": [
+        {"targetId": format!("i-{}", &id[2..]), "status": status,
+         "lifecycleEvents": [{"lifecycleEventName": "ApplicationStart", "status": status, "startTime": created, "endTime": created + 30.0}]}]}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_loads_the_lookback_and_a_restart_fetches_nothing_again() {
+    let _serial = serial().await;
+    let started = Instant::now();
+    let moto = Moto::start();
+    let now = now_s();
+    const DAY: f64 = 86_400.0;
+    // 60 finished deployments over the past 20 days, every 10th failed and
+    // put right by the next one; two older than the lookback; one running.
+    let mut expected_7d = 0;
+    for i in 0..60 {
+        let created = now - 20.0 * DAY + f64::from(i) * (DAY / 3.0);
+        let status = if i % 10 == 3 { "Failed" } else { "Succeeded" };
+        add_history(&moto, ACCOUNT, REGION, "shop", &format!("d-HIST{i:05}"), status, created, 10.0);
+        if created + 600.0 > now - 7.0 * DAY {
+            expected_7d += 1;
+        }
+    }
+    add_history(&moto, ACCOUNT, REGION, "shop", "d-ANCIENT01", "Succeeded", now - 40.0 * DAY, 10.0);
+    add_history(&moto, ACCOUNT, REGION, "shop", "d-ANCIENT02", "Failed", now - 35.0 * DAY, 10.0);
+    moto.cmd(json!({"cmd": "add_deployment", "app": "shop", "group": "prod", "id": "d-RUNNING01",
+        "status": "InProgress", "create_time": now - 600.0, "start_time": now - 600.0, "overview": {"InProgress": 1}}));
+
+    let storage = tempfile::tempdir().expect("tempdir");
+    let flags = ["--aws.endpoint-url", &moto.proxy, "--aws.region", REGION, "--poll.interval", "2s", "--aws.max-rps", "50"];
+    let exporter = Exporter::start(storage.path(), &flags).await;
+    let group = [("account_id", ACCOUNT), ("region", REGION), ("application", "shop"), ("deployment_group", "prod")];
+    let scrape = exporter
+        .wait_for(Duration::from_secs(60), "the backfill", |s| s.sum("codedeploy_deployments_total", &group) == 60.0)
+        .await;
+    let backfill_time = started.elapsed();
+    assert_promtool_clean(&scrape.text);
+    assert_eq!(scrape.sum("codedeploy_deployments_total", &[("status", "failed")]), 6.0);
+    assert_eq!(scrape.one("codedeploy_deployments_in_progress", &group), 1.0);
+    assert_eq!(scrape.one("codedeploy_time_to_restore_seconds_count", &group), 6.0, "each failure put right by the next");
+    let window = |w: &'static str| {
+        let mut labels = group.to_vec();
+        labels.push(("window", w));
+        scrape.one("codedeploy_dora_deployments", &labels)
+    };
+    assert_eq!(window("30d"), 60.0, "the windows are right from the first scrape");
+    assert_eq!(window("7d"), f64::from(expected_7d));
+    assert_eq!(scrape.one("codedeploy_deployment_targets_total", &{
+        let mut l = group.to_vec();
+        l.push(("status", "succeeded"));
+        l
+    }), 54.0);
+    // No event source: nothing is a missed event.
+    assert_eq!(scrape.sum("codedeploy_exporter_data_quality_issues_total", &[("reason", "found_only_by_polling")]), 0.0);
+    let counts = moto.counts();
+    eprintln!("backfill of 60 finished + 1 running deployments: {counts:?} in {backfill_time:?}");
+    let fetches = moto.terminal_fetches();
+    assert_eq!(fetches.len(), 60, "{fetches:?}");
+    assert!(fetches.values().all(|n| *n == 1), "{fetches:?}");
+    assert_eq!(counts.get("codedeploy.ListDeploymentTargets"), Some(&60));
+    assert_eq!(counts.get("codedeploy.BatchGetDeploymentTargets"), Some(&60));
+    exporter.stop().await;
+
+    // A restart backfills again but fetches no finished deployment twice, and counts nothing twice.
+    moto.reset_counts();
+    let exporter = Exporter::start(storage.path(), &flags).await;
+    exporter
+        .wait_for(Duration::from_secs(20), "two polls after the restart", |s| {
+            s.sum("codedeploy_exporter_aws_requests_total", &[("operation", "ListDeployments"), ("outcome", "success")]) >= 2.0
+                + scrape.sum("codedeploy_exporter_aws_requests_total", &[("operation", "ListDeployments"), ("outcome", "success")])
+        })
+        .await;
+    let again = exporter.scrape().await;
+    assert_eq!(again.sum("codedeploy_deployments_total", &group), 60.0);
+    assert_eq!(moto.terminal_fetches().len(), 0, "{:?}", moto.terminal_fetches());
+    let counts = moto.counts();
+    assert_eq!(counts.get("codedeploy.ListDeploymentTargets"), None, "{counts:?}");
+    let batch_gets = counts.get("codedeploy.BatchGetDeployments").copied().unwrap_or(0);
+    let lists = counts.get("codedeploy.ListDeployments").copied().unwrap_or(0);
+    assert!(batch_gets <= lists, "only the running deployment is fetched, once per poll: {counts:?}");
+    exporter.stop().await;
+    eprintln!("backfill_loads_the_lookback_and_a_restart_fetches_nothing_again: {:.1}s", started.elapsed().as_secs_f64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_accounts_in_two_regions_keep_their_labels() {
+    let _serial = serial().await;
+    let started = Instant::now();
+    let moto = Moto::start();
+    let now = now_s();
+    const OTHER: &str = "111111111111";
+    // The same application and group names in every account and region.
+    add_history(&moto, ACCOUNT, "us-east-1", "shop", "d-AUSE00001", "Succeeded", now - 3600.0, 5.0);
+    add_history(&moto, ACCOUNT, "eu-west-1", "shop", "d-AEUW00001", "Failed", now - 3600.0, 5.0);
+    add_history(&moto, OTHER, "us-east-1", "shop", "d-BUSE00001", "Succeeded", now - 7200.0, 5.0);
+    add_history(&moto, OTHER, "us-east-1", "shop", "d-BUSE00002", "Succeeded", now - 3600.0, 5.0);
+    add_history(&moto, OTHER, "eu-west-1", "shop", "d-BEUW00001", "Stopped", now - 3600.0, 5.0);
+    let storage = tempfile::tempdir().expect("tempdir");
+    let exporter = Exporter::start(
+        storage.path(),
+        &[
+            "--aws.endpoint-url", &moto.proxy, "--aws.region", "us-east-1,eu-west-1",
+            "--aws.role-arn", "arn:aws:iam::111111111111:role/codedeploy-exporter", "--poll.interval", "2s",
+        ],
+    )
+    .await;
+    let scrape = exporter
+        .wait_for(Duration::from_secs(30), "four scopes polled", |s| s.sum("codedeploy_deployments_total", &[]) == 5.0)
+        .await;
+    assert_promtool_clean(&scrape.text);
+    let count = |account, region, status| {
+        scrape.sum("codedeploy_deployments_total", &[("account_id", account), ("region", region), ("application", "shop"), ("status", status)])
+    };
+    assert_eq!(count(ACCOUNT, "us-east-1", "succeeded"), 1.0);
+    assert_eq!(count(ACCOUNT, "eu-west-1", "failed"), 1.0);
+    assert_eq!(count(OTHER, "us-east-1", "succeeded"), 2.0);
+    assert_eq!(count(OTHER, "eu-west-1", "stopped"), 1.0);
+    assert_eq!(scrape.one("codedeploy_change_failures_total", &[("account_id", OTHER), ("region", "eu-west-1")]), 1.0);
+    assert_eq!(scrape.one("codedeploy_exporter_source_up", &[("source", "poller")]), 1.0);
+    exporter.stop().await;
+    eprintln!("two_accounts_in_two_regions_keep_their_labels: {:.1}s", started.elapsed().as_secs_f64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_server_errors_are_retried_counted_and_survived() {
+    let _serial = serial().await;
+    let started = Instant::now();
+    let moto = Moto::start();
+    let now = now_s();
+    for i in 0..3 {
+        add_history(&moto, ACCOUNT, REGION, "shop", &format!("d-THRT{i:05}"), "Succeeded", now - 3600.0 * f64::from(i + 1), 5.0);
+    }
+    let inject = |op: &str, kind: &str, count: u32| moto.cmd(json!({"cmd": "inject", "op": op, "kind": kind, "count": count}));
+    inject("ListDeployments", "throttle", 2);
+    inject("BatchGetDeployments", "5xx", 1);
+    inject("ListDeploymentTargets", "throttle", 1);
+    inject("BatchGetDeploymentTargets", "5xx", 1);
+    let storage = tempfile::tempdir().expect("tempdir");
+    let exporter = Exporter::start(
+        storage.path(),
+        &["--aws.endpoint-url", &moto.proxy, "--aws.region", REGION, "--poll.interval", "2s", "--aws.max-attempts", "3"],
+    )
+    .await;
+    let group = [("account_id", ACCOUNT), ("region", REGION), ("application", "shop"), ("deployment_group", "prod")];
+    let scrape = exporter
+        .wait_for(Duration::from_secs(60), "the deployments despite the errors", |s| {
+            s.sum("codedeploy_deployments_total", &group) == 3.0
+                && s.sum("codedeploy_deployment_targets_total", &[("status", "succeeded")]) == 3.0
+        })
+        .await;
+    let requests = |op: &'static str, outcome: &'static str| {
+        scrape.sum("codedeploy_exporter_aws_requests_total", &[("service", "codedeploy"), ("operation", op), ("outcome", outcome)])
+    };
+    assert_eq!(requests("ListDeployments", "throttled"), 2.0);
+    assert_eq!(requests("BatchGetDeployments", "server_error"), 1.0);
+    assert_eq!(requests("ListDeploymentTargets", "throttled"), 1.0);
+    assert_eq!(requests("BatchGetDeploymentTargets", "server_error"), 1.0);
+    assert_eq!(requests("BatchGetDeployments", "success"), 1.0, "3 ids, one call");
+    assert_eq!(scrape.one("codedeploy_exporter_source_up", &[("source", "poller")]), 1.0);
+    assert_eq!(scrape.sum("codedeploy_lifecycle_event_duration_seconds_count", &group), 3.0);
+
+    // Beyond the retries the poll fails: the source is down, then recovers.
+    inject("ListDeployments", "throttle", 3);
+    exporter
+        .wait_for(Duration::from_secs(30), "the poller down", |s| s.one("codedeploy_exporter_source_up", &[("source", "poller")]) == 0.0)
+        .await;
+    let scrape = exporter
+        .wait_for(Duration::from_secs(30), "the poller up again", |s| s.one("codedeploy_exporter_source_up", &[("source", "poller")]) == 1.0)
+        .await;
+    assert_eq!(scrape.sum("codedeploy_deployments_total", &group), 3.0, "nothing counted twice");
+    assert_eq!(moto.terminal_fetches().values().max(), Some(&1), "a 5xx'd fetch is not a fetch");
+    exporter.stop().await;
+    eprintln!("throttling_and_server_errors_are_retried_counted_and_survived: {:.1}s", started.elapsed().as_secs_f64());
+}

@@ -253,14 +253,14 @@ def make_proxy(upstream_port):
             with LOCK:
                 if op is not None:
                     COUNTS[f"{service}.{op}"] = COUNTS.get(f"{service}.{op}", 0) + 1
-                if service == "codedeploy" and op == "BatchGetDeployments":
-                    _count_terminal_fetches(body)
                 for key in (op, "*"):
                     entry = INJECTIONS.get(key)
                     if entry and entry[1] > 0 and service == "codedeploy":
                         entry[1] -= 1
                         fault = entry[0]
                         break
+                if fault is None and service == "codedeploy" and op == "BatchGetDeployments":
+                    _count_terminal_fetches(body)
             if fault == "throttle":
                 return self._answer(400, {"__type": "ThrottlingException", "message": "Rate exceeded"},
                                     {"x-amzn-ErrorType": "ThrottlingException"})
