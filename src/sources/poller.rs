@@ -22,7 +22,7 @@
 //! [`crate::decode`], so the poller yields exactly the observations that the
 //! same API output read from a file would.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -43,8 +43,8 @@ use crate::metrics::Source;
 
 /// Most ids per BatchGetDeployments / BatchGetDeploymentTargets call.
 pub const BATCH_LIMIT: usize = 25;
-/// How long enrichment requests are gathered before one batch call.
-const COALESCE: Duration = Duration::from_millis(300);
+/// How long requests for finished deployments are gathered before one batch call.
+const COALESCE: Duration = Duration::from_secs(1);
 
 /// What the poller reads from CodeDeploy, as observations without account or
 /// region (the scope adds its own). The SDK implements it; tests may fake it.
@@ -154,7 +154,7 @@ pub struct ScopePoller {
     options: PollerOptions,
     /// Start of the previous ListDeployments call; `None` before the backfill.
     watermark: Option<Millis>,
-    known: HashMap<String, Known>,
+    known: BTreeMap<String, Known>,
     pending: Vec<Request>,
     /// Deployments seen finished by the poller, to check for an event once
     /// the grace time has passed.
@@ -168,7 +168,7 @@ impl ScopePoller {
             region: region.to_owned(),
             options,
             watermark: None,
-            known: HashMap::new(),
+            known: BTreeMap::new(),
             pending: Vec::new(),
             checks: Vec::new(),
         }
@@ -190,8 +190,11 @@ impl ScopePoller {
         self.pending.len()
     }
 
-    /// Answers a request at once when there is nothing to fetch, else queues it.
-    pub fn request(&mut self, request: Request, sink: &Sink) {
+    /// Answers a request at once when there is nothing to fetch now, else
+    /// queues it for a coalesced fetch. A deployment an event says is under
+    /// way joins the ones re-fetched each interval (all in one batch call);
+    /// one an event says finished is fetched within [`COALESCE`].
+    pub fn request(&mut self, request: Request, sink: &Sink, now: Millis) {
         let state = self.known.get(&request.deployment_id).map(|k| k.state);
         let nothing_to_do = match state {
             Some(State::Done) => true,
@@ -199,6 +202,9 @@ impl ScopePoller {
             _ => sink.exporter.lock().api_details_complete(&self.reference(&request.deployment_id)),
         };
         if nothing_to_do {
+            let _ = request.done.send(());
+        } else if !request.terminal {
+            self.known.entry(request.deployment_id.clone()).or_insert(Known { created: now, state: State::Watching });
             let _ = request.done.send(());
         } else {
             self.pending.push(request);
@@ -416,7 +422,8 @@ impl ScopePoller {
     /// Drops what ListDeployments can no longer return, and deployments
     /// unfinished for longer than the lookback (abandoned).
     fn forget(&mut self, now: Millis) {
-        let listable_from = now - 2 * self.options.overlap_ms;
+        let interval_ms = self.options.interval.as_millis() as Millis;
+        let listable_from = now - interval_ms - 2 * self.options.overlap_ms;
         let abandoned_before = now - self.options.lookback_ms;
         self.known.retain(|_, k| match k.state {
             State::Done => k.created >= listable_from,
@@ -460,7 +467,7 @@ pub async fn run_scope(
                 }
             }
             Some(request) = requests.recv() => {
-                poller.request(request, &sink);
+                poller.request(request, &sink, now_ms());
                 if poller.pending_len() >= BATCH_LIMIT {
                     deadline = Some(Instant::now());
                 } else if poller.has_pending() && deadline.is_none() {
@@ -890,7 +897,7 @@ mod tests {
             let id = format!("d-EVT{i:05}");
             api.put(&id, Status::Succeeded, now + MIN, Some(now + 2 * MIN));
             let (done, answer) = oneshot::channel();
-            poller.request(Request { deployment_id: id, terminal: true, done }, &sink);
+            poller.request(Request { deployment_id: id, terminal: true, done }, &sink, now + 2 * MIN);
             answers.push(answer);
         }
         poller.flush(&api, &sink, now + 2 * MIN).await;
@@ -901,9 +908,22 @@ mod tests {
         }
         // A re-delivered event for a finished deployment costs nothing.
         let (done, answer) = oneshot::channel();
-        poller.request(Request { deployment_id: "d-EVT00001".into(), terminal: true, done }, &sink);
+        poller.request(Request { deployment_id: "d-EVT00001".into(), terminal: true, done }, &sink, now + 3 * MIN);
         answer.await.expect("answered at once");
         assert!(!poller.has_pending());
         assert!(api.calls().is_empty());
+
+        // A START costs nothing now: the deployment joins the next interval's batch.
+        api.put("d-STARTED01", Status::InProgress, now + 3 * MIN, None);
+        api.put("d-STARTED02", Status::InProgress, now + 3 * MIN, None);
+        for id in ["d-STARTED01", "d-STARTED02"] {
+            let (done, answer) = oneshot::channel();
+            poller.request(Request { deployment_id: id.into(), terminal: false, done }, &sink, now + 3 * MIN);
+            answer.await.expect("answered at once");
+        }
+        assert!(!poller.has_pending());
+        assert!(api.calls().is_empty());
+        poller.poll(&api, &sink, now + 4 * MIN).await.expect("polled");
+        assert_eq!(api.calls(), ["list", "get d-STARTED01,d-STARTED02"]);
     }
 }
