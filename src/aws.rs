@@ -400,8 +400,14 @@ pub struct Scope {
 
 impl Aws {
     /// Loads the standard chain (environment, profile, web identity, ECS and
-    /// EC2 metadata) with our retry and timeout settings.
-    pub async fn load(endpoint_url: Option<&str>, max_attempts: u32, sink: Arc<dyn RequestSink>) -> Aws {
+    /// EC2 metadata) with our retry and timeout settings. With `region`, the
+    /// chain is not asked for one (no instance-metadata lookup).
+    pub async fn load(
+        endpoint_url: Option<&str>,
+        region: Option<&str>,
+        max_attempts: u32,
+        sink: Arc<dyn RequestSink>,
+    ) -> Aws {
         let retry = RetryConfig::standard()
             .with_max_attempts(max_attempts)
             .with_initial_backoff(Duration::from_millis(500))
@@ -415,6 +421,9 @@ impl Aws {
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry).timeout_config(timeouts);
         if let Some(url) = endpoint_url {
             loader = loader.endpoint_url(url);
+        }
+        if let Some(region) = region {
+            loader = loader.region(Region::new(region.to_owned()));
         }
         Aws { base: loader.load().await, counter: RequestCounter::new(sink) }
     }
@@ -615,7 +624,8 @@ pub async fn run_sources(
     use crate::sources::{poller, sqs};
 
     let sink: Arc<dyn RequestSink> = Arc::new(ExporterSink(context.exporter.clone()));
-    let aws = Aws::load(config.endpoint_url.as_deref(), config.max_attempts, sink).await;
+    let known_region = config.regions.first().or_else(|| config.queues.iter().find_map(|q| q.region.as_ref()));
+    let aws = Aws::load(config.endpoint_url.as_deref(), known_region.map(String::as_str), config.max_attempts, sink).await;
     let default_region = aws.default_region();
     let mut regions = config.regions.clone();
     if regions.is_empty() {

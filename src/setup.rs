@@ -390,7 +390,7 @@ pub async fn run(args: &SetupArgs, out: &mut dyn Write) -> anyhow::Result<Outcom
     if !(1..=1000).contains(&args.max_receive_count) {
         anyhow::bail!("--sqs.max-receive-count must be between 1 and 1000, got {}", args.max_receive_count);
     }
-    let aws = Aws::load(args.endpoint_url.as_deref(), 3, std::sync::Arc::new(NoSink)).await;
+    let aws = Aws::load(args.endpoint_url.as_deref(), args.region.as_deref(), 3, std::sync::Arc::new(NoSink)).await;
     let region = args.region.clone().or_else(|| aws.default_region()).context(
         "no region: give --aws.region (or set AWS_REGION)",
     )?;
