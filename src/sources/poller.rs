@@ -885,6 +885,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_application_filter_limits_polling_not_enrichment() {
+        let now = 1_000 * 24 * 60 * MIN;
+        let api = FakeApi::default();
+        api.put("d-MINE00001", Status::Succeeded, now - 60 * MIN, Some(now - 50 * MIN));
+        api.put("d-OTHER0001", Status::Succeeded, now - 60 * MIN, Some(now - 50 * MIN));
+        api.deployments.lock().unwrap()[1].application = Some("other".into());
+        let (sink, exporter) = sink().await;
+        let mut poller = ScopePoller::new("111111111111", "us-east-1", PollerOptions {
+            applications: ["app".to_owned()].into(),
+            ..options(now)
+        });
+        poller.poll(&api, &sink, now).await.expect("polled");
+        assert_eq!(api.calls(), ["list", "get d-MINE00001,d-OTHER0001", "targets d-MINE00001"]);
+        assert_eq!(exporter.lock().exposition(now).ledger.deployments_tracked, 1);
+        poller.poll(&api, &sink, now + MIN).await.expect("polled");
+        assert_eq!(api.calls(), ["list"], "the other application's deployment is not fetched again");
+
+        // An event about another application's deployment is still enriched.
+        api.put("d-OTHER0002", Status::Failed, now, Some(now + MIN));
+        api.deployments.lock().unwrap()[2].application = Some("other".into());
+        let (done, answer) = oneshot::channel();
+        poller.request(Request { deployment_id: "d-OTHER0002".into(), terminal: true, done }, &sink, now + MIN);
+        poller.flush(&api, &sink, now + MIN).await;
+        answer.await.expect("answered");
+        assert_eq!(api.calls(), ["get d-OTHER0002", "targets d-OTHER0002"]);
+        assert_eq!(exporter.lock().exposition(now).ledger.deployments_tracked, 2);
+    }
+
+    #[tokio::test]
     async fn requests_are_coalesced_and_answered_without_a_call_when_nothing_is_new() {
         let now = 1_000 * 24 * 60 * MIN;
         let api = FakeApi::default();
