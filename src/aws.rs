@@ -720,6 +720,8 @@ pub async fn run_sources(
                 enricher: enricher.clone(),
                 concurrency: config.sqs_concurrency,
                 health: health.clone(),
+                visibility_seconds: sqs::VISIBILITY_SECONDS,
+                heartbeat: sqs::HEARTBEAT,
             };
             tracing::info!(queue = %queue.url, "consuming SQS");
             tasks.spawn(consumer.run(shutdown.clone()));

@@ -449,3 +449,74 @@ async fn throttling_and_server_errors_are_retried_counted_and_survived() {
     exporter.stop().await;
     eprintln!("throttling_and_server_errors_are_retried_counted_and_survived: {:.1}s", started.elapsed().as_secs_f64());
 }
+
+/// While enrichment is still running the message stays invisible (its
+/// visibility is renewed), and it is deleted once enrichment is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn visibility_is_extended_while_enrichment_runs() {
+    use codedeploy_exporter::aws::{parse_queue_url, Aws, Health, NoSink};
+    use codedeploy_exporter::ingest::{Exporter as Ledger, SharedExporter, Writer, WriterOptions};
+    use codedeploy_exporter::metrics::Source;
+    use codedeploy_exporter::sources::poller::Enricher;
+    use codedeploy_exporter::sources::sqs::Consumer;
+
+    let _serial = serial().await;
+    let started = Instant::now();
+    let moto = Moto::start();
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk(REGION).await);
+    let url = sqs.create_queue().queue_name("slow").send().await.expect("CreateQueue").queue_url.expect("url");
+    let exporter = SharedExporter::new(Ledger::new(0));
+    let options = WriterOptions { settle_interval: Duration::from_secs(1), retention_ms: i64::MAX / 4, max_batch: 64 };
+    let (writer, ingest) = Writer::new(exporter.clone(), None, options);
+    tokio::spawn(writer.run());
+    // A scope that takes 6 s to enrich anything.
+    let enricher = Enricher::default();
+    let (sender, mut requests) = tokio::sync::mpsc::channel(16);
+    enricher.add_route(ACCOUNT, REGION, sender);
+    let enrichments = tokio::spawn(async move {
+        let mut seen = 0;
+        while let Some(request) = requests.recv().await {
+            seen += 1;
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            let _ = request.done.send(());
+        }
+        seen
+    });
+    let aws = Aws::load(Some(&moto.endpoint), Some(REGION), 1, std::sync::Arc::new(NoSink)).await;
+    let consumer = Consumer {
+        queue: parse_queue_url(&url).expect("a queue URL"),
+        region: REGION.into(),
+        client: aws.sqs(&aws.config_for(REGION, None).await),
+        ingest,
+        enricher,
+        concurrency: 2,
+        health: Health::new(Source::Sqs, exporter.clone()),
+        visibility_seconds: 2,
+        heartbeat: Duration::from_secs(1),
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let consuming = tokio::spawn(consumer.run(shutdown.clone()));
+    let body = serde_json::json!({"version": "0", "id": "e-1", "detail-type": "CodeDeploy Deployment State-change Notification",
+        "source": "aws.codedeploy", "account": ACCOUNT, "region": REGION, "time": "2026-11-26T05:00:00Z", "resources": [],
+        "detail": {"region": REGION, "application": "shop", "deploymentGroup": "prod", "deploymentId": "d-SLOW00001", "state": "SUCCESS"}});
+    sqs.send_message().queue_url(&url).message_body(body.to_string()).send().await.expect("send");
+
+    // Well past the 2 s visibility: still in flight, not received again.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(queue_depth(&sqs, &url).await, 1, "in flight while enrichment runs");
+    let events = |outcome| exporter.lock().exposition(0).exporter.events.get(&(Source::Sqs, outcome)).copied().unwrap_or(0);
+    use codedeploy_exporter::metrics::Outcome;
+    assert_eq!((events(Outcome::Applied), events(Outcome::Duplicate)), (1, 0), "received once");
+    // Enrichment done: deleted.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while queue_depth(&sqs, &url).await != 0 {
+        assert!(Instant::now() < deadline, "the message was not deleted after enrichment");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!((events(Outcome::Applied), events(Outcome::Duplicate)), (1, 0), "never redelivered");
+    shutdown.cancel();
+    consuming.await.expect("consumer stops");
+    drop(exporter);
+    enrichments.abort();
+    eprintln!("visibility_is_extended_while_enrichment_runs: {:.1}s", started.elapsed().as_secs_f64());
+}

@@ -32,7 +32,7 @@ pub const WAIT_SECONDS: i32 = 20;
 /// Visibility given to received messages, and renewed while they are processed.
 pub const VISIBILITY_SECONDS: i32 = 60;
 /// How often visibility is renewed for messages still being processed.
-const HEARTBEAT: Duration = Duration::from_secs(25);
+pub const HEARTBEAT: Duration = Duration::from_secs(25);
 /// Longest wait for enrichment before a committed message is deleted anyway
 /// (reconciliation fetches the deployment later).
 const ENRICHMENT_WAIT: Duration = Duration::from_secs(300);
@@ -48,6 +48,10 @@ pub struct Consumer {
     pub enricher: Enricher,
     pub concurrency: usize,
     pub health: Arc<Health>,
+    /// Visibility given on receive and on each renewal ([`VISIBILITY_SECONDS`]).
+    pub visibility_seconds: i32,
+    /// How often it is renewed while a message is processed ([`HEARTBEAT`]).
+    pub heartbeat: Duration,
 }
 
 impl Consumer {
@@ -104,7 +108,7 @@ impl Consumer {
             .queue_url(&self.queue.url)
             .max_number_of_messages(10)
             .wait_time_seconds(WAIT_SECONDS)
-            .visibility_timeout(VISIBILITY_SECONDS)
+            .visibility_timeout(self.visibility_seconds)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
@@ -135,7 +139,7 @@ impl Consumer {
             let in_flight = in_flight.clone();
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(HEARTBEAT).await;
+                    tokio::time::sleep(consumer.heartbeat).await;
                     let entries: Vec<(String, String)> = in_flight
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -167,7 +171,7 @@ impl Consumer {
                 ChangeMessageVisibilityBatchRequestEntry::builder()
                     .id(id)
                     .receipt_handle(receipt)
-                    .visibility_timeout(VISIBILITY_SECONDS)
+                    .visibility_timeout(self.visibility_seconds)
                     .build()
                     .ok()
             })
