@@ -58,7 +58,7 @@ pub struct SetupArgs {
     pub role_arns: Vec<String>,
 
     /// Print the plan (read-only calls only) and change nothing.
-    #[arg(long = "dry-run")]
+    #[arg(long = "dry-run", env = "CODEDEPLOY_EXPORTER_SETUP_DRY_RUN")]
     pub dry_run: bool,
 }
 
