@@ -463,6 +463,10 @@ pub async fn run_scope(
                     Err(error) => {
                         tracing::warn!(scope = %part, %error, "ListDeployments failed");
                         health.report(&part, false);
+                        // Requests still get their fetch without waiting an interval.
+                        if poller.has_pending() {
+                            deadline = Some(Instant::now());
+                        }
                     }
                 }
             }
