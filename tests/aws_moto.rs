@@ -372,6 +372,17 @@ async fn two_accounts_in_two_regions_keep_their_labels() {
     add_history(&moto, OTHER, "us-east-1", "shop", "d-BUSE00001", "Succeeded", now - 7200.0, 5.0);
     add_history(&moto, OTHER, "us-east-1", "shop", "d-BUSE00002", "Succeeded", now - 3600.0, 5.0);
     add_history(&moto, OTHER, "eu-west-1", "shop", "d-BEUW00001", "Stopped", now - 3600.0, 5.0);
+    // Lambda and ECS deployments, with their own target kinds.
+    for (app, platform, kind, id, target) in [
+        ("api-fn", "Lambda", "LambdaTarget", "d-LAMBDA001", "api-fn:live"),
+        ("web-svc", "ECS", "ECSTarget", "d-ECS000001", "prod-cluster:web-svc"),
+    ] {
+        moto.cmd(json!({"cmd": "add_deployment", "app": app, "group": "prod", "platform": platform, "id": id,
+            "status": "Succeeded", "create_time": now - 1800.0, "start_time": now - 1800.0, "complete_time": now - 1500.0,
+            "overview": {"Succeeded": 1}, "deployment_type": "BLUE_GREEN"}));
+        moto.cmd(json!({"cmd": "set_targets", "id": id, "targets": [{"targetId": target, "type": kind, "status": "Succeeded",
+            "lifecycleEvents": [{"lifecycleEventName": "AfterAllowTraffic", "status": "Succeeded", "startTime": now - 1600.0, "endTime": now - 1550.0}]}]}));
+    }
     let storage = tempfile::tempdir().expect("tempdir");
     let exporter = Exporter::start(
         storage.path(),
@@ -382,7 +393,7 @@ async fn two_accounts_in_two_regions_keep_their_labels() {
     )
     .await;
     let scrape = exporter
-        .wait_for(Duration::from_secs(30), "four scopes polled", |s| s.sum("codedeploy_deployments_total", &[]) == 5.0)
+        .wait_for(Duration::from_secs(30), "four scopes polled", |s| s.sum("codedeploy_deployments_total", &[]) == 7.0)
         .await;
     assert_promtool_clean(&scrape.text);
     let count = |account, region, status| {
@@ -393,6 +404,15 @@ async fn two_accounts_in_two_regions_keep_their_labels() {
     assert_eq!(count(OTHER, "us-east-1", "succeeded"), 2.0);
     assert_eq!(count(OTHER, "eu-west-1", "stopped"), 1.0);
     assert_eq!(scrape.one("codedeploy_change_failures_total", &[("account_id", OTHER), ("region", "eu-west-1")]), 1.0);
+    for (app, platform) in [("api-fn", "Lambda"), ("web-svc", "ECS")] {
+        let labels = [("account_id", ACCOUNT), ("application", app), ("compute_platform", platform), ("deployment_type", "BLUE_GREEN")];
+        assert_eq!(scrape.sum("codedeploy_deployments_total", &labels), 1.0, "{app}");
+        assert_eq!(scrape.one("codedeploy_deployment_targets_total", &[("application", app), ("status", "succeeded")]), 1.0);
+        assert_eq!(
+            scrape.one("codedeploy_lifecycle_event_duration_seconds_count", &[("application", app), ("lifecycle_event", "AfterAllowTraffic")]),
+            1.0
+        );
+    }
     assert_eq!(scrape.one("codedeploy_exporter_source_up", &[("source", "poller")]), 1.0);
     exporter.stop().await;
     eprintln!("two_accounts_in_two_regions_keep_their_labels: {:.1}s", started.elapsed().as_secs_f64());
