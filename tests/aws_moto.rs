@@ -271,6 +271,7 @@ async fn events_enrichment_and_reconciliation_give_the_truth() {
 }
 
 /// Finished deployments of the past, as moto will list them.
+#[allow(clippy::too_many_arguments)]
 fn add_history(moto: &Moto, account: &str, region: &str, app: &str, id: &str, status: &str, created: f64, minutes: f64) {
     moto.cmd(json!({"cmd": "add_deployment", "account": account, "region": region, "app": app, "group": "prod", "id": id,
         "status": status, "create_time": created, "start_time": created, "complete_time": created + minutes * 60.0,

@@ -90,10 +90,13 @@ pub struct Request {
     pub done: oneshot::Sender<()>,
 }
 
+/// (account, region) → the scope's request channel.
+type Routes = HashMap<(String, String), mpsc::Sender<Request>>;
+
 /// Routes enrichment requests to the scope polling the deployment's account and region.
 #[derive(Debug, Clone, Default)]
 pub struct Enricher {
-    routes: Arc<RwLock<HashMap<(String, String), mpsc::Sender<Request>>>>,
+    routes: Arc<RwLock<Routes>>,
 }
 
 impl Enricher {
@@ -390,7 +393,6 @@ impl ScopePoller {
         // settling (immediate for complete API details) sees recoveries in order.
         let completion: HashMap<&str, Millis> = finished.iter().map(|(id, at)| (id.as_str(), *at)).collect();
         let order = |o: &Observation| completion.get(o.deployment.deployment_id.as_str()).copied().unwrap_or(Millis::MAX);
-        let mut observations = observations;
         observations.sort_by_key(|o| (order(o), o.deployment.deployment_id.clone(), !o.targets.is_empty()));
         let ids: BTreeSet<String> = observations.iter().map(|o| o.deployment.deployment_id.clone()).collect();
         if let Err(error) = sink.ingest.submit_observations(Source::Poller, observations).await {
