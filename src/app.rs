@@ -56,6 +56,7 @@ impl App {
         };
         let restored = stored.records.len();
         let mut exporter = Exporter::restore(config.settle_time_ms, stored);
+        exporter.resume(now_ms());
         if let Some(path) = &config.storage_path {
             tracing::info!(path = %path.display(), deployments = restored, elapsed = ?started.elapsed(), "store opened");
         }

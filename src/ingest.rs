@@ -59,6 +59,11 @@ impl Exporter {
         }
     }
 
+    /// Restarts the settle timers after downtime (see [`Ledger::restart_settle_timers`]).
+    pub fn resume(&mut self, now: Millis) {
+        self.ledger.restart_settle_timers(now);
+    }
+
     pub fn with_defaults(mut self, defaults: Location) -> Exporter {
         self.defaults = defaults;
         self

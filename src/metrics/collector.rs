@@ -249,6 +249,19 @@ impl SnapshotCollector {
                         .collect()
                 })),
             },
+            Family {
+                name: "codedeploy_last_rollback_timestamp_seconds",
+                help: "Completion time of the latest finished rollback deployment, per status",
+                rows: Rows::Gauge(per_group(groups, |g, base| {
+                    g.stats
+                        .last_rollback
+                        .iter()
+                        .map(|(status, at)| {
+                            (with(base.clone(), &[("status", status.label())]), seconds(*at))
+                        })
+                        .collect()
+                })),
+            },
         ];
         families.extend(self.window_families());
         families.extend(self.exporter_families(exporter));
