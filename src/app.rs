@@ -75,22 +75,26 @@ impl App {
             exporter.register(Source::Replay);
         }
         let now = now_ms();
+        // History is old news: no late event is coming for it, so it is
+        // ingested as if long ago and settles at once. Deployments restored
+        // from the store keep waiting their settle time.
+        let preloaded_at = exporter.preload_time(now);
         for path in &config.replay {
-            let rejections = replay::replay_file(&mut exporter, path, Source::Replay, now)
+            let rejections = replay::replay_file(&mut exporter, path, Source::Replay, preloaded_at)
                 .with_context(|| format!("reading --replay file {}", path.display()))?;
             for rejection in &rejections {
                 tracing::warn!(%rejection, "preload message rejected");
             }
             tracing::info!(file = %path.display(), rejected = rejections.len(), "preloaded");
         }
-        exporter.settle(now, true);
-        let exporter = SharedExporter::new(exporter);
         let fleet = demo.map(|DemoFeed { mut fleet, history_days }| {
-            exporter.lock().register(Source::Demo);
-            let loaded = demo::preload(&exporter, &mut fleet, history_days);
+            exporter.register(Source::Demo);
+            let loaded = demo::preload(&mut exporter, &mut fleet, history_days, now, preloaded_at);
             tracing::info!(messages = loaded, days = history_days, "demo history loaded");
             fleet
         });
+        exporter.settle(now, false);
+        let exporter = SharedExporter::new(exporter);
         let options = WriterOptions {
             settle_interval: SETTLE_INTERVAL,
             retention_ms: config.retention_ms,

@@ -59,6 +59,12 @@ impl Exporter {
         }
     }
 
+    /// The ingest time to give preloaded history (`--replay` files, the demo's
+    /// past): long enough ago that it settles at the next [`Exporter::settle`].
+    pub fn preload_time(&self, now: Millis) -> Millis {
+        now - 2 * self.ledger.settle_time_ms()
+    }
+
     /// Restarts the settle timers after downtime (see [`Ledger::restart_settle_timers`]).
     pub fn resume(&mut self, now: Millis) {
         self.ledger.restart_settle_timers(now);

@@ -30,7 +30,7 @@ struct Server {
 impl Server {
     fn start(storage: &std::path::Path) -> Server {
         let mut child = Command::new(BIN)
-            .args(["serve", "--web.listen-address", "127.0.0.1:0", "--ledger.settle-time", "1s"])
+            .args(["serve", "--web.listen-address", "127.0.0.1:0", "--ledger.settle-time", "30s"])
             .arg("--storage.path")
             .arg(storage)
             .env("CODEDEPLOY_EXPORTER_WEBHOOK_SECRET", SECRET)

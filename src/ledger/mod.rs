@@ -211,6 +211,10 @@ impl Ledger {
         self.unsettled.remove(key);
     }
 
+    pub fn settle_time_ms(&self) -> Millis {
+        self.settle_time_ms
+    }
+
     /// The latest time any observation mentioned: `replay`'s default `--now`.
     pub fn latest_time(&self) -> Option<Millis> {
         self.meta.latest_time

@@ -5,25 +5,24 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::ingest::{now_ms, IngestHandle, SharedExporter};
+use crate::domain::Millis;
+use crate::ingest::{now_ms, Exporter, IngestHandle};
 use crate::metrics::Source;
 use crate::simulator::Fleet;
 
 /// How often the simulation advances; fine enough that lag stays sub-second.
 const TICK: Duration = Duration::from_millis(250);
 
-/// Loads `history_days` of finished history as a preload (counted under the
-/// `replay` source, since it is a backlog and not live traffic) and settles it.
-pub fn preload(exporter: &SharedExporter, fleet: &mut Fleet, history_days: u32) -> usize {
-    let now = now_ms();
+/// Loads `history_days` of finished history up to `now`, ingested at
+/// `preloaded_at` and counted under the `replay` source, since it is a backlog
+/// and not live traffic.
+pub fn preload(exporter: &mut Exporter, fleet: &mut Fleet, history_days: u32, now: Millis, preloaded_at: Millis) -> usize {
     let messages = fleet.history(now, history_days);
-    let mut guard = exporter.lock();
     for message in &messages {
         // The simulator only produces valid messages; a rejection would be a
         // simulator bug and is counted like any other.
-        let _ = guard.ingest(Source::Replay, message.as_bytes(), now);
+        let _ = exporter.ingest(Source::Replay, message.as_bytes(), preloaded_at);
     }
-    guard.settle(now, true);
     messages.len()
 }
 
