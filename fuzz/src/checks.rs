@@ -327,6 +327,18 @@ pub fn check_fold(data: &[u8]) -> Folded {
 // store
 // ---------------------------------------------------------------------------
 
+/// A directory for one store, on tmpfs when there is one: every commit is an
+/// fsync, which a disk makes slow and tmpfs makes free.
+fn temporary_directory() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    let dir = if std::env::var_os("TMPDIR").is_none() && shm.is_dir() {
+        tempfile::Builder::new().prefix("codedeploy-fuzz-").tempdir_in(shm)
+    } else {
+        tempfile::Builder::new().prefix("codedeploy-fuzz-").tempdir()
+    };
+    dir.expect("a temporary directory")
+}
+
 fn open(dir: &Path) -> RedbStore {
     RedbStore::open(dir).unwrap_or_else(|e| panic!("open store: {e}"))
 }
@@ -351,7 +363,7 @@ fn assert_same_exposition(live: &Exporter, restored: &Exporter, now: Millis, whe
 pub fn check_store(data: &[u8]) {
     let messages = messages(data);
     let cut = messages.len() / 2;
-    let dir = tempfile::tempdir().expect("temporary directory");
+    let dir = temporary_directory();
 
     let mut live = new_exporter();
     let mut store = open(dir.path());

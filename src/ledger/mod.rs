@@ -297,6 +297,11 @@ impl Ledger {
     /// settling rather than on arrival, so that in `replay` the outcome depends
     /// on the whole set of messages, not on which arrived first. A record that
     /// was already counted on its own stays on its own.
+    ///
+    /// When the id is known in several accounts or regions, the record goes to
+    /// the one of them that already holds everything it says, if exactly one
+    /// does: a re-delivery of messages adopted before the second account or
+    /// region appeared must change nothing, not stand alone and count again.
     fn adopt_orphans(&mut self, now: Millis) {
         let orphans: Vec<DeploymentKey> = self.orphans.iter().cloned().collect();
         for orphan in orphans {
@@ -305,16 +310,24 @@ impl Ledger {
                 region: Some(orphan.region.clone()).filter(|r| !r.is_empty()),
                 deployment_id: orphan.deployment_id.clone(),
             };
-            let mut candidates = self
+            let candidates: Vec<&DeploymentKey> = self
                 .keys_by_id
                 .get(&orphan.deployment_id)
                 .into_iter()
                 .flatten()
-                .filter(|k| k.is_complete() && k.admits(&partial));
-            let (Some(home), None) = (candidates.next().cloned(), candidates.next()) else { continue };
-            if self.records.get(&orphan).is_none_or(|r| r.settled) {
-                continue;
-            }
+                .filter(|k| k.is_complete() && k.admits(&partial))
+                .collect();
+            let Some(record) = self.records.get(&orphan).filter(|r| !r.settled) else { continue };
+            let home = match candidates.as_slice() {
+                [only] => (*only).clone(),
+                several => {
+                    let mut holders = several.iter().filter(|k| self.holds(k, &record.unresolved));
+                    match (holders.next(), holders.next()) {
+                        (Some(home), None) => (*home).clone(),
+                        _ => continue,
+                    }
+                }
+            };
             let Some(record) = self.records.remove(&orphan) else { continue };
             self.unindex(&orphan);
             self.dirty_records.insert(orphan);
@@ -322,6 +335,14 @@ impl Ledger {
                 self.join_into(home.clone(), observation, now);
             }
         }
+    }
+
+    /// Whether the record at `key` already holds everything `observations` say.
+    fn holds(&self, key: &DeploymentKey, observations: &[Observation]) -> bool {
+        self.records.get(key).is_some_and(|record| {
+            let mut facts = record.facts.clone();
+            !observations.iter().any(|observation| facts.join(observation))
+        })
     }
 
     /// Counts every terminal record that is ready, in completion order, and
