@@ -52,7 +52,7 @@ impl Exporter {
     /// Continues from what a store held.
     pub fn restore(settle_time_ms: Millis, stored: Stored) -> Exporter {
         Exporter {
-            ledger: Ledger::restore(settle_time_ms, stored.meta, stored.records, stored.groups),
+            ledger: Ledger::restore(settle_time_ms, stored.meta, stored.records, stored.settled, stored.groups),
             metrics: stored.exporter,
             metrics_dirty: false,
             defaults: Location::default(),

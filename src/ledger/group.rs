@@ -52,6 +52,8 @@ pub struct Settlement {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupStats {
+    /// Stable number of the group, by which counted deployments refer to it.
+    pub id: u32,
     pub deployments: BTreeMap<(Kind, Status), u64>,
     pub durations: BTreeMap<Status, Histogram>,
     pub rollbacks: BTreeMap<Status, u64>,
@@ -74,9 +76,10 @@ pub struct GroupStats {
     last_success_at: Option<Millis>,
 }
 
-impl Default for GroupStats {
-    fn default() -> Self {
+impl GroupStats {
+    pub fn new(id: u32) -> Self {
         GroupStats {
+            id,
             deployments: BTreeMap::new(),
             durations: FINISHED
                 .iter()
@@ -101,9 +104,7 @@ impl Default for GroupStats {
             last_success_at: None,
         }
     }
-}
 
-impl GroupStats {
     /// Makes sure every status of a deployment kind has a series, so the first
     /// increment of a new kind is visible to `increase()`.
     pub fn know_kind(&mut self, kind: &Kind) {
@@ -238,7 +239,7 @@ mod tests {
 
     #[test]
     fn one_recovery_per_run_of_failures() {
-        let mut stats = GroupStats::default();
+        let mut stats = GroupStats::new(0);
         stats.add(&settlement("d-1", Status::Succeeded, 1_000, false));
         stats.add(&settlement("d-2", Status::Failed, 10_000, true));
         stats.add(&settlement("d-3", Status::Failed, 20_000, true));
@@ -252,7 +253,7 @@ mod tests {
 
     #[test]
     fn a_failure_older_than_the_last_success_opens_no_run() {
-        let mut stats = GroupStats::default();
+        let mut stats = GroupStats::new(0);
         stats.add(&settlement("d-2", Status::Succeeded, 20_000, false));
         stats.add(&settlement("d-1", Status::Failed, 10_000, true));
         stats.add(&settlement("d-3", Status::Succeeded, 30_000, false));
@@ -262,7 +263,7 @@ mod tests {
 
     #[test]
     fn new_kinds_start_at_zero_for_every_status() {
-        let mut stats = GroupStats::default();
+        let mut stats = GroupStats::new(0);
         stats.add(&settlement("d-1", Status::Failed, 1, true));
         let counts: Vec<u64> = stats.deployments.values().copied().collect();
         // In status order: succeeded, failed, stopped.

@@ -12,22 +12,30 @@
 //!   in completion order, which makes recovery runs exact. With `force` (what
 //!   `replay` does at the end) everything terminal settles at once and the
 //!   counters are a function of the set of observations alone.
+//!
+//! Once counted, a deployment's full record is replaced by a 32-byte
+//! [`Settled`] entry: what the rolling windows, deduplication and rollback
+//! links still need. Messages about a counted deployment change nothing but a
+//! late rollback link.
 
 mod group;
 pub mod histogram;
 mod record;
+mod settled;
 mod snapshot;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 pub use group::{GroupKey, GroupStats, Kind, FINISHED};
 pub use record::Facts;
+pub use settled::{Settled, SettledKey};
 pub use snapshot::{GroupSnapshot, Snapshot, WindowFigures, QUANTILES, WINDOWS};
 
 use crate::domain::{DeploymentRef, Millis, Observation, Status, TargetStatus};
 use group::Settlement;
+use settled::{Outcome, SettledSet};
 
 /// Longest duration we believe. CodeDeploy's own limits top out near five days
 /// (EC2 blue/green: 109 h of deployment plus a termination wait); anything
@@ -62,16 +70,31 @@ impl DeploymentKey {
     fn sibling(&self, deployment_id: &str) -> DeploymentKey {
         DeploymentKey { deployment_id: deployment_id.to_owned(), ..self.clone() }
     }
+
+    /// The account and region, `None` where unknown.
+    fn location(&self) -> (Option<&str>, Option<&str>) {
+        fn known(part: &str) -> Option<&str> {
+            Some(part).filter(|p| !p.is_empty())
+        }
+        (known(&self.account), known(&self.region))
+    }
+
+    fn reference(&self) -> DeploymentRef {
+        let (account, region) = self.location();
+        DeploymentRef {
+            account: account.map(str::to_owned),
+            region: region.map(str::to_owned),
+            deployment_id: self.deployment_id.clone(),
+        }
+    }
 }
 
-/// One deployment's record: its facts and where it stands in settling.
+/// A deployment not counted yet: its facts and its settle timer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     facts: Facts,
     /// Ingest time at which the record first became terminal: starts the settle timer.
     terminal_since: Option<Millis>,
-    settled: bool,
-    counted_change_failure: bool,
     /// While account or region is unknown, the observations themselves, so that
     /// they can be folded into the fully identified record once it is known.
     unresolved: Vec<Observation>,
@@ -117,8 +140,10 @@ pub struct LedgerMeta {
 /// What changed since the last commit: the store writes exactly this.
 #[derive(Debug)]
 pub struct Changes<'a> {
-    /// `None` means the record was removed (adopted or past retention).
+    /// `None` means the record was removed (counted, adopted or past retention).
     pub records: Vec<(&'a DeploymentKey, Option<&'a Record>)>,
+    /// `None` means the entry was removed (past retention).
+    pub settled: Vec<(SettledKey, Option<Settled>)>,
     pub groups: Vec<(&'a GroupKey, &'a GroupStats)>,
     pub meta: &'a LedgerMeta,
 }
@@ -126,18 +151,23 @@ pub struct Changes<'a> {
 #[derive(Debug, Clone)]
 pub struct Ledger {
     settle_time_ms: Millis,
+    /// Deployments not counted yet.
     records: HashMap<DeploymentKey, Record>,
     keys_by_id: HashMap<String, BTreeSet<DeploymentKey>>,
     /// Records still lacking account or region.
     orphans: BTreeSet<DeploymentKey>,
-    /// Records not counted yet: the only ones settling has to look at.
-    unsettled: HashSet<DeploymentKey>,
-    /// Rolled-back deployment → the rollback deployments that name it.
+    /// Deployments counted.
+    settled: SettledSet,
+    /// Rolled-back deployment → the rollback deployments that name it, until
+    /// the rolled-back one is counted.
     rollbacks_of: HashMap<DeploymentKey, BTreeSet<String>>,
     groups: BTreeMap<GroupKey, GroupStats>,
+    /// Group keys by their id ([`GroupStats::id`]), which settled entries refer to.
+    group_keys: Vec<GroupKey>,
     meta: LedgerMeta,
-    /// Records and groups changed since the last commit.
+    /// Records, settled entries and groups changed since the last commit.
     dirty_records: BTreeSet<DeploymentKey>,
+    dirty_settled: BTreeSet<SettledKey>,
     dirty_groups: BTreeSet<GroupKey>,
 }
 
@@ -148,11 +178,13 @@ impl Ledger {
             records: HashMap::new(),
             keys_by_id: HashMap::new(),
             orphans: BTreeSet::new(),
-            unsettled: HashSet::new(),
+            settled: SettledSet::default(),
             rollbacks_of: HashMap::new(),
             groups: BTreeMap::new(),
+            group_keys: Vec::new(),
             meta: LedgerMeta::default(),
             dirty_records: BTreeSet::new(),
+            dirty_settled: BTreeSet::new(),
             dirty_groups: BTreeSet::new(),
         }
     }
@@ -162,11 +194,23 @@ impl Ledger {
         settle_time_ms: Millis,
         meta: LedgerMeta,
         records: impl IntoIterator<Item = (DeploymentKey, Record)>,
+        settled: impl IntoIterator<Item = (SettledKey, Settled)>,
         groups: impl IntoIterator<Item = (GroupKey, GroupStats)>,
     ) -> Ledger {
-        let mut ledger = Ledger { meta, groups: groups.into_iter().collect(), ..Ledger::new(settle_time_ms) };
+        let mut ledger = Ledger { meta, ..Ledger::new(settle_time_ms) };
+        for (key, stats) in groups {
+            let id = stats.id as usize;
+            if ledger.group_keys.len() <= id {
+                ledger.group_keys.resize(id + 1, GroupKey::default());
+            }
+            ledger.group_keys[id] = key.clone();
+            ledger.groups.insert(key, stats);
+        }
+        for (key, entry) in settled {
+            ledger.settled.insert(key, entry);
+        }
         for (key, record) in records {
-            ledger.index(&key, &record);
+            ledger.index(&key, Facts::text(&record.facts.rollback_of));
             ledger.records.insert(key, record);
         }
         ledger
@@ -176,31 +220,34 @@ impl Ledger {
     /// While the exporter was down no late event could arrive, so downtime must
     /// not use up the time they are given: after a restart they get it again.
     pub fn restart_settle_timers(&mut self, now: Millis) {
-        for key in &self.unsettled {
-            if let Some(record) = self.records.get_mut(key) {
-                if record.terminal_since.is_some() {
-                    record.terminal_since = Some(now);
-                    self.dirty_records.insert(key.clone());
-                }
+        for (key, record) in &mut self.records {
+            if record.terminal_since.is_some() {
+                record.terminal_since = Some(now);
+                self.dirty_records.insert(key.clone());
             }
         }
     }
 
-    fn index(&mut self, key: &DeploymentKey, record: &Record) {
-        self.keys_by_id.entry(key.deployment_id.clone()).or_default().insert(key.clone());
-        if !key.is_complete() {
-            self.orphans.insert(key.clone());
+    /// Indexes a record by deployment id, as an orphan when its account or
+    /// region is unknown, and its rollback link.
+    fn index(&mut self, key: &DeploymentKey, rollback_of: Option<&str>) {
+        if !self.keys_by_id.get(&key.deployment_id).is_some_and(|keys| keys.contains(key)) {
+            self.keys_by_id.entry(key.deployment_id.clone()).or_default().insert(key.clone());
+            if !key.is_complete() {
+                self.orphans.insert(key.clone());
+            }
         }
-        if !record.settled {
-            self.unsettled.insert(key.clone());
-        }
-        if let Some(rolled_back) = Facts::text(&record.facts.rollback_of) {
-            let target = key.sibling(rolled_back);
-            self.rollbacks_of.entry(target).or_default().insert(key.deployment_id.clone());
+        if let Some(rolled_back) = rollback_of {
+            let rollbacks = self.rollbacks_of.entry(key.sibling(rolled_back)).or_default();
+            if !rollbacks.contains(&key.deployment_id) {
+                rollbacks.insert(key.deployment_id.clone());
+            }
         }
     }
 
-    fn unindex(&mut self, key: &DeploymentKey) {
+    /// Removes a record and its index entries; marks it removed for the store.
+    fn remove_record(&mut self, key: &DeploymentKey) -> Option<Record> {
+        let record = self.records.remove(key)?;
         if let Some(keys) = self.keys_by_id.get_mut(&key.deployment_id) {
             keys.remove(key);
             if keys.is_empty() {
@@ -208,7 +255,8 @@ impl Ledger {
             }
         }
         self.orphans.remove(key);
-        self.unsettled.remove(key);
+        self.dirty_records.insert(key.clone());
+        Some(record)
     }
 
     pub fn settle_time_ms(&self) -> Millis {
@@ -221,7 +269,7 @@ impl Ledger {
     }
 
     pub fn deployments_tracked(&self) -> usize {
-        self.records.len()
+        self.records.len() + self.settled.len()
     }
 
     /// The records a reference can mean: its own key, or records still
@@ -234,11 +282,20 @@ impl Ledger {
         })
     }
 
+    /// Outcomes of the counted deployments a reference can mean.
+    fn settled_outcomes(&self, r: &DeploymentRef) -> Vec<Outcome> {
+        self.settled
+            .matching(&r.deployment_id, r.account.as_deref(), r.region.as_deref())
+            .into_iter()
+            .map(|(_, entry)| entry.outcome())
+            .collect()
+    }
+
     /// Whether the API has already given this deployment's final details
-    /// (terminal, completeTime, every announced target): the poller never
-    /// fetches such a deployment again.
+    /// (terminal, completeTime, every announced target), or it is counted:
+    /// the poller never fetches such a deployment again.
     pub fn api_details_complete(&self, r: &DeploymentRef) -> bool {
-        self.records_for(r).any(|record| record.facts.details_complete())
+        self.records_for(r).any(|record| record.facts.details_complete()) || !self.settled_outcomes(r).is_empty()
     }
 
     /// Whether an event source (EventBridge, an SNS trigger) reported a
@@ -246,6 +303,7 @@ impl Ledger {
     pub fn announced_by_event(&self, r: &DeploymentRef) -> bool {
         self.records_for(r)
             .any(|record| record.facts.start_event_time.is_some() || record.facts.end_event_time.is_some())
+            || self.settled_outcomes(r).iter().any(|o| o.announced)
     }
 
     /// Counts an issue a source found (not one of the ledger's own clamps).
@@ -271,7 +329,49 @@ impl Ledger {
             region: r.region.clone().unwrap_or_default(),
             deployment_id: r.deployment_id.clone(),
         };
+        if !self.records.contains_key(&key) {
+            // News of a counted deployment: only a late rollback link matters.
+            let counted = if key.is_complete() {
+                self.settled_keys(&key)
+            } else if self.keys_by_id.contains_key(&key.deployment_id) {
+                Vec::new()
+            } else {
+                self.settled_keys(&key)
+            };
+            if !counted.is_empty() {
+                return counted.len() == 1
+                    && observation.rolled_back_by.is_some()
+                    && self.mark_rolled_back(counted[0]);
+            }
+        }
         self.join_into(key, observation, now)
+    }
+
+    /// Keys of the counted deployments `key` can mean.
+    fn settled_keys(&self, key: &DeploymentKey) -> Vec<SettledKey> {
+        let (account, region) = key.location();
+        self.settled.matching(&key.deployment_id, account, region).into_iter().map(|(k, _)| k).collect()
+    }
+
+    /// A counted deployment is learned to be rolled back; returns whether that
+    /// changed anything. A change that succeeded becomes a change failure.
+    fn mark_rolled_back(&mut self, key: SettledKey) -> bool {
+        let Some(entry) = self.settled.get_mut(key) else { return false };
+        if entry.outcome().rolled_back {
+            return false;
+        }
+        let newly_failed = entry.mark_rolled_back();
+        let (group, finished_at) = (entry.group, entry.outcome().finished_at);
+        self.dirty_settled.insert(key);
+        if newly_failed {
+            if let Some(group_key) = self.group_keys.get(group as usize).cloned() {
+                if let Some(stats) = self.groups.get_mut(&group_key) {
+                    stats.add_late_change_failure(finished_at);
+                    self.dirty_groups.insert(group_key);
+                }
+            }
+        }
+        true
     }
 
     fn join_into(&mut self, key: DeploymentKey, observation: &Observation, now: Millis) -> bool {
@@ -285,54 +385,65 @@ impl Ledger {
             changed = true;
         }
         if changed {
-            let record = record.clone();
-            self.index(&key, &record);
+            let rollback_of = Facts::text(&record.facts.rollback_of).map(str::to_owned);
+            self.index(&key, rollback_of.as_deref());
             self.dirty_records.insert(key);
         }
         changed
     }
 
+
     /// Folds each record that lacks account or region into the only fully
     /// identified record with its deployment id that it can mean. Done when
     /// settling rather than on arrival, so that in `replay` the outcome depends
-    /// on the whole set of messages, not on which arrived first. A record that
-    /// was already counted on its own stays on its own.
+    /// on the whole set of messages, not on which arrived first.
     ///
     /// When the id is known in several accounts or regions, the record goes to
     /// the one of them that already holds everything it says, if exactly one
     /// does: a re-delivery of messages adopted before the second account or
     /// region appeared must change nothing, not stand alone and count again.
+    /// When its only candidates are already counted, it is news of a counted
+    /// deployment and is dropped (a rollback link still marks it).
     fn adopt_orphans(&mut self, now: Millis) {
         let orphans: Vec<DeploymentKey> = self.orphans.iter().cloned().collect();
         for orphan in orphans {
-            let partial = DeploymentRef {
-                account: Some(orphan.account.clone()).filter(|a| !a.is_empty()),
-                region: Some(orphan.region.clone()).filter(|r| !r.is_empty()),
-                deployment_id: orphan.deployment_id.clone(),
-            };
-            let candidates: Vec<&DeploymentKey> = self
+            let partial = orphan.reference();
+            let candidates: Vec<DeploymentKey> = self
                 .keys_by_id
                 .get(&orphan.deployment_id)
                 .into_iter()
                 .flatten()
                 .filter(|k| k.is_complete() && k.admits(&partial))
+                .cloned()
                 .collect();
-            let Some(record) = self.records.get(&orphan).filter(|r| !r.settled) else { continue };
+            let counted = self.settled_keys(&orphan);
+            let Some(record) = self.records.get(&orphan) else { continue };
             let home = match candidates.as_slice() {
-                [only] => (*only).clone(),
+                [] if counted.is_empty() => continue,
+                [] => None,
+                [only] if counted.is_empty() => Some(only.clone()),
                 several => {
                     let mut holders = several.iter().filter(|k| self.holds(k, &record.unresolved));
-                    match (holders.next(), holders.next()) {
-                        (Some(home), None) => (*home).clone(),
+                    match (holders.next(), holders.next(), counted.is_empty()) {
+                        (Some(home), None, _) => Some(home.clone()),
+                        (None, None, false) => None,
                         _ => continue,
                     }
                 }
             };
-            let Some(record) = self.records.remove(&orphan) else { continue };
-            self.unindex(&orphan);
-            self.dirty_records.insert(orphan);
-            for observation in &record.unresolved {
-                self.join_into(home.clone(), observation, now);
+            let Some(record) = self.remove_record(&orphan) else { continue };
+            match home {
+                Some(home) => {
+                    for observation in &record.unresolved {
+                        self.join_into(home.clone(), observation, now);
+                    }
+                }
+                None => {
+                    let rolled_back = record.facts.rolled_back_by.is_some();
+                    if let ([only], true) = (counted.as_slice(), rolled_back) {
+                        self.mark_rolled_back(*only);
+                    }
+                }
             }
         }
     }
@@ -368,17 +479,15 @@ impl Ledger {
         let started = |r: &Record| r.facts.began_at().or(r.facts.finished_at());
         // Per group, the earliest start among unsettled deployments that are not due.
         let mut blocking: HashMap<GroupKey, Millis> = HashMap::new();
-        for key in &self.unsettled {
-            let Some(record) = self.records.get(key) else { continue };
+        for (key, record) in &self.records {
             if let (false, Some(start)) = (due(key, record), started(record)) {
                 let earliest = blocking.entry(group_key(key, &record.facts)).or_insert(start);
                 *earliest = (*earliest).min(start);
             }
         }
         let mut ready: Vec<(Millis, DeploymentKey)> = self
-            .unsettled
+            .records
             .iter()
-            .filter_map(|key| self.records.get(key).map(|record| (key, record)))
             .filter(|(key, record)| {
                 let unblocked = || match (blocking.get(&group_key(key, &record.facts)), started(record)) {
                     (Some(earliest), Some(start)) => start <= *earliest,
@@ -391,40 +500,40 @@ impl Ledger {
             .collect();
         ready.sort();
         for (_, key) in &ready {
-            self.count(key);
+            self.count(key, now);
         }
         ready.len()
     }
 
-    /// Drops settled (or abandoned, never-finished) records whose latest time is
-    /// before `cutoff`, and recoveries older than it. Counters are untouched:
-    /// they already hold what those records contributed.
+    /// Drops counted deployments, and abandoned never-finished records, whose
+    /// latest time is before `cutoff`, and recoveries older than it. Counters
+    /// are untouched: they already hold what those deployments contributed.
     pub fn trim(&mut self, cutoff: Millis) -> usize {
-        let expired: Vec<DeploymentKey> = self
+        let abandoned: Vec<DeploymentKey> = self
             .records
             .iter()
-            .filter(|(_, r)| r.settled || !r.facts.is_terminal())
-            .filter(|(_, r)| r.last_known_time().is_some_and(|t| t < cutoff))
+            .filter(|(_, r)| !r.facts.is_terminal() && r.last_known_time().is_some_and(|t| t < cutoff))
             .map(|(k, _)| k.clone())
             .collect();
-        for key in &expired {
-            self.records.remove(key);
-            self.unindex(key);
+        for key in &abandoned {
+            self.remove_record(key);
             self.rollbacks_of.remove(key);
-            self.dirty_records.insert(key.clone());
         }
+        let expired = self.settled.expire(cutoff);
+        self.dirty_settled.extend(expired.iter().copied());
         for (key, stats) in &mut self.groups {
             if stats.trim_restores(cutoff) {
                 self.dirty_groups.insert(key.clone());
             }
         }
-        expired.len()
+        abandoned.len() + expired.len()
     }
 
     /// What changed since the last [`Ledger::mark_committed`].
     pub fn changes(&self) -> Changes<'_> {
         Changes {
             records: self.dirty_records.iter().map(|k| (k, self.records.get(k))).collect(),
+            settled: self.dirty_settled.iter().map(|k| (*k, self.settled.get(*k))).collect(),
             groups: self
                 .dirty_groups
                 .iter()
@@ -437,47 +546,65 @@ impl Ledger {
     /// The changes are durable; start collecting the next ones.
     pub fn mark_committed(&mut self) {
         self.dirty_records.clear();
+        self.dirty_settled.clear();
         self.dirty_groups.clear();
     }
 
-    fn count(&mut self, key: &DeploymentKey) {
-        // A clone, because computing the settlement counts data-quality issues.
-        let Some(facts) = self.records.get(key).map(|r| r.facts.clone()) else { return };
-        let group = group_key(key, &facts);
+    /// The group's stats, created (with the next id) when the group is new.
+    fn group_mut(&mut self, key: GroupKey) -> &mut GroupStats {
+        let next_id = self.group_keys.len() as u32;
+        self.dirty_groups.insert(key.clone());
+        let group_keys = &mut self.group_keys;
+        self.groups.entry(key.clone()).or_insert_with(|| {
+            group_keys.push(key);
+            GroupStats::new(next_id)
+        })
+    }
+
+    /// Counts a record, then replaces it with its compact settled entry.
+    fn count(&mut self, key: &DeploymentKey, now: Millis) {
+        let Some(record) = self.remove_record(key) else { return };
+        let facts = record.facts;
         let settlement = self.settlement(key, &facts);
-        let late_failure = settlement
-            .is_rollback
-            .then(|| Facts::text(&facts.rollback_of).map(|id| key.sibling(id)))
-            .flatten()
-            .filter(|target| self.undetected_change_failure(target));
+        let group = self.group_mut(group_key(key, &facts));
+        group.add(&settlement);
+        let group_id = group.id;
+        let class = classify(&facts);
+        let outcome = Outcome {
+            finished_at: settlement.finished_at,
+            duration_ms: settlement.duration_ms,
+            is_rollback: settlement.is_rollback,
+            is_change: class.is_change(),
+            is_change_failure: settlement.is_change_failure,
+            rolled_back: facts.rolled_back_by.is_some() || self.rollbacks_of.contains_key(key),
+            announced: facts.start_event_time.is_some() || facts.end_event_time.is_some(),
+        };
+        self.rollbacks_of.remove(key);
+        let status = settlement.status;
+        let entry = Settled::new(group_id, &key.account, &key.region, status, outcome, now);
+        let settled_key = SettledSet::key(&key.deployment_id, &entry);
+        self.settled.insert(settled_key, entry);
+        self.dirty_settled.insert(settled_key);
 
-        if let Some(record) = self.records.get_mut(key) {
-            record.settled = true;
-            record.counted_change_failure = settlement.is_change_failure;
-            self.unsettled.remove(key);
-            self.dirty_records.insert(key.clone());
-        }
-        self.groups.entry(group.clone()).or_default().add(&settlement);
-        self.dirty_groups.insert(group);
-
-        if let Some(target) = late_failure {
-            if let Some(record) = self.records.get_mut(&target) {
-                record.counted_change_failure = true;
-                let finished = record.facts.finished_at();
-                let target_group = group_key(&target, &record.facts);
-                self.groups.entry(target_group.clone()).or_default().add_late_change_failure(finished);
-                self.dirty_groups.insert(target_group);
-                self.dirty_records.insert(target);
+        // A rollback counted after the deployment it undid: that one may be a
+        // change that succeeded and only now turns out to be a failure.
+        if let (true, Some(target)) = (settlement.is_rollback, Facts::text(&facts.rollback_of)) {
+            let target = key.sibling(target);
+            if let [only] = self.settled_keys(&target).as_slice() {
+                self.mark_rolled_back(*only);
             }
         }
     }
 
-    /// A settled change deployment that succeeded and is only now known to be
-    /// rolled back.
-    fn undetected_change_failure(&self, key: &DeploymentKey) -> bool {
-        self.records.get(key).is_some_and(|r| {
-            r.settled && !r.counted_change_failure && classify(&r.facts).is_change()
-        })
+    /// When a deployment finished, whether it is counted yet or not.
+    fn finished_at(&self, key: &DeploymentKey) -> Option<Millis> {
+        match self.records.get(key) {
+            Some(record) => record.facts.finished_at(),
+            None => match self.settled_keys(key).as_slice() {
+                [only] => self.settled.get(*only).and_then(|e| e.outcome().finished_at),
+                _ => None,
+            },
+        }
     }
 
     fn settlement(&mut self, key: &DeploymentKey, facts: &Facts) -> Settlement {
@@ -487,12 +614,9 @@ impl Ledger {
         let finished_at = facts.finished_at();
         let duration_ms = facts.raw_duration_ms().map(|d| self.clamp_duration(d));
         let rollback_duration_ms = match (class, Facts::text(&facts.rollback_of)) {
-            (Class::Rollback, Some(id)) => self
-                .records
-                .get(&key.sibling(id))
-                .and_then(|target| target.facts.finished_at())
-                .zip(finished_at)
-                .map(|(from, to)| to - from),
+            (Class::Rollback, Some(id)) => {
+                self.finished_at(&key.sibling(id)).zip(finished_at).map(|(from, to)| to - from)
+            }
             _ => None,
         }
         .map(|d| self.clamp_duration(d));

@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 
 use super::group::{GroupKey, GroupStats};
-use super::{classify, group_key, kind_of, Class, Ledger, QualityIssue, MAX_PLAUSIBLE_DURATION_MS};
+use super::settled::Outcome;
+use super::{group_key, kind_of, Ledger, QualityIssue};
 use crate::domain::{Millis, Status, TargetStatus};
 
 const DAY_MS: Millis = 24 * 3600 * 1000;
@@ -56,27 +57,27 @@ pub struct Snapshot {
     pub deployments_tracked: u64,
 }
 
-/// What one settled deployment contributes to the windows.
-struct Finished {
-    at: Millis,
-    status: Status,
-    class: Class,
-    rolled_back: bool,
-    change_failure: bool,
-    duration_ms: Option<Millis>,
-}
-
 #[derive(Default)]
 struct GroupView {
     in_progress: u64,
     oldest_start: Option<Millis>,
     targets: BTreeMap<TargetStatus, u64>,
-    finished: Vec<Finished>,
+    /// The group's counted deployments, as the windows need them.
+    finished: Vec<(Status, Outcome)>,
 }
 
 pub(super) fn build(ledger: &Ledger, now: Millis) -> Snapshot {
     let mut stats = ledger.groups.clone();
     let mut views: BTreeMap<GroupKey, GroupView> = BTreeMap::new();
+    let mut finished: Vec<Vec<(Status, Outcome)>> = vec![Vec::new(); ledger.group_keys.len()];
+    for (_, entry) in ledger.settled.iter() {
+        if let Some(group) = finished.get_mut(entry.group as usize) {
+            group.push((entry.status, entry.outcome()));
+        }
+    }
+    for (key, group) in ledger.group_keys.iter().zip(finished) {
+        views.entry(key.clone()).or_default().finished = group;
+    }
     for (key, record) in &ledger.records {
         let facts = &record.facts;
         // Target details that arrived before anything about their deployment
@@ -86,28 +87,22 @@ pub(super) fn build(ledger: &Ledger, now: Millis) -> Snapshot {
         }
         let group = group_key(key, facts);
         let view = views.entry(group.clone()).or_default();
-        let group_stats = stats.entry(group).or_default();
-        if record.settled {
-            view.finished.extend(facts.finished_at().map(|at| Finished {
-                at,
-                status: facts.status().unwrap_or(Status::Failed),
-                class: classify(facts),
-                rolled_back: facts.rolled_back_by.is_some() || ledger.rollbacks_of.contains_key(key),
-                change_failure: record.counted_change_failure,
-                duration_ms: facts.raw_duration_ms().map(|d| d.clamp(0, MAX_PLAUSIBLE_DURATION_MS)),
-            }));
-        } else if !facts.is_terminal() {
-            group_stats.know_kind(&kind_of(facts));
-            if facts.status.is_none() {
-                // Known only from instance events: the group exists, the deployment's state does not yet.
-                continue;
-            }
-            view.in_progress += 1;
-            if let Some(began) = facts.began_at() {
-                view.oldest_start = Some(view.oldest_start.map_or(began, |t| t.min(began)));
-            }
-            in_progress_targets(facts, &mut view.targets);
+        // A group with nothing counted yet is shown from its open deployments;
+        // its id is assigned when its first deployment is counted.
+        let group_stats = stats.entry(group).or_insert_with(|| GroupStats::new(u32::MAX));
+        if facts.is_terminal() {
+            continue;
         }
+        group_stats.know_kind(&kind_of(facts));
+        if facts.status.is_none() {
+            // Known only from instance events: the group exists, the deployment's state does not yet.
+            continue;
+        }
+        view.in_progress += 1;
+        if let Some(began) = facts.began_at() {
+            view.oldest_start = Some(view.oldest_start.map_or(began, |t| t.min(began)));
+        }
+        in_progress_targets(facts, &mut view.targets);
     }
     let groups = stats
         .into_iter()
@@ -130,7 +125,7 @@ pub(super) fn build(ledger: &Ledger, now: Millis) -> Snapshot {
     Snapshot {
         groups,
         data_quality: ledger.meta.data_quality.clone(),
-        deployments_tracked: ledger.records.len() as u64,
+        deployments_tracked: ledger.deployments_tracked() as u64,
     }
 }
 
@@ -180,26 +175,24 @@ fn window(
     label: &'static str,
     from: Millis,
     to: Millis,
-    finished: &[Finished],
+    finished: &[(Status, Outcome)],
     stats: &GroupStats,
 ) -> WindowFigures {
     let inside = |at: Millis| at > from && at <= to;
-    let all: Vec<&Finished> = finished.iter().filter(|f| inside(f.at)).collect();
-    let changes: Vec<&&Finished> = all.iter().filter(|f| f.class == Class::Change).collect();
-    let not_rollbacks = all.iter().filter(|f| f.class != Class::Rollback);
-    let succeeded = all.iter().filter(|f| f.status == Status::Succeeded).count();
+    let all: Vec<&(Status, Outcome)> =
+        finished.iter().filter(|(_, o)| o.finished_at.is_some_and(inside)).collect();
+    let changes: Vec<&Outcome> = all.iter().map(|(_, o)| o).filter(|o| o.is_change).collect();
+    let not_rollbacks: Vec<&Outcome> = all.iter().map(|(_, o)| o).filter(|o| !o.is_rollback).collect();
+    let succeeded = all.iter().filter(|(status, _)| *status == Status::Succeeded).count();
     WindowFigures {
         window: label,
         deployments: changes.len() as u64,
         success_ratio: ratio(succeeded, all.len()),
-        rollback_ratio: ratio(
-            not_rollbacks.clone().filter(|f| f.rolled_back).count(),
-            not_rollbacks.count(),
-        ),
-        change_failure_ratio: ratio(changes.iter().filter(|f| f.change_failure).count(), changes.len()),
+        rollback_ratio: ratio(not_rollbacks.iter().filter(|o| o.rolled_back).count(), not_rollbacks.len()),
+        change_failure_ratio: ratio(changes.iter().filter(|o| o.is_change_failure).count(), changes.len()),
         time_to_restore: quantiles(
             stats.restores.iter().filter(|(at, _)| inside(*at)).map(|(_, ttr)| *ttr),
         ),
-        duration: quantiles(all.iter().filter_map(|f| f.duration_ms)),
+        duration: quantiles(all.iter().filter_map(|(_, o)| o.duration_ms)),
     }
 }

@@ -9,10 +9,11 @@
 //!
 //! # On-disk format (version 1)
 //!
-//! One file, `<storage.path>/ledger.redb`, with four tables:
+//! One file, `<storage.path>/ledger.redb`, with five tables:
 //! - `meta`: `format_version` (u32, little endian), `ledger` (the
 //!   [`LedgerMeta`]) and `exporter` (the [`ExporterMetrics`]);
-//! - `records`: one entry per deployment, keyed by its [`DeploymentKey`];
+//! - `records`: one entry per deployment not counted yet, keyed by its [`DeploymentKey`];
+//! - `settled`: one compact entry per counted deployment, keyed by [`SettledKey`];
 //! - `groups`: one entry per deployment group's counters, keyed by [`GroupKey`].
 //!
 //! Keys and values are `postcard` encodings of the Rust types. postcard is not
@@ -25,7 +26,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::ledger::{Changes, DeploymentKey, GroupKey, GroupStats, LedgerMeta, Record};
+use crate::ledger::{Changes, DeploymentKey, GroupKey, GroupStats, LedgerMeta, Record, Settled, SettledKey};
 use crate::metrics::ExporterMetrics;
 
 /// The on-disk format this build reads and writes.
@@ -35,6 +36,7 @@ pub const FILE_NAME: &str = "ledger.redb";
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
+const SETTLED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("settled");
 const GROUPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("groups");
 
 const VERSION_KEY: &str = "format_version";
@@ -77,6 +79,7 @@ pub struct Stored {
     pub meta: LedgerMeta,
     pub exporter: ExporterMetrics,
     pub records: Vec<(DeploymentKey, Record)>,
+    pub settled: Vec<(SettledKey, Settled)>,
     pub groups: Vec<(GroupKey, GroupStats)>,
 }
 
@@ -90,7 +93,10 @@ pub struct Commit<'a> {
 
 impl Commit<'_> {
     pub fn is_empty(&self) -> bool {
-        self.ledger.records.is_empty() && self.ledger.groups.is_empty() && self.exporter.is_none()
+        self.ledger.records.is_empty()
+            && self.ledger.settled.is_empty()
+            && self.ledger.groups.is_empty()
+            && self.exporter.is_none()
     }
 }
 
@@ -153,6 +159,7 @@ impl RedbStore {
                 }
             }
             txn.open_table(RECORDS).map_err(|e| fail(e.into()))?;
+            txn.open_table(SETTLED).map_err(|e| fail(e.into()))?;
             txn.open_table(GROUPS).map_err(|e| fail(e.into()))?;
         }
         txn.commit().map_err(|e| fail(e.into()))
@@ -209,6 +216,7 @@ impl Store for RedbStore {
             meta: ledger_meta,
             exporter,
             records: self.load_table(&txn, RECORDS, "deployment record")?,
+            settled: self.load_table(&txn, SETTLED, "counted deployment")?,
             groups: self.load_table(&txn, GROUPS, "group counters")?,
         })
     }
@@ -223,6 +231,15 @@ impl Store for RedbStore {
                 match record {
                     Some(record) => records.insert(key.as_slice(), encode(record).as_slice()).map(drop),
                     None => records.remove(key.as_slice()).map(drop),
+                }
+                .map_err(|e| fail(e.into()))?;
+            }
+            let mut settled = txn.open_table(SETTLED).map_err(|e| fail(e.into()))?;
+            for (key, entry) in &commit.ledger.settled {
+                let key = encode(key);
+                match entry {
+                    Some(entry) => settled.insert(key.as_slice(), encode(entry).as_slice()).map(drop),
+                    None => settled.remove(key.as_slice()).map(drop),
                 }
                 .map_err(|e| fail(e.into()))?;
             }

@@ -1,0 +1,284 @@
+//! What the ledger keeps of a deployment once it is counted.
+//!
+//! A settled deployment's facts are no longer needed in full: its counters
+//! are final. What remains is what the rolling windows, deduplication and
+//! rollback links still ask of it, packed into 32 bytes and keyed by a 64-bit
+//! hash of its deployment id, so that 30 days of 10k busy groups (3M
+//! deployments) fit in memory. Two deployments with the same id in different
+//! accounts or regions are kept apart by their location hashes.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Millis, Status};
+
+/// A stable 64-bit hash (FNV-1a): it is stored on disk, so it must not
+/// change between builds the way `std`'s randomly seeded hasher does.
+pub fn stable_hash(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain(std::iter::once(0xff)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+fn location_hash(text: &str) -> u32 {
+    // The upper half of the stable hash: enough to tell locations apart.
+    (stable_hash(&[text]) >> 32) as u32
+}
+
+/// Flag bits of [`Settled`].
+mod flag {
+    pub const FINISHED_KNOWN: u8 = 1;
+    pub const DURATION_KNOWN: u8 = 1 << 1;
+    pub const ROLLBACK: u8 = 1 << 2;
+    pub const CHANGE: u8 = 1 << 3;
+    pub const CHANGE_FAILURE: u8 = 1 << 4;
+    pub const ROLLED_BACK: u8 = 1 << 5;
+    pub const ANNOUNCED: u8 = 1 << 6;
+}
+
+/// A counted deployment, compacted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settled {
+    /// Index of its group in the ledger's group table.
+    pub group: u32,
+    account: u32,
+    region: u32,
+    duration_ms: u32,
+    finished_at: Millis,
+    pub status: Status,
+    flags: u8,
+}
+
+/// How a settled deployment counted, as the windows need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub finished_at: Option<Millis>,
+    pub duration_ms: Option<Millis>,
+    pub is_rollback: bool,
+    pub is_change: bool,
+    pub is_change_failure: bool,
+    pub rolled_back: bool,
+    /// An event source (not only the API) reported its state changes.
+    pub announced: bool,
+}
+
+impl Settled {
+    /// `retained_at` stands in for an unknown completion time, so that
+    /// retention can still drop the entry one day.
+    pub fn new(group: u32, account: &str, region: &str, status: Status, outcome: Outcome, retained_at: Millis) -> Settled {
+        let mut flags = 0;
+        for (set, bit) in [
+            (outcome.finished_at.is_some(), flag::FINISHED_KNOWN),
+            (outcome.duration_ms.is_some(), flag::DURATION_KNOWN),
+            (outcome.is_rollback, flag::ROLLBACK),
+            (outcome.is_change, flag::CHANGE),
+            (outcome.is_change_failure, flag::CHANGE_FAILURE),
+            (outcome.rolled_back, flag::ROLLED_BACK),
+            (outcome.announced, flag::ANNOUNCED),
+        ] {
+            if set {
+                flags |= bit;
+            }
+        }
+        Settled {
+            group,
+            account: location_hash(account),
+            region: location_hash(region),
+            // Durations are clamped to two weeks (1.2e9 ms) before they get here.
+            duration_ms: outcome.duration_ms.map_or(0, |d| u32::try_from(d.max(0)).unwrap_or(u32::MAX)),
+            finished_at: outcome.finished_at.unwrap_or(retained_at),
+            status,
+            flags,
+        }
+    }
+
+    fn has(&self, bit: u8) -> bool {
+        self.flags & bit != 0
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        Outcome {
+            finished_at: self.has(flag::FINISHED_KNOWN).then_some(self.finished_at),
+            duration_ms: self.has(flag::DURATION_KNOWN).then_some(Millis::from(self.duration_ms)),
+            is_rollback: self.has(flag::ROLLBACK),
+            is_change: self.has(flag::CHANGE),
+            is_change_failure: self.has(flag::CHANGE_FAILURE),
+            rolled_back: self.has(flag::ROLLED_BACK),
+            announced: self.has(flag::ANNOUNCED),
+        }
+    }
+
+    /// The time retention goes by: completion, or when it was counted.
+    pub fn retention_time(&self) -> Millis {
+        self.finished_at
+    }
+
+    /// A rollback named this deployment after it was counted. Returns whether
+    /// that makes it a change failure it was not counted as.
+    pub fn mark_rolled_back(&mut self) -> bool {
+        self.flags |= flag::ROLLED_BACK;
+        let newly_failed = self.has(flag::CHANGE) && !self.has(flag::CHANGE_FAILURE);
+        if newly_failed {
+            self.flags |= flag::CHANGE_FAILURE;
+        }
+        newly_failed
+    }
+
+    /// Whether a reference with these (possibly unknown) account and region
+    /// can mean this deployment.
+    fn admits(&self, account: Option<&str>, region: Option<&str>) -> bool {
+        account.is_none_or(|a| location_hash(a) == self.account)
+            && region.is_none_or(|r| location_hash(r) == self.region)
+    }
+}
+
+/// Settled deployments by deployment id. Ids are unique in practice; the
+/// rare id seen in two accounts or regions keeps its second entry aside.
+#[derive(Debug, Clone, Default)]
+pub struct SettledSet {
+    by_id: HashMap<u64, Settled>,
+    twins: HashMap<(u64, u32, u32), Settled>,
+}
+
+/// Where a settled entry lives, to update or remove it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SettledKey {
+    pub id: u64,
+    pub account: u32,
+    pub region: u32,
+}
+
+impl SettledSet {
+    pub fn len(&self) -> usize {
+        self.by_id.len() + self.twins.len()
+    }
+
+    pub fn key(deployment_id: &str, entry: &Settled) -> SettledKey {
+        SettledKey { id: stable_hash(&[deployment_id]), account: entry.account, region: entry.region }
+    }
+
+    pub fn insert(&mut self, key: SettledKey, entry: Settled) {
+        match self.by_id.get(&key.id) {
+            Some(existing) if (existing.account, existing.region) != (key.account, key.region) => {
+                self.twins.insert((key.id, key.account, key.region), entry);
+            }
+            _ => {
+                self.by_id.insert(key.id, entry);
+            }
+        }
+    }
+
+    pub fn remove(&mut self, key: SettledKey) {
+        if self.by_id.get(&key.id).is_some_and(|e| (e.account, e.region) == (key.account, key.region)) {
+            self.by_id.remove(&key.id);
+        } else {
+            self.twins.remove(&(key.id, key.account, key.region));
+        }
+    }
+
+    /// The settled deployments a reference can mean (its account or region may be unknown).
+    pub fn matching(&self, deployment_id: &str, account: Option<&str>, region: Option<&str>) -> Vec<(SettledKey, Settled)> {
+        let id = stable_hash(&[deployment_id]);
+        let main = self.by_id.get(&id).map(|e| (SettledKey { id, account: e.account, region: e.region }, *e));
+        let twins = self
+            .twins
+            .iter()
+            .filter(|((twin_id, _, _), _)| *twin_id == id)
+            .map(|(&(id, account, region), e)| (SettledKey { id, account, region }, *e));
+        main.into_iter().chain(twins).filter(|(_, e)| e.admits(account, region)).collect()
+    }
+
+    pub fn get(&self, key: SettledKey) -> Option<Settled> {
+        self.by_id
+            .get(&key.id)
+            .filter(|e| (e.account, e.region) == (key.account, key.region))
+            .or_else(|| self.twins.get(&(key.id, key.account, key.region)))
+            .copied()
+    }
+
+    pub fn get_mut(&mut self, key: SettledKey) -> Option<&mut Settled> {
+        match self.by_id.get_mut(&key.id) {
+            Some(e) if (e.account, e.region) == (key.account, key.region) => Some(e),
+            _ => self.twins.get_mut(&(key.id, key.account, key.region)),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (SettledKey, &Settled)> {
+        self.by_id
+            .iter()
+            .map(|(&id, e)| (SettledKey { id, account: e.account, region: e.region }, e))
+            .chain(self.twins.iter().map(|(&(id, account, region), e)| (SettledKey { id, account, region }, e)))
+    }
+
+    /// Drops entries retained until before `cutoff`; returns their keys.
+    pub fn expire(&mut self, cutoff: Millis) -> Vec<SettledKey> {
+        let expired: Vec<SettledKey> =
+            self.iter().filter(|(_, e)| e.retention_time() < cutoff).map(|(k, _)| k).collect();
+        for key in &expired {
+            self.remove(*key);
+        }
+        expired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome() -> Outcome {
+        Outcome {
+            finished_at: Some(60_000),
+            duration_ms: Some(30_000),
+            is_rollback: false,
+            is_change: true,
+            is_change_failure: false,
+            rolled_back: false,
+            announced: true,
+        }
+    }
+
+    #[test]
+    fn an_entry_keeps_what_the_windows_need_in_32_bytes() {
+        assert_eq!(std::mem::size_of::<Settled>(), 32);
+        let entry = Settled::new(7, "111111111111", "us-east-1", Status::Succeeded, outcome(), 0);
+        assert_eq!(entry.outcome(), outcome());
+        assert_eq!(entry.group, 7);
+    }
+
+    #[test]
+    fn a_late_rollback_turns_a_change_into_a_change_failure_once() {
+        let mut entry = Settled::new(0, "a", "r", Status::Succeeded, outcome(), 0);
+        assert!(entry.mark_rolled_back());
+        assert!(!entry.mark_rolled_back());
+        assert!(entry.outcome().is_change_failure && entry.outcome().rolled_back);
+    }
+
+    #[test]
+    fn the_same_id_in_two_accounts_stays_apart() {
+        let mut set = SettledSet::default();
+        let first = Settled::new(0, "111", "us-east-1", Status::Succeeded, outcome(), 0);
+        let second = Settled::new(1, "222", "us-east-1", Status::Failed, outcome(), 0);
+        set.insert(SettledSet::key("d-1", &first), first);
+        set.insert(SettledSet::key("d-1", &second), second);
+        assert_eq!(set.len(), 2);
+        assert_eq!(set.matching("d-1", Some("222"), None).iter().map(|(_, e)| e.group).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(set.matching("d-1", None, None).len(), 2);
+        assert!(set.matching("d-2", None, None).is_empty());
+        assert_eq!(set.expire(1), vec![]);
+        assert_eq!(set.expire(60_001).len(), 2);
+        assert_eq!(set.len(), 0);
+    }
+
+    #[test]
+    fn the_hash_is_stable_across_builds() {
+        assert_eq!(stable_hash(&["d-1"]), stable_hash(&["d-1"]));
+        assert_ne!(stable_hash(&["d-1"]), stable_hash(&["d-2"]));
+        assert_ne!(stable_hash(&["ab", "c"]), stable_hash(&["a", "bc"]));
+    }
+}
