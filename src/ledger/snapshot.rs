@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::group::{GroupKey, GroupStats};
-use super::settled::Outcome;
+use super::settled::{Outcome, Settled};
 use super::{group_key, kind_of, Ledger, QualityIssue};
 use crate::domain::{Millis, Status, TargetStatus};
 
@@ -58,21 +58,23 @@ pub struct Snapshot {
 }
 
 #[derive(Default)]
-struct GroupView {
+struct GroupView<'a> {
     in_progress: u64,
     oldest_start: Option<Millis>,
     targets: BTreeMap<TargetStatus, u64>,
-    /// The group's counted deployments, as the windows need them.
-    finished: Vec<(Status, Outcome)>,
+    /// The group's counted deployments inside the longest window.
+    finished: Vec<&'a Settled>,
 }
 
 pub(super) fn build(ledger: &Ledger, now: Millis) -> Snapshot {
     let mut stats = ledger.groups.clone();
     let mut views: BTreeMap<GroupKey, GroupView> = BTreeMap::new();
-    let mut finished: Vec<Vec<(Status, Outcome)>> = vec![Vec::new(); ledger.group_keys.len()];
+    let longest = WINDOWS.iter().map(|(_, width)| *width).max().unwrap_or_default();
+    let mut finished: Vec<Vec<&Settled>> = vec![Vec::new(); ledger.group_keys.len()];
     for (_, entry) in ledger.settled.iter() {
-        if let Some(group) = finished.get_mut(entry.group as usize) {
-            group.push((entry.status, entry.outcome()));
+        let recent = entry.outcome().finished_at.is_some_and(|at| at > now - longest);
+        if let (true, Some(group)) = (recent, finished.get_mut(entry.group as usize)) {
+            group.push(entry);
         }
     }
     for (key, group) in ledger.group_keys.iter().zip(finished) {
@@ -175,12 +177,15 @@ fn window(
     label: &'static str,
     from: Millis,
     to: Millis,
-    finished: &[(Status, Outcome)],
+    finished: &[&Settled],
     stats: &GroupStats,
 ) -> WindowFigures {
     let inside = |at: Millis| at > from && at <= to;
-    let all: Vec<&(Status, Outcome)> =
-        finished.iter().filter(|(_, o)| o.finished_at.is_some_and(inside)).collect();
+    let all: Vec<(Status, Outcome)> = finished
+        .iter()
+        .map(|entry| (entry.status, entry.outcome()))
+        .filter(|(_, o)| o.finished_at.is_some_and(inside))
+        .collect();
     let changes: Vec<&Outcome> = all.iter().map(|(_, o)| o).filter(|o| o.is_change).collect();
     let not_rollbacks: Vec<&Outcome> = all.iter().map(|(_, o)| o).filter(|o| !o.is_rollback).collect();
     let succeeded = all.iter().filter(|(status, _)| *status == Status::Succeeded).count();
