@@ -55,7 +55,8 @@ impl App {
             None => Stored::default(),
         };
         let restored = stored.records.len();
-        let mut exporter = Exporter::restore(config.settle_time_ms, stored);
+        let mut exporter =
+            Exporter::restore(config.settle_time_ms, stored).with_lead_time(config.lead_time.ledger.clone());
         exporter.resume(now_ms());
         if let Some(path) = &config.storage_path {
             tracing::info!(path = %path.display(), deployments = restored, elapsed = ?started.elapsed(), "store opened");
@@ -73,6 +74,9 @@ impl App {
         }
         if !config.replay.is_empty() || demo.is_some() {
             exporter.register(Source::Replay);
+        }
+        if config.lead_time.resolver_enabled() {
+            exporter.register(Source::LeadTime);
         }
         let now = now_ms();
         // History is old news: no late event is coming for it, so it is
@@ -132,6 +136,15 @@ impl App {
                 settle_time_ms: config.settle_time_ms,
             };
             sources.spawn(crate::aws::run_sources(aws, context, sources.clone(), shutdown.clone()));
+        }
+        if config.lead_time.resolver_enabled() {
+            sources.spawn(crate::sources::commits::start(
+                config.lead_time.clone(),
+                config.aws.as_ref().and_then(|a| a.endpoint_url.clone()),
+                exporter.clone(),
+                ingest.clone(),
+                shutdown.clone(),
+            ));
         }
         sources.close();
 

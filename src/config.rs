@@ -97,6 +97,10 @@ pub struct ServeArgs {
     /// AWS sources: SQS queues, the CodeDeploy poller (see `aws`).
     #[command(flatten)]
     pub aws: crate::aws::AwsArgs,
+
+    /// DORA lead time: description keys, S3 metadata, git repositories (see `sources::commits`).
+    #[command(flatten)]
+    pub lead_time: crate::sources::commits::LeadTimeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +130,10 @@ pub struct ReplayArgs {
     /// Region for messages that carry none (API output).
     #[arg(long)]
     pub region: Option<String>,
+
+    /// Where deployment descriptions keep the commit and its time.
+    #[command(flatten)]
+    pub lead_time: crate::sources::commits::DescriptionArgs,
 
     /// Files to replay, in any order: the output depends only on their content.
     #[arg(required = true, value_name = "FILE")]
@@ -167,6 +175,8 @@ pub enum ConfigError {
     Security(#[from] SecurityError),
     #[error(transparent)]
     Aws(#[from] crate::aws::AwsConfigError),
+    #[error("{0}")]
+    LeadTime(String),
 }
 
 /// `serve`'s options after validation.
@@ -182,6 +192,7 @@ pub struct ServeConfig {
     pub shutdown_timeout: Duration,
     /// `None`: no AWS source was asked for.
     pub aws: Option<crate::aws::AwsConfig>,
+    pub lead_time: crate::sources::commits::LeadTimeOptions,
 }
 
 /// Where `serve` keeps its state when `--storage.path` is not given.
@@ -237,6 +248,7 @@ impl ServeArgs {
             retention_ms: self.retention.as_millis() as Millis,
             shutdown_timeout: self.shutdown_timeout,
             aws: self.aws.validate(self.retention)?,
+            lead_time: self.lead_time.validate().map_err(ConfigError::LeadTime)?,
         })
     }
 }

@@ -260,6 +260,125 @@ pub struct Observation {
     pub deployment_type: Option<String>,
     pub overview: Option<Overview>,
     pub targets: Vec<TargetObservation>,
+    /// The deployment's `description` (CreateDeployment `--description`),
+    /// where CI may leave `commit=<sha> committed_at=<RFC3339>`.
+    pub description: Option<String>,
+    /// The revision deployed (API `revision`).
+    pub revision: Option<Revision>,
+    /// A commit time found for the deployment by a commit-time resolver.
+    pub commit_time: Option<CommitTime>,
+    /// The resolver tried every configured source and found no commit time.
+    pub lead_time_unknown: Option<LeadTimeUnknown>,
+    /// A CI commit record (webhook `{"type":"commit",…}`): about no deployment.
+    pub commit_record: Option<CommitRecord>,
+}
+
+/// What a deployment deployed (API `revision`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Revision {
+    /// A bundle in S3; `version` and `etag` tell builds under one key apart.
+    S3 { bucket: String, key: String, version: Option<String>, etag: Option<String> },
+    /// A commit of a GitHub repository (`owner/name`).
+    GitHub { repository: String, commit: String },
+    /// Inline AppSpec content or string: nothing to look a commit up in.
+    Inline,
+}
+
+/// Where a commit time came from (the `source` label of the lead-time counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CommitSource {
+    Description,
+    Webhook,
+    S3,
+    Git,
+}
+
+impl CommitSource {
+    pub fn label(self) -> &'static str {
+        match self {
+            CommitSource::Description => "description",
+            CommitSource::Webhook => "webhook",
+            CommitSource::S3 => "s3",
+            CommitSource::Git => "git",
+        }
+    }
+}
+
+/// Which commit a commit time is the time of. The DORA definition measures
+/// from the first commit of the change; the deployed commit is the fallback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CommitKind {
+    /// The commit deployed (the revision's head).
+    Deployed,
+    /// The oldest commit not contained in the group's previously deployed revision.
+    First,
+}
+
+impl CommitKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            CommitKind::Deployed => "deployed_commit",
+            CommitKind::First => "first_commit",
+        }
+    }
+}
+
+/// A commit time and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CommitTime {
+    pub kind: CommitKind,
+    pub source: CommitSource,
+    pub at: Millis,
+}
+
+impl CommitTime {
+    /// Whether `self` is preferred to `other`: the first commit over the
+    /// deployed one, then the later source in [`CommitSource`] order, then
+    /// the earlier time. A total order, so keeping the best is a lattice join.
+    pub fn better_than(&self, other: &CommitTime) -> bool {
+        (self.kind, self.source, std::cmp::Reverse(self.at)) > (other.kind, other.source, std::cmp::Reverse(other.at))
+    }
+}
+
+/// Why a change deployment's lead time is unknown (the `reason` label of
+/// `codedeploy_lead_time_unknown_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum LeadTimeUnknown {
+    /// No revision and no commit in the description: nothing to look up.
+    NoRevision,
+    /// A revision, but no configured source can look it up.
+    NoSourceConfigured,
+    /// The configured sources were asked and know no commit time for it.
+    NotFound,
+    /// A source failed (S3 error, unreadable repository) on every attempt.
+    SourceError,
+}
+
+impl LeadTimeUnknown {
+    pub const ALL: [LeadTimeUnknown; 4] = [
+        LeadTimeUnknown::NoRevision,
+        LeadTimeUnknown::NoSourceConfigured,
+        LeadTimeUnknown::NotFound,
+        LeadTimeUnknown::SourceError,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            LeadTimeUnknown::NoRevision => "no_revision",
+            LeadTimeUnknown::NoSourceConfigured => "no_source_configured",
+            LeadTimeUnknown::NotFound => "not_found",
+            LeadTimeUnknown::SourceError => "source_error",
+        }
+    }
+}
+
+/// A commit time posted by CI: matches deployments by commit sha or by revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRecord {
+    /// A revision string (`s3://bucket/key@version-or-etag`, `github:owner/repo@sha`).
+    pub revision: Option<String>,
+    pub commit: Option<String>,
+    pub committed_at: Millis,
 }
 
 impl Observation {
@@ -284,6 +403,11 @@ impl Observation {
             deployment_type: None,
             overview: None,
             targets: Vec::new(),
+            description: None,
+            revision: None,
+            commit_time: None,
+            lead_time_unknown: None,
+            commit_record: None,
         }
     }
 }

@@ -70,6 +70,17 @@ impl Exporter {
         self.ledger.restart_settle_timers(now);
     }
 
+    /// Where lead time is looked for (see [`crate::ledger::LeadTimeConfig`]).
+    pub fn with_lead_time(mut self, config: crate::ledger::LeadTimeConfig) -> Exporter {
+        self.ledger.set_lead_time(config);
+        self
+    }
+
+    /// Counted deployments whose commit time the resolver is to look up.
+    pub fn lead_lookups(&self) -> Vec<crate::ledger::PendingLookup> {
+        self.ledger.lead_lookups()
+    }
+
     pub fn with_defaults(mut self, defaults: Location) -> Exporter {
         self.defaults = defaults;
         self

@@ -28,7 +28,39 @@ pub(super) fn deployment_info(mut info: Fields) -> Result<Observation, DecodeErr
     observation.overview = parts::overview(&mut info)?;
     observation.error_code = parts::error_code(&mut info)?;
     parts::rollback(&mut info, "rollbackInfo", &mut observation)?;
+    // What lead time needs is optional: a malformed description or revision
+    // loses the lead time, never the deployment.
+    observation.description = info.string("description").ok().flatten().map(bounded);
+    observation.revision = info.object("revision").ok().flatten().and_then(revision);
     Ok(observation)
+}
+
+/// Longest description or revision field kept (CodeDeploy allows far less).
+const MAX_TEXT_CHARS: usize = 2048;
+
+fn bounded(text: String) -> String {
+    match text.char_indices().nth(MAX_TEXT_CHARS) {
+        Some((cut, _)) => text[..cut].to_owned(),
+        None => text,
+    }
+}
+
+/// `revision` (`RevisionLocation`): an S3 bundle, a GitHub commit, or inline AppSpec content.
+fn revision(mut rev: Fields) -> Option<crate::domain::Revision> {
+    use crate::domain::Revision;
+    let kind = rev.string("revisionType").ok().flatten().unwrap_or_default().to_ascii_lowercase();
+    let text = |obj: &mut Fields, key: &str| obj.string(key).ok().flatten().map(bounded);
+    if let Some(mut s3) = rev.object("s3Location").ok().flatten().filter(|_| kind.is_empty() || kind == "s3") {
+        let (bucket, key) = (text(&mut s3, "bucket")?, text(&mut s3, "key")?);
+        let version = text(&mut s3, "version");
+        let etag = text(&mut s3, "eTag").map(|e| e.trim_matches('"').to_owned()).filter(|e| !e.is_empty());
+        return Some(Revision::S3 { bucket, key, version, etag });
+    }
+    if let Some(mut github) = rev.object("gitHubLocation").ok().flatten().filter(|_| kind.is_empty() || kind == "github") {
+        let (repository, commit) = (text(&mut github, "repository")?, text(&mut github, "commitId")?);
+        return Some(Revision::GitHub { repository, commit });
+    }
+    matches!(kind.as_str(), "appspeccontent" | "string").then_some(Revision::Inline)
 }
 
 /// Where the target sits in a `DeploymentTarget`: one member per compute platform.
@@ -122,6 +154,13 @@ mod tests {
         expected.overview = Some(Overview {
             succeeded: 1,
             ..Overview::default()
+        });
+        expected.description = Some("My WordPress app deployment".into());
+        expected.revision = Some(Revision::S3 {
+            bucket: "amzn-s3-demo-bucket".into(),
+            key: "WordPressApp.zip".into(),
+            version: None,
+            etag: Some("dd56cfdEXAMPLE8e768f9d77fEXAMPLE".into()),
         });
         assert_eq!(o, expected);
     }

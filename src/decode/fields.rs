@@ -109,7 +109,7 @@ impl Fields {
     }
 
     /// Removes and returns the value of `key`; `null` counts as absent.
-    fn take(&mut self, key: &str) -> Option<Value> {
+    pub(super) fn take(&mut self, key: &str) -> Option<Value> {
         let stored = self.find(key)?.to_owned();
         self.map.remove(&stored).filter(|v| !v.is_null())
     }

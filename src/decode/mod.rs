@@ -8,6 +8,7 @@
 //! [`reason`](DecodeError::reason) is a bounded label for metrics.
 
 mod api;
+mod commit;
 mod eventbridge;
 mod fields;
 mod parts;
@@ -147,12 +148,15 @@ enum Shape {
     InstanceSummary,
     InstancesSummary,
     NoDeploymentState,
+    CommitRecord,
 }
 
 fn detect(message: &Fields) -> Option<Shape> {
     let has = |key| message.has(key);
     let shape = if has("detail-type") && has("source") {
         Shape::EventBridge
+    } else if has("committed_at") && has("type") && !has("deploymentId") {
+        Shape::CommitRecord
     } else if has("Records") {
         Shape::SnsRecords
     } else if has("Type") && (has("Message") || has("TopicArn")) {
@@ -211,6 +215,7 @@ fn decode_object(mut message: Fields) -> Result<Decoded, DecodeError> {
         Shape::DeploymentTrigger => vec![trigger::deployment(message)?],
         Shape::InstanceTrigger => vec![trigger::instance(message)?],
         Shape::DeploymentInfo => vec![api::deployment_info(message)?],
+        Shape::CommitRecord => vec![commit::record(message)?],
         Shape::GetDeployment => vec![api::deployment_info(
             message.required_object("deploymentInfo")?,
         )?],

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::histogram::{Buckets, Exemplar, Histogram};
-use crate::domain::{Millis, Status, TargetStatus};
+use crate::domain::{LeadTimeUnknown, Millis, Status, TargetStatus};
 
 /// Identity of a deployment group; the base label set of every domain series.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
@@ -70,6 +70,13 @@ pub struct GroupStats {
     pub last_rollback: BTreeMap<Status, Millis>,
     /// Recoveries as (restored at, time to restore), for the windowed quantiles.
     pub restores: Vec<(Millis, Millis)>,
+    /// Change deployments whose lead time could not be found, by reason.
+    pub lead_time_unknown: BTreeMap<LeadTimeUnknown, u64>,
+    /// Lead times as (deployment finished at, lead time), for the windowed quantiles.
+    pub lead_times: Vec<(Millis, Millis)>,
+    /// The commit of the latest succeeded change deployment whose commit is
+    /// known, and when it finished: where the next change's first commit starts.
+    pub last_commit: Option<(Millis, String)>,
     /// Completion of the first change failure since the last success: an open
     /// run of failures that the next success closes.
     failing_since: Option<Millis>,
@@ -100,6 +107,9 @@ impl GroupStats {
             last_finished: BTreeMap::new(),
             last_rollback: BTreeMap::new(),
             restores: Vec::new(),
+            lead_time_unknown: LeadTimeUnknown::ALL.iter().map(|r| (*r, 0)).collect(),
+            lead_times: Vec::new(),
+            last_commit: None,
             failing_since: None,
             last_success_at: None,
         }
@@ -187,9 +197,10 @@ impl GroupStats {
     /// Forgets recoveries before `cutoff` (they only feed the windows); returns
     /// whether any were dropped.
     pub fn trim_restores(&mut self, cutoff: Millis) -> bool {
-        let before = self.restores.len();
+        let before = self.restores.len() + self.lead_times.len();
         self.restores.retain(|(at, _)| *at >= cutoff);
-        self.restores.len() != before
+        self.lead_times.retain(|(at, _)| *at >= cutoff);
+        self.restores.len() + self.lead_times.len() != before
     }
 
     fn open_failure_run(&mut self, at: Millis) {

@@ -20,6 +20,7 @@
 
 mod group;
 pub mod histogram;
+mod lead_time;
 mod record;
 mod settled;
 mod snapshot;
@@ -29,11 +30,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 pub use group::{GroupKey, GroupStats, Kind, FINISHED};
+pub use lead_time::{parse_description, parse_sha, parse_time, revision_names, LeadLookup, LeadTimeConfig, PendingLookup};
 pub use record::Facts;
 pub use settled::{Settled, SettledKey};
 pub use snapshot::{GroupSnapshot, Snapshot, WindowFigures, QUANTILES, WINDOWS};
 
-use crate::domain::{DeploymentRef, Millis, Observation, Status, TargetStatus};
+use crate::domain::{
+    CommitKind, CommitRecord, CommitSource, CommitTime, DeploymentRef, LeadTimeUnknown, Millis, Observation, Status,
+    TargetStatus,
+};
+use lead_time::Decision;
 use group::Settlement;
 use settled::{Outcome, SettledSet};
 
@@ -118,6 +124,8 @@ pub enum QualityIssue {
     /// A deployment that finished while an event source was configured, yet
     /// only the API poller reported it (EventBridge delivery is best effort).
     FoundOnlyByPolling,
+    /// A commit time after the deployment's completion; the lead time is clamped to 0.
+    NegativeLeadTime,
 }
 
 impl QualityIssue {
@@ -126,6 +134,7 @@ impl QualityIssue {
             QualityIssue::NegativeDuration => "negative_duration",
             QualityIssue::AbsurdDuration => "absurd_duration",
             QualityIssue::FoundOnlyByPolling => "found_only_by_polling",
+            QualityIssue::NegativeLeadTime => "negative_lead_time",
         }
     }
 }
@@ -135,6 +144,12 @@ impl QualityIssue {
 pub struct LedgerMeta {
     pub data_quality: BTreeMap<QualityIssue, u64>,
     pub latest_time: Option<Millis>,
+    /// Webhook commit records: `commit:<sha>` or `revision:<name>` → commit time.
+    pub commits: BTreeMap<String, Millis>,
+    /// Counted change deployments whose lead time waits for the commit-time resolver.
+    pub lead_pending: BTreeMap<DeploymentKey, LeadLookup>,
+    /// Lead times observed, by where the commit time came from and which commit it is.
+    pub lead_sources: BTreeMap<(CommitSource, CommitKind), u64>,
 }
 
 /// What changed since the last commit: the store writes exactly this.
@@ -151,6 +166,7 @@ pub struct Changes<'a> {
 #[derive(Debug, Clone)]
 pub struct Ledger {
     settle_time_ms: Millis,
+    lead: LeadTimeConfig,
     /// Deployments not counted yet.
     records: HashMap<DeploymentKey, Record>,
     keys_by_id: HashMap<String, BTreeSet<DeploymentKey>>,
@@ -175,6 +191,7 @@ impl Ledger {
     pub fn new(settle_time_ms: Millis) -> Ledger {
         Ledger {
             settle_time_ms,
+            lead: LeadTimeConfig::default(),
             records: HashMap::new(),
             keys_by_id: HashMap::new(),
             orphans: BTreeSet::new(),
@@ -259,6 +276,20 @@ impl Ledger {
         Some(record)
     }
 
+    /// Where lead time is looked for (the description keys, the resolver's sources).
+    pub fn set_lead_time(&mut self, config: LeadTimeConfig) {
+        self.lead = config;
+    }
+
+    /// Lookups the commit-time resolver is to do.
+    pub fn lead_lookups(&self) -> Vec<PendingLookup> {
+        self.meta
+            .lead_pending
+            .iter()
+            .map(|(key, lookup)| PendingLookup { deployment: key.reference(), lookup: lookup.clone() })
+            .collect()
+    }
+
     pub fn settle_time_ms(&self) -> Millis {
         self.settle_time_ms
     }
@@ -323,12 +354,20 @@ impl Ledger {
         if let Some(latest) = times.into_iter().flatten().max() {
             self.meta.latest_time = Some(self.meta.latest_time.map_or(latest, |t| t.max(latest)));
         }
+        if let Some(record) = &observation.commit_record {
+            return self.record_commit(record);
+        }
         let r = &observation.deployment;
         let key = DeploymentKey {
             account: r.account.clone().unwrap_or_default(),
             region: r.region.clone().unwrap_or_default(),
             deployment_id: r.deployment_id.clone(),
         };
+        if observation.commit_time.is_some() || observation.lead_time_unknown.is_some() {
+            if let Some(lookup) = self.meta.lead_pending.get(&key).cloned() {
+                return self.answer_lookup(&key, &lookup, observation.commit_time, observation.lead_time_unknown);
+            }
+        }
         if !self.records.contains_key(&key) {
             // News of a counted deployment: only a late rollback link matters.
             let counted = if key.is_complete() {
@@ -372,6 +411,113 @@ impl Ledger {
             }
         }
         true
+    }
+
+    /// Keeps a CI commit record; returns whether it was news.
+    fn record_commit(&mut self, record: &CommitRecord) -> bool {
+        let keys = record
+            .commit
+            .iter()
+            .filter_map(|c| lead_time::parse_sha(c))
+            .map(|c| lead_time::commit_key(&c))
+            .chain(record.revision.iter().map(|r| lead_time::revision_key(r)));
+        let mut changed = false;
+        for key in keys.collect::<Vec<_>>() {
+            let slot = self.meta.commits.entry(key).or_insert(Millis::MAX);
+            if record.committed_at < *slot {
+                *slot = record.committed_at;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// The resolver answered a pending lookup: decide the lead time.
+    fn answer_lookup(
+        &mut self,
+        key: &DeploymentKey,
+        lookup: &LeadLookup,
+        found: Option<CommitTime>,
+        reason: Option<LeadTimeUnknown>,
+    ) -> bool {
+        self.meta.lead_pending.remove(key);
+        let Some(settled_key) = self.settled_keys(key).first().copied() else { return true };
+        let Some(entry) = self.settled.get_mut(settled_key) else { return true };
+        if entry.lead_time_done() {
+            return true;
+        }
+        entry.mark_lead_time_done();
+        let group = entry.group;
+        self.dirty_settled.insert(settled_key);
+        let decision = lead_time::resolve(lookup, found, reason);
+        if let Some(group_key) = self.group_keys.get(group as usize).cloned() {
+            self.apply_lead_decision(&group_key, &key.deployment_id, lookup.finished_at, decision);
+        }
+        true
+    }
+
+    /// Observes a lead time or counts it unknown, in the group's stats.
+    fn apply_lead_decision(&mut self, group_key: &GroupKey, deployment_id: &str, finished_at: Millis, decision: Decision) {
+        let lead = match decision {
+            Decision::Observe(found) => {
+                *self.meta.lead_sources.entry((found.source, found.kind)).or_insert(0) += 1;
+                let raw = finished_at - found.at;
+                if raw < 0 {
+                    self.note_quality_issue(QualityIssue::NegativeLeadTime);
+                }
+                Some(raw.max(0))
+            }
+            Decision::Unknown(reason) => {
+                if let Some(stats) = self.groups.get_mut(group_key) {
+                    *stats.lead_time_unknown.entry(reason).or_insert(0) += 1;
+                }
+                None
+            }
+            Decision::Pending(_) => return,
+        };
+        if let (Some(lead), Some(stats)) = (lead, self.groups.get_mut(group_key)) {
+            stats.lead_time.observe_with_exemplar(
+                lead,
+                histogram::Exemplar { deployment_id: deployment_id.to_owned(), value_ms: lead, at: finished_at },
+            );
+            stats.lead_times.push((finished_at, lead));
+        }
+        self.dirty_groups.insert(group_key.clone());
+    }
+
+    /// A counted deployment's lead time: decided now, or left to the resolver.
+    /// Returns whether it was decided.
+    fn decide_lead_time(&mut self, key: &DeploymentKey, facts: &Facts, status: Status, group_key: &GroupKey) -> bool {
+        let Some(finished_at) = facts.finished_at() else { return true };
+        let commit = lead_time::deployed_commit(&self.lead, facts);
+        let previous_commit = self.groups.get(group_key).and_then(|g| g.last_commit.clone());
+        if let (Status::Succeeded, Some(commit), Some(stats)) = (status, &commit, self.groups.get_mut(group_key)) {
+            if stats.last_commit.as_ref().is_none_or(|(at, _)| finished_at >= *at) {
+                stats.last_commit = Some((finished_at, commit.clone()));
+            }
+        }
+        match lead_time::decide(&self.lead, facts, &self.meta.commits, finished_at) {
+            Decision::Pending(mut lookup) => {
+                lookup.previous_commit = previous_commit.map(|(_, c)| c).filter(|c| Some(c) != commit.as_ref());
+                self.meta.lead_pending.insert(key.clone(), lookup);
+                false
+            }
+            decision => {
+                self.apply_lead_decision(group_key, &key.deployment_id, finished_at, decision);
+                true
+            }
+        }
+    }
+
+    /// Without a resolver (any longer), pending lookups are decided from what the pure sources gave.
+    fn decide_pending_without_resolver(&mut self) {
+        if self.lead.s3 || self.lead.git || self.meta.lead_pending.is_empty() {
+            return;
+        }
+        let pending: Vec<(DeploymentKey, LeadLookup)> = std::mem::take(&mut self.meta.lead_pending).into_iter().collect();
+        for (key, lookup) in pending {
+            self.answer_lookup(&key, &lookup, None, Some(LeadTimeUnknown::NoSourceConfigured));
+        }
     }
 
     fn join_into(&mut self, key: DeploymentKey, observation: &Observation, now: Millis) -> bool {
@@ -470,6 +616,7 @@ impl Ledger {
     /// `replay`) everything terminal settles.
     pub fn settle(&mut self, now: Millis, force: bool) -> usize {
         self.adopt_orphans(now);
+        self.decide_pending_without_resolver();
         let settle_time = self.settle_time_ms;
         let waited = |r: &Record, time: Millis| r.terminal_since.is_some_and(|since| now - since >= time);
         let due = |k: &DeploymentKey, r: &Record| {
@@ -519,6 +666,8 @@ impl Ledger {
             self.remove_record(key);
             self.rollbacks_of.remove(key);
         }
+        self.meta.commits.retain(|_, at| *at >= cutoff);
+        self.meta.lead_pending.retain(|_, lookup| lookup.finished_at >= cutoff);
         let expired = self.settled.expire(cutoff);
         self.dirty_settled.extend(expired.iter().copied());
         for (key, stats) in &mut self.groups {
@@ -581,7 +730,12 @@ impl Ledger {
         };
         self.rollbacks_of.remove(key);
         let status = settlement.status;
-        let entry = Settled::new(group_id, &key.account, &key.region, status, outcome, now);
+        let group_key = group_key(key, &facts);
+        let lead_decided = !class.is_change() || self.decide_lead_time(key, &facts, status, &group_key);
+        let mut entry = Settled::new(group_id, &key.account, &key.region, status, outcome, now);
+        if lead_decided {
+            entry.mark_lead_time_done();
+        }
         let settled_key = SettledSet::key(&key.deployment_id, &entry);
         self.settled.insert(settled_key, entry);
         self.dirty_settled.insert(settled_key);

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    LifecycleEvent, Millis, Observation, Overview, Provenance, Status, TargetObservation,
-    TargetStatus,
+    CommitTime, LeadTimeUnknown, LifecycleEvent, Millis, Observation, Overview, Provenance, Revision, Status,
+    TargetObservation, TargetStatus,
 };
 
 /// A value and the provenance it came from. Merges keep the higher provenance;
@@ -169,6 +169,11 @@ pub struct Facts {
     pub deployment_type: Option<Ranked<String>>,
     pub overview: Option<Ranked<Overview>>,
     pub targets: BTreeMap<String, TargetFacts>,
+    /// Lead time: the description, the revision, and what a resolver found.
+    pub description: Option<Ranked<String>>,
+    pub revision: Option<Ranked<Revision>>,
+    pub commit_time: Option<CommitTime>,
+    pub lead_time_unknown: Option<LeadTimeUnknown>,
 }
 
 impl Facts {
@@ -203,6 +208,20 @@ impl Facts {
         }
         for target in &o.targets {
             changed |= self.targets.entry(target.target_id.clone()).or_default().join(p, target);
+        }
+        changed |= join(&mut self.description, p, o.description.as_ref(), Keep::Smallest);
+        changed |= join(&mut self.revision, p, o.revision.as_ref(), Keep::Smallest);
+        if let Some(found) = o.commit_time {
+            if self.commit_time.is_none_or(|current| found.better_than(&current)) {
+                self.commit_time = Some(found);
+                changed = true;
+            }
+        }
+        if let Some(reason) = o.lead_time_unknown {
+            if self.lead_time_unknown.is_none_or(|current| reason > current) {
+                self.lead_time_unknown = Some(reason);
+                changed = true;
+            }
         }
         changed
     }

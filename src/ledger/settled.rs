@@ -40,6 +40,9 @@ mod flag {
     pub const CHANGE_FAILURE: u8 = 1 << 4;
     pub const ROLLED_BACK: u8 = 1 << 5;
     pub const ANNOUNCED: u8 = 1 << 6;
+    /// Its lead time was decided: observed, or counted as unknown (or it is
+    /// no change and has none). Never decided twice.
+    pub const LEAD_TIME_DONE: u8 = 1 << 7;
 }
 
 /// A counted deployment, compacted.
@@ -128,6 +131,14 @@ impl Settled {
             self.flags |= flag::CHANGE_FAILURE;
         }
         newly_failed
+    }
+
+    pub fn lead_time_done(&self) -> bool {
+        self.has(flag::LEAD_TIME_DONE)
+    }
+
+    pub fn mark_lead_time_done(&mut self) {
+        self.flags |= flag::LEAD_TIME_DONE;
     }
 
     /// Whether a reference with these (possibly unknown) account and region

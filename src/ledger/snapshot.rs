@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use super::group::{GroupKey, GroupStats};
 use super::settled::{Outcome, Settled};
 use super::{group_key, kind_of, Ledger, QualityIssue};
-use crate::domain::{Millis, Status, TargetStatus};
+use crate::domain::{CommitKind, CommitSource, Millis, Status, TargetStatus};
 
 const DAY_MS: Millis = 24 * 3600 * 1000;
 
@@ -21,7 +21,9 @@ pub const WINDOWS: [(&str, Millis); 3] = [("1d", DAY_MS), ("7d", 7 * DAY_MS), ("
 /// Quantiles reported by the windowed duration and recovery-time gauges.
 pub const QUANTILES: [(&str, f64); 3] = [("0.5", 0.5), ("0.9", 0.9), ("0.99", 0.99)];
 
-#[derive(Debug, Clone, PartialEq)]
+/// Equality treats NaN ("no data in the window") as equal to itself, so two
+/// snapshots of the same ledger compare equal.
+#[derive(Debug, Clone)]
 pub struct WindowFigures {
     pub window: &'static str,
     /// Finished change deployments (DORA deployment frequency).
@@ -36,6 +38,23 @@ pub struct WindowFigures {
     pub time_to_restore: [f64; 3],
     /// Seconds, one per [`QUANTILES`]; NaN with no deployment in the window.
     pub duration: [f64; 3],
+    /// DORA lead time, seconds, one per [`QUANTILES`]; NaN with no lead time in the window.
+    pub lead_time: [f64; 3],
+}
+
+impl PartialEq for WindowFigures {
+    fn eq(&self, other: &Self) -> bool {
+        let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+        let all_same = |a: &[f64; 3], b: &[f64; 3]| a.iter().zip(b).all(|(x, y)| same(*x, *y));
+        self.window == other.window
+            && self.deployments == other.deployments
+            && same(self.success_ratio, other.success_ratio)
+            && same(self.rollback_ratio, other.rollback_ratio)
+            && same(self.change_failure_ratio, other.change_failure_ratio)
+            && all_same(&self.time_to_restore, &other.time_to_restore)
+            && all_same(&self.duration, &other.duration)
+            && all_same(&self.lead_time, &other.lead_time)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +74,8 @@ pub struct Snapshot {
     pub groups: Vec<GroupSnapshot>,
     pub data_quality: BTreeMap<QualityIssue, u64>,
     pub deployments_tracked: u64,
+    /// Lead times observed, by commit-time source and which commit.
+    pub lead_sources: BTreeMap<(CommitSource, CommitKind), u64>,
 }
 
 #[derive(Default)]
@@ -128,6 +149,7 @@ pub(super) fn build(ledger: &Ledger, now: Millis) -> Snapshot {
         groups,
         data_quality: ledger.meta.data_quality.clone(),
         deployments_tracked: ledger.deployments_tracked() as u64,
+        lead_sources: ledger.meta.lead_sources.clone(),
     }
 }
 
@@ -199,5 +221,6 @@ fn window(
             stats.restores.iter().filter(|(at, _)| inside(*at)).map(|(_, ttr)| *ttr),
         ),
         duration: quantiles(all.iter().filter_map(|(_, o)| o.duration_ms)),
+        lead_time: quantiles(stats.lead_times.iter().filter(|(at, _)| inside(*at)).map(|(_, lead)| *lead)),
     }
 }

@@ -166,6 +166,17 @@ impl SnapshotCollector {
                 ),
             },
             Family {
+                name: "codedeploy_lead_time_unknown_total",
+                help: "Change deployments whose commit time could not be found, by reason (no_revision, no_source_configured, not_found, source_error)",
+                rows: Rows::Counter(per_group(groups, |g, base| {
+                    g.stats
+                        .lead_time_unknown
+                        .iter()
+                        .map(|(reason, n)| (with(base.clone(), &[("reason", reason.label())]), *n))
+                        .collect()
+                })),
+            },
+            Family {
                 name: "codedeploy_deployment_errors_total",
                 help: "Failed and stopped deployments by errorInformation code",
                 rows: Rows::Counter(per_group(groups, |g, base| {
@@ -331,6 +342,11 @@ impl SnapshotCollector {
                 help: "Deployment duration quantiles over the deployments finished in the window (NaN with none)",
                 rows: Rows::Quantiles(quantiled(|w| w.duration)),
             },
+            Family {
+                name: "codedeploy_dora_lead_time_seconds",
+                help: "DORA lead time for changes quantiles over the change deployments finished in the window with a known commit time (NaN with none)",
+                rows: Rows::Quantiles(quantiled(|w| w.lead_time)),
+            },
         ]
     }
 
@@ -404,6 +420,20 @@ impl SnapshotCollector {
                         .data_quality
                         .iter()
                         .map(|(issue, n)| (vec![("reason", issue.label().to_owned())], *n))
+                        .collect(),
+                ),
+            },
+            Family {
+                name: "codedeploy_exporter_lead_time_sources_total",
+                help: "Lead times observed, by where the commit time came from (description, webhook, s3, git) and which commit it is (first_commit, deployed_commit)",
+                rows: Rows::Counter(
+                    self.exposition
+                        .ledger
+                        .lead_sources
+                        .iter()
+                        .map(|((source, kind), n)| {
+                            (vec![("source", source.label().to_owned()), ("commit", kind.label().to_owned())], *n)
+                        })
                         .collect(),
                 ),
             },

@@ -19,6 +19,8 @@ pub enum Source {
     Sqs,
     /// The CodeDeploy API poller: enrichment, reconciliation and backfill.
     Poller,
+    /// The commit-time resolver (S3 metadata, git repositories) for lead time.
+    LeadTime,
 }
 
 impl Source {
@@ -29,6 +31,7 @@ impl Source {
             Source::Demo => "demo",
             Source::Sqs => "sqs",
             Source::Poller => "poller",
+            Source::LeadTime => "lead_time",
         }
     }
 

@@ -1,6 +1,7 @@
 //! Where messages come from. Every source hands raw message bytes to
 //! [`crate::ingest`] and learns the outcome; none of them decodes or counts.
 
+pub mod commits;
 pub mod demo;
 pub mod poller;
 pub mod replay;

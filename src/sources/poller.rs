@@ -638,6 +638,10 @@ pub fn deployment_json(info: &cd::DeploymentInfo) -> Value {
     if let Some(error) = &info.error_information {
         m.insert("errorInformation".into(), json!({ "code": text(error.code.as_ref().map(|c| c.as_str())) }));
     }
+    m.insert("description".into(), text(info.description.as_deref()));
+    if let Some(revision) = &info.revision {
+        m.insert("revision".into(), revision_json(revision));
+    }
     if let Some(rollback) = &info.rollback_info {
         m.insert(
             "rollbackInfo".into(),
@@ -645,6 +649,26 @@ pub fn deployment_json(info: &cd::DeploymentInfo) -> Value {
                 "rollbackDeploymentId": text(rollback.rollback_deployment_id.as_deref()),
                 "rollbackTriggeringDeploymentId": text(rollback.rollback_triggering_deployment_id.as_deref()),
             }),
+        );
+    }
+    Value::Object(m)
+}
+
+/// A `RevisionLocation` as the API's JSON has it (what lead time reads).
+fn revision_json(revision: &cd::RevisionLocation) -> Value {
+    let mut m = Map::new();
+    m.insert("revisionType".into(), text(revision.revision_type.as_ref().map(|t| t.as_str())));
+    if let Some(s3) = &revision.s3_location {
+        m.insert(
+            "s3Location".into(),
+            json!({ "bucket": text(s3.bucket.as_deref()), "key": text(s3.key.as_deref()),
+                    "version": text(s3.version.as_deref()), "eTag": text(s3.e_tag.as_deref()) }),
+        );
+    }
+    if let Some(github) = &revision.git_hub_location {
+        m.insert(
+            "gitHubLocation".into(),
+            json!({ "repository": text(github.repository.as_deref()), "commitId": text(github.commit_id.as_deref()) }),
         );
     }
     Value::Object(m)

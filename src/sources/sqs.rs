@@ -279,6 +279,9 @@ fn enrichment_targets(observations: &[Observation]) -> Vec<(String, String, Stri
     let mut wanted: Vec<(String, String, String, bool)> = Vec::new();
     for o in observations {
         let (Some(account), Some(region)) = (&o.deployment.account, &o.deployment.region) else { continue };
+        if o.commit_record.is_some() {
+            continue;
+        }
         let terminal = o.status.is_some_and(crate::domain::Status::is_terminal);
         match wanted.iter_mut().find(|w| w.0 == *account && w.1 == *region && w.2 == o.deployment.deployment_id) {
             Some(existing) => existing.3 |= terminal,

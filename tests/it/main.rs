@@ -2,6 +2,7 @@
 //! driven over real HTTP, as a user's Prometheus and CodeDeploy would.
 
 mod helpers;
+mod lead_time;
 mod metrics_endpoint;
 mod restart;
 mod secured;
