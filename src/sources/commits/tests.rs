@@ -151,3 +151,43 @@ fn flags_are_validated() {
     let on = parse(&["--lead-time.s3-metadata", "--git.repository", "org/app=/", "--git.first-commit", "false"]).expect("valid");
     assert!(on.ledger.s3 && on.ledger.git && !on.first_commit);
 }
+
+#[test]
+fn waiting_lookups_survive_a_restart_and_are_answered_once() {
+    use crate::ingest::Exporter;
+    use crate::store::{RedbStore, Store};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LeadTimeConfig { git: true, ..LeadTimeConfig::default() };
+    let mut deployment = Observation::new(
+        DeploymentRef { account: Some("1".into()), region: Some("us-east-1".into()), deployment_id: "d-1".into() },
+        Provenance::Api,
+    );
+    deployment.application = Some("app".into());
+    deployment.deployment_group = Some("prod".into());
+    deployment.status = Some(crate::domain::Status::Succeeded);
+    deployment.create_time = Some(1_000);
+    deployment.complete_time = Some(3_601_000);
+    deployment.revision = Some(Revision::GitHub { repository: "org/app".into(), commit: "a".repeat(40) });
+    {
+        let mut store = RedbStore::open(dir.path()).expect("store");
+        let mut exporter = Exporter::new(0).with_lead_time(config.clone());
+        exporter.ingest_observations(Source::Poller, vec![deployment.clone()], 0);
+        exporter.settle(0, true);
+        exporter.commit_to(&mut store).expect("commit");
+        assert_eq!(exporter.lead_lookups().len(), 1);
+    }
+    let store = RedbStore::open(dir.path()).expect("store");
+    let mut exporter = Exporter::restore(0, store.load().expect("load")).with_lead_time(config);
+    let lookups = exporter.lead_lookups();
+    assert_eq!(lookups.len(), 1, "the lookup waits across the restart");
+    let mut answer = Observation::new(lookups[0].deployment.clone(), Provenance::Api);
+    answer.commit_time = Some(CommitTime { kind: CommitKind::Deployed, source: CommitSource::Git, at: 1_000 });
+    exporter.ingest_observations(Source::LeadTime, vec![answer.clone()], 0);
+    exporter.ingest_observations(Source::LeadTime, vec![answer], 0);
+    exporter.ingest_observations(Source::Poller, vec![deployment], 0);
+    exporter.settle(0, true);
+    let snapshot = exporter.exposition(0).ledger;
+    let lead = &snapshot.groups[0].stats.lead_time;
+    assert_eq!((lead.count, lead.sum_ms), (1, 3_600_000));
+    assert!(exporter.lead_lookups().is_empty());
+}
