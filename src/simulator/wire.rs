@@ -214,6 +214,7 @@ fn deployment_info(d: &Deployment, at: Option<Millis>) -> String {
         "deploymentConfigName": spec.config,
         "deploymentId": d.id,
         "revision": revision(d),
+        "description": description(d),
         "status": if at.is_some() { "InProgress" } else { d.status },
         "createTime": epoch_seconds(d.create_time),
         "startTime": epoch_seconds(d.start_time),
@@ -354,6 +355,16 @@ fn task_set(d: &Deployment, build: u32, label: &str, serving: bool) -> Value {
 
 /// The revision a deployment ships: S3 bundle or GitHub commit on Server, AppSpec content on
 /// Lambda and ECS. Derived from the build so every deployment of a build names the same one.
+/// What a CI pipeline writes into the description for lead time
+/// (docs/lead-time.md): the deployed commit and its time, half an hour to
+/// three days before the deployment, derived from the build (no random draw,
+/// so the rest of the fleet is unchanged).
+fn description(d: &Deployment) -> String {
+    let spread: Millis = decimal(d.group, d.build + 2_000_000, 6).parse().unwrap_or(0);
+    let committed_at = d.create_time - 1_800_000 - spread / 4 * 1000;
+    format!("Deployed by pipeline: commit={} committed_at={}", digest(d.group, d.build, 40), rfc3339_millis(committed_at))
+}
+
 fn revision(d: &Deployment) -> Value {
     let spec = d.spec();
     match (spec.platform, spec.github_repo) {
