@@ -171,12 +171,19 @@ pub(super) fn decide(
             offer(CommitTime { kind: CommitKind::Deployed, source: CommitSource::Description, at });
         }
     }
-    let mut keys: Vec<String> = sha.iter().map(|s| commit_key(s)).collect();
-    keys.extend(revision.iter().flat_map(revision_names).map(|n| revision_key(&n)));
-    for key in keys {
-        if let Some(at) = commits.get(&key) {
-            offer(CommitTime { kind: CommitKind::Deployed, source: CommitSource::Webhook, at: *at });
-        }
+    let mut found: Vec<Millis> = Vec::new();
+    if let Some(sha) = &sha {
+        // The same commit, however abbreviated: records of this sha or longer
+        // ones it abbreviates, and records that abbreviate it (7 digits at least).
+        let key = commit_key(sha);
+        found.extend(commits.range(key.clone()..).take_while(|(k, _)| k.starts_with(&key)).map(|(_, at)| *at));
+        found.extend((7..sha.len()).filter_map(|n| commits.get(&commit_key(&sha[..n]))));
+    }
+    for name in revision.iter().flat_map(revision_names) {
+        found.extend(commits.get(&revision_key(&name)));
+    }
+    for at in found {
+        offer(CommitTime { kind: CommitKind::Deployed, source: CommitSource::Webhook, at });
     }
     if let Some(found) = best.filter(|b| b.kind == CommitKind::First) {
         return Decision::Observe(found);
@@ -306,13 +313,20 @@ mod tests {
         assert!(ledger.apply(&record(None, Some("ABCDEF1"), 2), 0));
         assert!(!ledger.apply(&record(None, Some("abcdef1"), 2), 0), "same record again");
         assert!(ledger.apply(&record(Some("s3://b/app.zip@v7"), None, 3), 0));
+        assert!(ledger.apply(&record(None, Some("0123456789abcdef0123456789abcdef01234567"), 4), 0));
+        assert!(ledger.apply(&record(None, Some("fedcba9"), 5), 0));
         ledger.apply(&deployment("d-1", "user", 10 * MIN, None, github("abcdef1")), 0);
         let s3 = Revision::S3 { bucket: "b".into(), key: "app.zip".into(), version: Some("v7".into()), etag: None };
         ledger.apply(&deployment("d-2", "user", 20 * MIN, None, Some(s3)), 0);
+        // Abbreviated either way: the description's short sha, the record's short sha.
+        ledger.apply(&deployment("d-3", "user", 30 * MIN, Some("commit=0123456789ab"), None), 0);
+        ledger.apply(&deployment("d-4", "user", 40 * MIN, Some("commit=fedcba9876543210fedcba9876543210fedcba98"), None), 0);
+        ledger.apply(&deployment("d-5", "user", 50 * MIN, Some("commit=fedcba8"), None), 0);
         ledger.settle(0, true);
         let g = group(&ledger);
-        assert_eq!((g.stats.lead_time.count, g.stats.lead_time.sum_ms), (2, 8 * MIN + 17 * MIN));
-        assert_eq!(ledger.snapshot(0).lead_sources.get(&(CommitSource::Webhook, CommitKind::Deployed)), Some(&2));
+        assert_eq!((g.stats.lead_time.count, g.stats.lead_time.sum_ms), (4, 8 * MIN + 17 * MIN + 26 * MIN + 35 * MIN));
+        assert_eq!(ledger.snapshot(0).lead_sources.get(&(CommitSource::Webhook, CommitKind::Deployed)), Some(&4));
+        assert_eq!(unknown(&g, LeadTimeUnknown::NoSourceConfigured), 1, "d-5 is another commit");
     }
 
     #[test]
