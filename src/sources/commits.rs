@@ -153,12 +153,14 @@ pub trait ObjectMetadata: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct SdkObjects {
     aws: crate::aws::Aws,
+    /// Path-style addressing, for endpoint URLs (moto, MinIO) without bucket subdomains.
+    path_style: bool,
     clients: Arc<tokio::sync::Mutex<HashMap<String, aws_sdk_s3::Client>>>,
 }
 
 impl SdkObjects {
-    pub fn new(aws: crate::aws::Aws) -> SdkObjects {
-        SdkObjects { aws, clients: Arc::default() }
+    pub fn new(aws: crate::aws::Aws, path_style: bool) -> SdkObjects {
+        SdkObjects { aws, path_style, clients: Arc::default() }
     }
 
     async fn client(&self, region: Option<&str>) -> aws_sdk_s3::Client {
@@ -170,8 +172,7 @@ impl SdkObjects {
         let config = self.aws.config_for(&region, None).await;
         let conf = aws_sdk_s3::config::Builder::from(&config)
             .interceptor(self.aws.counter.clone())
-            // Endpoint URLs (moto, MinIO) have no bucket subdomains.
-            .force_path_style(true)
+            .force_path_style(self.path_style)
             .build();
         let client = aws_sdk_s3::Client::from_conf(conf);
         clients.insert(region, client.clone());
@@ -427,7 +428,8 @@ pub async fn start(
     if options.ledger.s3 {
         let sink: Arc<dyn crate::aws::RequestSink> = Arc::new(crate::aws::ExporterSink(exporter.clone()));
         let aws = crate::aws::Aws::load(endpoint_url.as_deref(), None, 3, sink).await;
-        run(Resolver::new(options, SdkObjects::new(aws)), exporter, ingest, shutdown).await;
+        let path_style = endpoint_url.is_some();
+        run(Resolver::new(options, SdkObjects::new(aws, path_style)), exporter, ingest, shutdown).await;
     } else {
         run(Resolver::new(options, NoObjects), exporter, ingest, shutdown).await;
     }
