@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Minimises a fuzz target's working corpus into the corpus kept in the repository.
 
-    cd fuzz && ./keep-corpus.py decode [--max 300]
+    cd fuzz && ./keep-corpus.py decode --behaviours --max 400
+               ./keep-corpus.py fold --max 150
 
 1. `cargo fuzz cmin` the working corpus (fuzz/corpus/<target>/): libFuzzer's own
    minimisation, on its full feature set (edges and hit counts).
 2. Measure the edges each remaining input covers (a libFuzzer merge with
    `-use_counters=0` and its control file).
-3. Keep the smallest input of each behaviour: what `codedeploy-exporter replay`
+3. With --behaviours, keep the smallest input of each behaviour: what `codedeploy-exporter replay`
    prints (rejection reasons and the exposition), with quoted values and digits
    normalised, so inputs that differ only in values count once.
 4. Add inputs greedily, the one covering the most edges not yet covered first,
@@ -87,22 +88,29 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("target", choices=["decode", "fold", "store"])
     parser.add_argument("--max", type=int, default=300, help="most files to keep")
+    parser.add_argument(
+        "--behaviours", action="store_true",
+        help="first keep one input per behaviour (good for single messages: decode; a stream's "
+        "exposition differs too often for it to help fold and store)",
+    )
+    parser.add_argument("--no-cmin", action="store_true", help="the working corpus is already minimised")
     args = parser.parse_args()
     working = os.path.join(HERE, "corpus", args.target)
     kept = os.path.join(ROOT, "tests", "fixtures", "fuzz", args.target)
 
     env = dict(os.environ, RUSTC_BOOTSTRAP="1")
-    subprocess.run(
-        ["cargo", "fuzz", "cmin", "-s", "none", args.target, working, "--", "-max_len=20000"],
-        cwd=HERE, env=env, check=True, capture_output=True,
-    )
+    if not args.no_cmin:
+        subprocess.run(
+            ["cargo", "fuzz", "cmin", "-s", "none", args.target, working, "--", "-max_len=20000"],
+            cwd=HERE, env=env, check=True, capture_output=True,
+        )
     with tempfile.TemporaryDirectory() as scratch:
         edges = coverage(args.target, scratch, working)
         everything = set().union(*edges.values())
         candidates = sorted(edges, key=lambda f: (os.path.getsize(os.path.join(working, f)), f))
 
         chosen, seen, covered = [], set(), set()
-        for name in candidates:
+        for name in candidates if args.behaviours else []:
             signature = behaviour(os.path.join(working, name))
             if signature not in seen:
                 seen.add(signature)
