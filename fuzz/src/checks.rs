@@ -426,7 +426,10 @@ fn is_value(value: &str) -> bool {
 
 /// Parses `{name="value",...}` at the start of `s`; returns the labels
 /// (values unescaped) and what follows the closing brace.
-fn parse_labels(s: &str, openmetrics: bool) -> Result<(Vec<(String, String)>, &str), String> {
+/// A label set, values unescaped.
+type Labels = Vec<(String, String)>;
+
+fn parse_labels(s: &str, openmetrics: bool) -> Result<(Labels, &str), String> {
     let mut rest = s.strip_prefix('{').ok_or("expected `{`")?;
     let mut labels = Vec::new();
     loop {
@@ -577,7 +580,7 @@ pub fn parse_exposition(text: &str, format: Format) -> Result<Samples, String> {
                     current = Some((name.to_owned(), rest.to_owned()));
                 }
                 "UNIT" if openmetrics => {
-                    if !current.as_ref().is_some_and(|(n, _)| n == name) {
+                    if current.as_ref().is_none_or(|(n, _)| n != name) {
                         return Err(at("UNIT before TYPE".to_owned()));
                     }
                     if !name.ends_with(&format!("_{rest}")) {

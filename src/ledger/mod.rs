@@ -521,6 +521,11 @@ impl Ledger {
     }
 
     fn join_into(&mut self, key: DeploymentKey, observation: &Observation, now: Millis) -> bool {
+        if !self.records.contains_key(&key) && !Facts::default().join(observation) {
+            // It says nothing (an id and no facts): no record, or an empty one
+            // would sit in memory, never stored, never trimmed.
+            return false;
+        }
         let record = self.records.entry(key.clone()).or_default();
         let mut changed = record.facts.join(observation);
         if changed && !key.is_complete() {
