@@ -291,11 +291,10 @@ pub fn check_fold(data: &[u8]) -> Folded {
         let (text, _) = render_checked(&reference, anchor);
         // Compared with a checked exposition: a plain render is enough.
         let again = redelivered.exposition(anchor).render(Format::Text);
-        assert_eq!(
-            without_delivery_families(&text),
-            without_delivery_families(&again),
-            "re-delivering every message changed the domain metrics (now={anchor})"
-        );
+        let (text, again) = (without_delivery_families(&text), without_delivery_families(&again));
+        if text != again {
+            panic!("re-delivering every message changed the domain metrics (now={anchor}):\n{}", difference(&text, &again));
+        }
     }
 
     let mut text = String::new();
@@ -353,9 +352,22 @@ fn assert_same_exposition(live: &Exporter, restored: &Exporter, now: Millis, whe
         // Compared with a checked exposition: a plain render is enough.
         let text_restored = restored.exposition(anchor).render(Format::Text);
         let openmetrics_restored = restored.exposition(anchor).render(Format::OpenMetrics);
-        assert_eq!(text, text_restored, "{when}: text exposition differs (now={anchor})");
-        assert_eq!(openmetrics, openmetrics_restored, "{when}: OpenMetrics exposition differs (now={anchor})");
+        if text != text_restored {
+            panic!("{when}: text exposition differs (now={anchor}):\n{}", difference(&text, &text_restored));
+        }
+        if openmetrics != openmetrics_restored {
+            panic!("{when}: OpenMetrics exposition differs (now={anchor}):\n{}", difference(&openmetrics, &openmetrics_restored));
+        }
     }
+}
+
+/// The lines only one of two expositions has (at most 40), `-` for the first, `+` for the second.
+pub fn difference(first: &str, second: &str) -> String {
+    let ours: HashSet<&str> = first.lines().collect();
+    let theirs: HashSet<&str> = second.lines().collect();
+    let removed = first.lines().filter(|l| !theirs.contains(l)).map(|l| format!("- {l}"));
+    let added = second.lines().filter(|l| !ours.contains(l)).map(|l| format!("+ {l}"));
+    removed.chain(added).take(40).collect::<Vec<_>>().join("\n")
 }
 
 /// The stream committed to a store message by message (as the writer does),

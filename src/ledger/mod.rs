@@ -747,10 +747,27 @@ impl Ledger {
 
         // A rollback counted after the deployment it undid: that one may be a
         // change that succeeded and only now turns out to be a failure.
-        if let (true, Some(target)) = (settlement.is_rollback, Facts::text(&facts.rollback_of)) {
-            let target = key.sibling(target);
-            if let [only] = self.settled_keys(&target).as_slice() {
-                self.mark_rolled_back(*only);
+        if let (true, Some(link)) = (settlement.is_rollback, &facts.rollback_of) {
+            let target = key.sibling(&link.value);
+            match self.settled_keys(&target).as_slice() {
+                [only] => {
+                    self.mark_rolled_back(*only);
+                }
+                // Not counted yet: the link goes into its record, which the store
+                // keeps. The `rollbacks_of` index alone would lose it on a restart
+                // (it is rebuilt from records, and this one is settled now).
+                [] => {
+                    let (account, region) = (&target.account, &target.region);
+                    let reference = DeploymentRef {
+                        account: (!account.is_empty()).then(|| account.clone()),
+                        region: (!region.is_empty()).then(|| region.clone()),
+                        deployment_id: target.deployment_id.clone(),
+                    };
+                    let mut link_back = Observation::new(reference, link.provenance);
+                    link_back.rolled_back_by = Some(key.deployment_id.clone());
+                    self.join_into(target, &link_back, now);
+                }
+                _ => {}
             }
         }
     }
