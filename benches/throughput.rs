@@ -10,17 +10,22 @@
 //! - `replay FILE [--runs 3]`: single-threaded ingest through `Exporter::ingest`
 //!   exactly as `replay` does (`replay::replay_bytes`), against the parse-only
 //!   limit (`serde_json::from_slice::<Value>` of every line).
-//! - `render FILE [--runs 5]`: loads the whole file, then times `/metrics`
-//!   (snapshot + encoding, text and OpenMetrics), body sizes plain and gzip, the
-//!   series per group and per family, and resident memory.
-//! - `memory FILE`: resident memory before and after loading, per deployment.
-//! - `restart FILE [--runs 3]`: commits everything to a `RedbStore`, then times
-//!   store open → load → restore → first render in fresh processes.
+//! - `render FILE [--runs 5] [--mode live|replay]`: loads the whole file, then
+//!   times `/metrics` (snapshot + encoding, text and OpenMetrics), body sizes plain
+//!   and gzip, the series per group and per family, and resident memory.
+//! - `memory FILE [--mode live|replay]`: resident memory before and after loading,
+//!   per settled deployment. `live` (the default) feeds the stream as `serve`'s
+//!   writer would (batches, settle after each, 2-minute settle time, clock = latest
+//!   event time); `replay` folds everything, then settles once, as `replay` does.
+//! - `restart FILE [--runs 3]`: loads live and commits everything to a `RedbStore`
+//!   (in a child process), then times store open → load → restore → first render
+//!   in fresh processes.
 //! - `webhook FILE [--events 50000] [--connections 1,16,64,256]`: starts the real
 //!   binary (`serve`, durable store) and POSTs the stream over N keep-alive
 //!   connections: events/s and acknowledgement latency.
-//! - `profile-ingest FILE --lines N` and `profile-render FILE`: small, fixed
-//!   workloads for `valgrind --tool=callgrind`.
+//! - `profile-ingest FILE --lines N`, `profile-parse FILE --lines N` and
+//!   `profile-render --store DIR` (a store from `restart-build FILE --store DIR`),
+//!   `profile-live FILE`: fixed workloads for `valgrind --tool=callgrind`.
 //!
 //! Without `--bench` (as under `cargo test --all-targets`) it does nothing.
 
@@ -65,6 +70,8 @@ fn main() {
         Some("webhook") => webhook_phase(&args),
         Some("profile-ingest") => profile_ingest(&args),
         Some("profile-render") => profile_render(&args),
+        Some("profile-parse") => profile_parse(&args),
+        Some("profile-live") => profile_live(&args),
         other => Err(format!(
             "unknown phase {other:?}; one of generate, replay, render, memory, restart, webhook, \
              profile-ingest, profile-render"
@@ -215,12 +222,23 @@ fn for_each_chunk(path: &Path, chunk: usize, mut f: impl FnMut(&[u8])) -> Res {
     }
 }
 
+/// A lower bound for any JSON decoder: validate every line, build nothing.
+#[inline(never)]
+fn scan_only(bytes: &[u8]) -> usize {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .filter(|line| serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok())
+        .count()
+}
+
 /// Non-blank lines: what `replay` counts as messages.
 fn count_lines(bytes: &[u8]) -> usize {
     bytes.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).count()
 }
 
 /// The parse-only limit: what the decoder does before decoding, for every line.
+#[inline(never)]
 fn parse_only(bytes: &[u8]) -> usize {
     let mut parsed = 0;
     for line in bytes.split(|b| *b == b'\n') {
@@ -239,9 +257,12 @@ fn parse_only(bytes: &[u8]) -> usize {
 /// that the file itself is never in memory all at once.
 struct Loaded {
     exporter: Exporter,
+    mode: Mode,
     events: usize,
     rejected: usize,
+    /// Time in `replay_bytes` (decode and fold).
     ingest: Duration,
+    /// Time in `settle` (all the periodic ones in live mode).
     settle: Duration,
     settled: usize,
     rss_before_kib: u64,
@@ -249,28 +270,90 @@ struct Loaded {
     rss_settled_kib: u64,
 }
 
+/// How a stream is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// As `replay`: everything folded first, then one `settle(now, true)`; so every
+    /// deployment of the file is unsettled (in full) at once before it settles.
+    Replay,
+    /// As `serve` fed live: batches of [`BATCH`] messages, each followed by
+    /// `settle(now, false)` with the default 2-minute settle time, the clock being
+    /// the latest event time seen (the stream is time-ordered); and, unless the
+    /// caller commits to a store, `mark_committed` as after the writer's commit.
+    Live { commit: bool },
+}
+
 /// Chunks of whole lines fed to `replay_bytes` when a file is streamed; small, so that
 /// the buffer does not inflate the peak resident memory being measured.
 const CHUNK: usize = 4 << 20;
+/// Messages per writer batch in live mode (the writer's `MAX_BATCH`).
+const BATCH: usize = 1024;
+/// `--ledger.settle-time` default.
+const SETTLE_TIME_MS: i64 = 120_000;
 
-fn load(path: &Path) -> Res<Loaded> {
+fn load(path: &Path, mode: Mode) -> Res<Loaded> {
     let (rss_before_kib, _) = memory_kib();
-    let mut exporter = Exporter::new(0);
+    let settle_time = if mode == Mode::Replay { 0 } else { SETTLE_TIME_MS };
+    let mut exporter = Exporter::new(settle_time);
     exporter.register(Source::Replay);
-    let (mut events, mut rejected, mut ingest) = (0, 0, Duration::ZERO);
-    for_each_chunk(path, CHUNK, |bytes| {
-        events += count_lines(bytes);
-        let started = Instant::now();
-        rejected += replay::replay_bytes(&mut exporter, path, bytes, Source::Replay, 0).len();
-        ingest += started.elapsed();
+    let (mut events, mut rejected, mut ingest, mut settle) = (0, 0, Duration::ZERO, Duration::ZERO);
+    let mut settled = 0;
+    for_each_chunk(path, CHUNK, |bytes| match mode {
+        Mode::Replay => {
+            events += count_lines(bytes);
+            let started = Instant::now();
+            rejected += replay::replay_bytes(&mut exporter, path, bytes, Source::Replay, 0).len();
+            ingest += started.elapsed();
+        }
+        Mode::Live { commit } => {
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                // The next BATCH lines.
+                let mut end = 0;
+                for _ in 0..BATCH {
+                    match rest[end..].iter().position(|b| *b == b'\n') {
+                        Some(at) => end += at + 1,
+                        None => {
+                            end = rest.len();
+                            break;
+                        }
+                    }
+                    if end == rest.len() {
+                        break;
+                    }
+                }
+                let (batch, tail) = rest.split_at(end);
+                rest = tail;
+                events += count_lines(batch);
+                let now = exporter.latest_time().unwrap_or(0);
+                let started = Instant::now();
+                rejected += replay::replay_bytes(&mut exporter, path, batch, Source::Replay, now).len();
+                ingest += started.elapsed();
+                let started = Instant::now();
+                settled += exporter.settle(now, false);
+                settle += started.elapsed();
+                if !commit {
+                    exporter.mark_committed();
+                }
+            }
+        }
     })?;
     let (rss_loaded_kib, _) = memory_kib();
     let started = Instant::now();
-    let settled = exporter.settle(0, true);
-    let settle = started.elapsed();
+    settled += match mode {
+        Mode::Replay => exporter.settle(0, true),
+        // Ten minutes after the last event, as a server still running would be.
+        Mode::Live { .. } => exporter.settle(exporter.latest_time().unwrap_or(0) + 10 * 60_000, false),
+    };
+    settle += started.elapsed();
+    if mode != (Mode::Live { commit: true }) {
+        // What `serve` holds after its commit: the sets of changes to write are emptied.
+        exporter.mark_committed();
+    }
     let (rss_settled_kib, _) = memory_kib();
     Ok(Loaded {
         exporter,
+        mode,
         events,
         rejected,
         ingest,
@@ -280,6 +363,13 @@ fn load(path: &Path) -> Res<Loaded> {
         rss_loaded_kib,
         rss_settled_kib,
     })
+}
+
+fn mode_arg(args: &Args) -> Mode {
+    match args.flags.get("mode").map(String::as_str) {
+        Some("replay") => Mode::Replay,
+        _ => Mode::Live { commit: false },
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1090,6 +1180,7 @@ fn replay_phase(args: &Args) -> Res {
         }
     };
     let (mut parse_rates, mut ingest_rates, mut settle_ms, mut drop_ms) = (vec![], vec![], vec![], vec![]);
+    let mut scan_rates = vec![];
     let mut rejected = 0;
     let mut settled = 0;
     for run in 0..runs {
@@ -1101,6 +1192,15 @@ fn replay_phase(args: &Args) -> Res {
             elapsed += started.elapsed();
         })?;
         parse_rates.push(parsed as f64 / elapsed.as_secs_f64());
+
+        let mut elapsed = Duration::ZERO;
+        let mut scanned = 0;
+        each(&mut |bytes| {
+            let started = Instant::now();
+            scanned += scan_only(bytes);
+            elapsed += started.elapsed();
+        })?;
+        scan_rates.push(scanned as f64 / elapsed.as_secs_f64());
 
         let mut exporter = Exporter::new(0);
         exporter.register(Source::Replay);
@@ -1136,6 +1236,11 @@ fn replay_phase(args: &Args) -> Res {
         vec!["parse-only (serde_json::Value), events/s".into(), thousands(parse), runs.to_string()],
         vec!["ingest (Exporter::ingest via replay_bytes), events/s".into(), thousands(ingest), runs.to_string()],
         vec!["ingest / parse-only".into(), format!("{:.3}", ingest / parse), String::new()],
+        vec![
+            "scan-only (serde::de::IgnoredAny, builds nothing), events/s".into(),
+            thousands(median(&mut scan_rates)),
+            runs.to_string(),
+        ],
         vec!["settle(force) at the end, ms".into(), format!("{:.0}", median(&mut settle_ms)), format!("{settled} settled")],
         vec!["drop of the exporter, ms".into(), format!("{:.0}", median(&mut drop_ms)), String::new()],
         vec!["rejected lines".into(), rejected.to_string(), String::new()],
@@ -1159,15 +1264,16 @@ fn memory_rows(loaded: &Loaded) -> Vec<Vec<String>> {
     let retained = loaded.rss_settled_kib.saturating_sub(loaded.rss_before_kib);
     vec![
         vec!["measure".into(), "value".into()],
+        vec!["load mode".into(), format!("{:?}", loaded.mode)],
         vec!["events ingested".into(), thousands(loaded.events as f64)],
         vec!["deployments settled".into(), thousands(loaded.settled as f64)],
         vec!["rejected".into(), loaded.rejected.to_string()],
         vec!["ingest (single thread), s".into(), format!("{:.2}", loaded.ingest.as_secs_f64())],
         vec!["ingest, events/s".into(), thousands(loaded.events as f64 / loaded.ingest.as_secs_f64())],
-        vec!["settle(force), s".into(), format!("{:.2}", loaded.settle.as_secs_f64())],
+        vec!["settle (all calls), s".into(), format!("{:.2}", loaded.settle.as_secs_f64())],
         vec!["VmRSS before loading, MiB".into(), format!("{:.1}", mib(loaded.rss_before_kib))],
-        vec!["VmRSS after ingest (unsettled), MiB".into(), format!("{:.1}", mib(loaded.rss_loaded_kib))],
-        vec!["VmRSS after settle, MiB".into(), format!("{:.1}", mib(loaded.rss_settled_kib))],
+        vec!["VmRSS after the last message, MiB".into(), format!("{:.1}", mib(loaded.rss_loaded_kib))],
+        vec!["VmRSS after the final settle, MiB".into(), format!("{:.1}", mib(loaded.rss_settled_kib))],
         vec!["VmRSS now, MiB".into(), format!("{:.1}", mib(rss))],
         vec!["VmHWM (peak), MiB".into(), format!("{:.1}", mib(hwm))],
         vec![
@@ -1179,7 +1285,7 @@ fn memory_rows(loaded: &Loaded) -> Vec<Vec<String>> {
 
 fn memory_phase(args: &Args) -> Res {
     let path = args.file()?;
-    let loaded = load(&path)?;
+    let loaded = load(&path, mode_arg(args))?;
     table(&format!("memory {}", path.display()), &memory_rows(&loaded));
     // The ledger stays alive until here; exit without the (slow) drop.
     std::process::exit(0);
@@ -1285,7 +1391,7 @@ fn series_table(body: &str) -> (Vec<Vec<String>>, f64, usize, usize) {
 fn render_phase(args: &Args) -> Res {
     let path = args.file()?;
     let runs: usize = args.get("runs", 5);
-    let loaded = load(&path)?;
+    let loaded = load(&path, mode_arg(args))?;
     table(&format!("memory (render phase load) {}", path.display()), &memory_rows(&loaded));
     let exporter = &loaded.exporter;
     let now = exporter.latest_time().unwrap_or(0);
@@ -1321,6 +1427,7 @@ fn render_phase(args: &Args) -> Res {
     let om_gzip = gzip(openmetrics.as_bytes(), 6);
     let (series_rows, per_group, max_per_group, global) = series_table(&text);
     let series = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count();
+    let (rss_after, hwm_after) = memory_kib();
     let rows = vec![
         vec!["measure (median of runs)".into(), "text 0.0.4".into(), "OpenMetrics".into()],
         vec!["snapshot under the lock, ms".into(), format!("{:.1}", median(&mut snapshot_ms)), "(same)".into()],
@@ -1341,6 +1448,11 @@ fn render_phase(args: &Args) -> Res {
             String::new(),
         ],
         vec!["series without a group label".into(), global.to_string(), String::new()],
+        vec![
+            "VmRSS / VmHWM after the renders, MiB".into(),
+            format!("{:.1} / {:.1}", mib(rss_after), mib(hwm_after)),
+            String::new(),
+        ],
     ];
     table(&format!("render {} ({runs} runs, now = latest event)", path.display()), &rows);
     table("series per family", &series_rows);
@@ -1420,7 +1532,7 @@ fn restart_phase(args: &Args) -> Res {
 fn restart_build(args: &Args) -> Res {
     let path = args.file()?;
     let store_path = PathBuf::from(args.flags.get("store").ok_or("--store DIR")?);
-    let mut loaded = load(&path)?;
+    let mut loaded = load(&path, Mode::Live { commit: true })?;
     let mut store = RedbStore::open(&store_path)?;
     let started = Instant::now();
     loaded.exporter.commit_to(&mut store)?;
@@ -1700,16 +1812,41 @@ fn profile_ingest(args: &Args) -> Res {
     std::process::exit(0);
 }
 
+/// Renders from a store written by `restart-build`: restoring is far cheaper than
+/// ingesting under valgrind, and the ledger is the same.
 fn profile_render(args: &Args) -> Res {
-    let path = args.file()?;
+    let store_path = PathBuf::from(args.flags.get("store").ok_or("--store DIR (from restart-build)")?);
     let renders: usize = args.get("renders", 1);
-    let loaded = load(&path)?;
-    let now = loaded.exporter.latest_time().unwrap_or(0);
+    let store = RedbStore::open(&store_path)?;
+    let exporter = Exporter::restore(120_000, store.load()?);
+    let now = exporter.latest_time().unwrap_or(0);
     let mut bytes = 0;
     for _ in 0..renders {
-        bytes += render_once(&loaded.exporter, now);
+        bytes += render_once(&exporter, now);
     }
     println!("profile-render: {renders} renders, {bytes} bytes");
+    std::process::exit(0);
+}
+
+/// A live load (as `serve` folds, settles and commits batch by batch), for
+/// callgrind to attribute per-batch settle cost against ingest.
+fn profile_live(args: &Args) -> Res {
+    let path = args.file()?;
+    let loaded = load(&path, Mode::Live { commit: false })?;
+    println!("profile-live: {} events, {} settled", loaded.events, loaded.settled);
+    std::process::exit(0);
+}
+
+fn profile_parse(args: &Args) -> Res {
+    let path = args.file()?;
+    let lines: usize = args.get("lines", 20_000);
+    let mut bytes = Vec::new();
+    for line in first_lines(&path, lines)? {
+        bytes.extend_from_slice(&line);
+        bytes.push(b'\n');
+    }
+    let parsed = parse_only(&bytes);
+    println!("profile-parse: {parsed} lines parsed");
     std::process::exit(0);
 }
 
