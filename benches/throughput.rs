@@ -1594,7 +1594,18 @@ impl Server {
         let data = bench_data_dir();
         std::fs::create_dir_all(&data)?;
         let store = tempfile::Builder::new().prefix("webhook-store").tempdir_in(&data)?;
-        let mut child = Command::new(binary)
+        // BENCH_SERVER_WRAPPER="valgrind --tool=callgrind …" profiles the server.
+        let wrapper = std::env::var("BENCH_SERVER_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut command = Command::new(program);
+                command.args(words).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .args(["serve", "--web.listen-address", "127.0.0.1:0", "--storage.path"])
             .arg(store.path())
             .env("CODEDEPLOY_EXPORTER_WEBHOOK_SECRET", secret)
