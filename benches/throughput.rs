@@ -73,8 +73,9 @@ fn main() {
         Some("profile-parse") => profile_parse(&args),
         Some("profile-live") => profile_live(&args),
         other => Err(format!(
-            "unknown phase {other:?}; one of generate, replay, render, memory, restart, webhook, \
-             profile-ingest, profile-render"
+            "unknown phase {}; one of generate, replay, render, memory, restart, webhook, \
+             profile-ingest, profile-parse, profile-render, profile-live",
+            other.unwrap_or("(none)")
         )
         .into()),
     };
