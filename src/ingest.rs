@@ -237,7 +237,7 @@ impl SharedExporter {
 }
 
 /// Why a submitted message was not acknowledged.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum IngestError {
     /// The message cannot be decoded; sending it again will not help.
     #[error(transparent)]
@@ -249,6 +249,10 @@ pub enum IngestError {
     /// The exporter is shutting down.
     #[error("the exporter is shutting down; retry later")]
     ShuttingDown,
+    /// Folding the message hit a bug (a panic). The message is counted as
+    /// rejected and not acknowledged; the writer carries on with the next.
+    #[error("internal error while folding the message: {0}")]
+    Internal(String),
 }
 
 /// What a source submits: a raw message, or observations it built itself.
@@ -380,42 +384,60 @@ impl Writer {
     fn process(&mut self, mut batch: Vec<Submission>, trim: bool) {
         let now = now_ms();
         let mut exporter = self.exporter.lock();
-        let outcomes: Vec<Result<Outcome, DecodeError>> = batch
+        let outcomes: Vec<Result<Outcome, IngestError>> = batch
             .iter_mut()
-            .map(|s| match &mut s.payload {
-                Payload::Message(body) => exporter.ingest(s.source, body, now),
-                Payload::Rejected => {
+            .map(|s| {
+                let folded = guarded("fold", || match &mut s.payload {
+                    Payload::Message(body) => exporter.ingest(s.source, body, now).map_err(IngestError::Rejected),
+                    Payload::Rejected => {
+                        exporter.count(s.source, Outcome::Rejected, now);
+                        Ok(Outcome::Rejected)
+                    }
+                    Payload::Observations(observations) => {
+                        Ok(exporter.ingest_observations(s.source, std::mem::take(observations), now))
+                    }
+                });
+                if let Err(IngestError::Internal(_)) = &folded {
                     exporter.count(s.source, Outcome::Rejected, now);
-                    Ok(Outcome::Rejected)
                 }
-                Payload::Observations(observations) => {
-                    Ok(exporter.ingest_observations(s.source, std::mem::take(observations), now))
-                }
+                folded
             })
             .collect();
-        exporter.settle(now, false);
-        if trim {
-            let dropped = exporter.trim(now - self.options.retention_ms);
-            if dropped > 0 {
-                tracing::debug!(dropped, "records past retention dropped");
+        // A panic here is retried at the next batch or tick; what the batch
+        // folded is still committed and acknowledged.
+        let _ = guarded("settle", || {
+            exporter.settle(now, false);
+            if trim {
+                let dropped = exporter.trim(now - self.options.retention_ms);
+                if dropped > 0 {
+                    tracing::debug!(dropped, "records past retention dropped");
+                }
             }
-        }
-        let committed = match self.store.as_deref_mut() {
-            Some(store) => exporter.commit_to(store),
+            Ok(())
+        });
+        // A commit cut short by a panic wrote nothing (the transaction is
+        // dropped) and left the changes pending: the next batch commits them.
+        let committed = guarded("commit", || match self.store.as_deref_mut() {
+            Some(store) => exporter.commit_to(store).map_err(|error| {
+                tracing::error!(%error, reason = error.reason(), "commit failed; messages stay unacknowledged");
+                IngestError::NotDurable(error.to_string())
+            }),
             None => {
                 exporter.mark_committed();
                 Ok(())
             }
-        };
+        })
+        .map_err(|error| match error {
+            // Not the messages' fault: the sender retries as after a failed commit.
+            IngestError::Internal(detail) => IngestError::NotDurable(detail),
+            other => other,
+        });
         drop(exporter);
-        if let Err(error) = &committed {
-            tracing::error!(%error, reason = error.reason(), "commit failed; messages stay unacknowledged");
-        }
         for (submission, outcome) in batch.into_iter().zip(outcomes) {
             let answer = match (&committed, outcome) {
-                (_, Err(rejected)) => Err(IngestError::Rejected(rejected)),
+                (_, Err(refused)) => Err(refused),
                 (Ok(()), Ok(outcome)) => Ok(outcome),
-                (Err(error), Ok(_)) => Err(IngestError::NotDurable(error.to_string())),
+                (Err(error), Ok(_)) => Err(error.clone()),
             };
             // The submitter may have given up (a closed connection); nothing to do then.
             let _ = submission.reply.send(answer);
@@ -423,9 +445,81 @@ impl Writer {
     }
 }
 
+/// Runs one step of the writer, turning a panic into [`IngestError::Internal`]:
+/// a bug that one message runs into must cost that message, not the writer
+/// task, without which every later request would fail until a restart. Every
+/// join is a lattice join, so a fold cut short leaves a record that holds less
+/// than it could, never something wrong.
+fn guarded<T>(step: &'static str, run: impl FnOnce() -> Result<T, IngestError>) -> Result<T, IngestError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|panic| {
+        let detail = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        tracing::error!(step, %detail, "internal error; the writer carries on");
+        Err(IngestError::Internal(detail))
+    })
+}
+
 /// The wall clock in milliseconds since the epoch.
 pub fn now_ms() -> Millis {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as Millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Panics at the first commit that carries records, then commits normally.
+    struct PanicsOnce {
+        panicked: bool,
+        commits: Arc<AtomicUsize>,
+    }
+
+    impl Store for PanicsOnce {
+        fn load(&self) -> Result<Stored, StoreError> {
+            Ok(Stored::default())
+        }
+
+        fn commit(&mut self, commit: &Commit<'_>) -> Result<(), StoreError> {
+            if !self.panicked && !commit.ledger.records.is_empty() {
+                self.panicked = true;
+                panic!("the disk is on fire");
+            }
+            self.commits.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_costs_one_batch_not_the_writer() {
+        let commits = Arc::new(AtomicUsize::new(0));
+        let store = PanicsOnce { panicked: false, commits: commits.clone() };
+        let exporter = SharedExporter::new(Exporter::new(120_000));
+        let options = WriterOptions { settle_interval: Duration::from_secs(3600), retention_ms: Millis::MAX, max_batch: 1 };
+        let (writer, handle) = Writer::new(exporter.clone(), Some(Box::new(store)), options);
+        let running = tokio::spawn(writer.run());
+        let success = include_bytes!("../tests/fixtures/samples/eventbridge-deployment-success.json").to_vec();
+
+        let first = handle.submit(Source::Webhook, success.clone()).await;
+        assert!(
+            matches!(&first, Err(IngestError::NotDurable(detail)) if detail == "the disk is on fire"),
+            "{first:?}"
+        );
+        let commits_before = commits.load(Ordering::SeqCst);
+        // The writer is still there; the retry is a duplicate of what the
+        // first batch folded, and its commit makes that batch durable too.
+        let retried = handle.submit(Source::Webhook, success).await;
+        assert!(matches!(retried, Ok(Outcome::Duplicate)), "{retried:?}");
+        assert!(commits.load(Ordering::SeqCst) > commits_before, "nothing was committed after the panic");
+        assert_eq!(exporter.lock().ledger.deployments_tracked(), 1);
+
+        drop(handle);
+        running.await.expect("the writer ends when every handle is dropped");
+    }
 }

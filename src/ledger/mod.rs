@@ -22,6 +22,7 @@ mod group;
 pub mod histogram;
 mod lead_time;
 mod record;
+mod settle_queue;
 mod settled;
 mod snapshot;
 
@@ -41,6 +42,7 @@ use crate::domain::{
 };
 use lead_time::Decision;
 use group::Settlement;
+use settle_queue::SettleQueue;
 use settled::{Outcome, SettledSet};
 
 /// Longest duration we believe. CodeDeploy's own limits top out near five days
@@ -172,6 +174,8 @@ pub struct Ledger {
     keys_by_id: HashMap<String, BTreeSet<DeploymentKey>>,
     /// Records still lacking account or region.
     orphans: BTreeSet<DeploymentKey>,
+    /// Which records settling has to look at (derived from `records`).
+    settle_queue: SettleQueue,
     /// Deployments counted.
     settled: SettledSet,
     /// Rolled-back deployment → the rollback deployments that name it, until
@@ -195,6 +199,7 @@ impl Ledger {
             records: HashMap::new(),
             keys_by_id: HashMap::new(),
             orphans: BTreeSet::new(),
+            settle_queue: SettleQueue::default(),
             settled: SettledSet::default(),
             rollbacks_of: HashMap::new(),
             groups: BTreeMap::new(),
@@ -228,6 +233,7 @@ impl Ledger {
         }
         for (key, record) in records {
             ledger.index(&key, Facts::text(&record.facts.rollback_of));
+            ledger.settle_queue.track(&key, &record, None);
             ledger.records.insert(key, record);
         }
         ledger
@@ -243,6 +249,7 @@ impl Ledger {
                 self.dirty_records.insert(key.clone());
             }
         }
+        self.settle_queue.restart_timers(now);
     }
 
     /// Indexes a record by deployment id, as an orphan when its account or
@@ -265,6 +272,7 @@ impl Ledger {
     /// Removes a record and its index entries; marks it removed for the store.
     fn remove_record(&mut self, key: &DeploymentKey) -> Option<Record> {
         let record = self.records.remove(key)?;
+        self.settle_queue.untrack(key, &record);
         if let Some(keys) = self.keys_by_id.get_mut(&key.deployment_id) {
             keys.remove(key);
             if keys.is_empty() {
@@ -527,6 +535,7 @@ impl Ledger {
             return false;
         }
         let record = self.records.entry(key.clone()).or_default();
+        let timer_was = record.terminal_since;
         let mut changed = record.facts.join(observation);
         if changed && !key.is_complete() {
             record.unresolved.push(observation.clone());
@@ -536,6 +545,7 @@ impl Ledger {
             changed = true;
         }
         if changed {
+            self.settle_queue.track(&key, record, timer_was);
             let rollback_of = Facts::text(&record.facts.rollback_of).map(str::to_owned);
             self.index(&key, rollback_of.as_deref());
             self.dirty_records.insert(key);
@@ -622,39 +632,47 @@ impl Ledger {
     pub fn settle(&mut self, now: Millis, force: bool) -> usize {
         self.adopt_orphans(now);
         self.decide_pending_without_resolver();
-        let settle_time = self.settle_time_ms;
-        let waited = |r: &Record, time: Millis| r.terminal_since.is_some_and(|since| now - since >= time);
-        let due = |k: &DeploymentKey, r: &Record| {
-            r.facts.is_terminal()
-                && ((k.is_complete() && r.facts.details_complete()) || waited(r, settle_time))
+        let candidates: Vec<DeploymentKey> = if force {
+            self.records.keys().cloned().collect()
+        } else {
+            self.settle_queue.candidates(now - self.settle_time_ms).into_iter().collect()
         };
-        let started = |r: &Record| r.facts.began_at().or(r.facts.finished_at());
-        // Per group, the earliest start among unsettled deployments that are not due.
-        let mut blocking: HashMap<GroupKey, Millis> = HashMap::new();
-        for (key, record) in &self.records {
-            if let (false, Some(start)) = (due(key, record), started(record)) {
-                let earliest = blocking.entry(group_key(key, &record.facts)).or_insert(start);
-                *earliest = (*earliest).min(start);
-            }
-        }
-        let mut ready: Vec<(Millis, DeploymentKey)> = self
-            .records
-            .iter()
-            .filter(|(key, record)| {
-                let unblocked = || match (blocking.get(&group_key(key, &record.facts)), started(record)) {
-                    (Some(earliest), Some(start)) => start <= *earliest,
-                    _ => true,
-                };
-                record.facts.is_terminal()
-                    && (force || waited(record, 2 * settle_time) || (due(key, record) && unblocked()))
+        let mut ready: Vec<(Millis, DeploymentKey)> = candidates
+            .into_iter()
+            .filter_map(|key| {
+                let record = self.records.get(&key)?;
+                let ready = record.facts.is_terminal()
+                    && (force
+                        || self.waited(record, now, 2 * self.settle_time_ms)
+                        || (self.due(&key, record, now) && !self.blocked(&key, record, now)));
+                ready.then(|| (record.facts.finished_at().unwrap_or(Millis::MAX), key))
             })
-            .map(|(key, record)| (record.facts.finished_at().unwrap_or(Millis::MAX), key.clone()))
             .collect();
         ready.sort();
         for (_, key) in &ready {
             self.count(key, now);
         }
         ready.len()
+    }
+
+    fn waited(&self, record: &Record, now: Millis, time: Millis) -> bool {
+        record.terminal_since.is_some_and(|since| now - since >= time)
+    }
+
+    fn due(&self, key: &DeploymentKey, record: &Record, now: Millis) -> bool {
+        record.facts.is_terminal()
+            && ((key.is_complete() && record.facts.details_complete()) || self.waited(record, now, self.settle_time_ms))
+    }
+
+    /// Whether an earlier-started deployment of the same group is unsettled and not due.
+    fn blocked(&self, key: &DeploymentKey, record: &Record, now: Millis) -> bool {
+        let started = |r: &Record| r.facts.began_at().or(r.facts.finished_at());
+        let Some(start) = started(record) else { return false };
+        self.settle_queue.peers(key).any(|peer| {
+            self.records.get(peer).is_some_and(|other| {
+                started(other).is_some_and(|other_start| other_start < start) && !self.due(peer, other, now)
+            })
+        })
     }
 
     /// Drops counted deployments, and abandoned never-finished records, whose

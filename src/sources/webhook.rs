@@ -186,6 +186,12 @@ async fn receive(
             let reply = serde_json::json!({ "outcome": "unavailable", "detail": error.to_string() });
             (StatusCode::SERVICE_UNAVAILABLE, axum::Json(reply)).into_response()
         }
+        // A bug, not the sender's fault: 500 makes the sender retry, and its
+        // dead-letter queue keeps the message if the bug persists.
+        Err(error @ IngestError::Internal(_)) => {
+            let reply = serde_json::json!({ "outcome": "internal_error", "detail": error.to_string() });
+            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(reply)).into_response()
+        }
     }
 }
 
