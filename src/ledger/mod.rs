@@ -13,7 +13,7 @@
 //!   `replay` does at the end) everything terminal settles at once and the
 //!   counters are a function of the set of observations alone.
 //!
-//! Once counted, a deployment's full record is replaced by a 32-byte
+//! Once counted, a deployment's full record is replaced by a 24-byte
 //! [`Settled`] entry: what the rolling windows, deduplication and rollback
 //! links still need. Messages about a counted deployment change nothing but a
 //! late rollback link.
@@ -755,11 +755,11 @@ impl Ledger {
         let status = settlement.status;
         let group_key = group_key(key, &facts);
         let lead_decided = !class.is_change() || self.decide_lead_time(key, &facts, status, &group_key);
-        let mut entry = Settled::new(group_id, &key.account, &key.region, status, outcome, now);
+        let mut entry = Settled::new(group_id, status, outcome, now);
         if lead_decided {
             entry.mark_lead_time_done();
         }
-        let settled_key = SettledSet::key(&key.deployment_id, &entry);
+        let settled_key = SettledSet::key(&key.deployment_id, &key.account, &key.region);
         self.settled.insert(settled_key, entry);
         self.dirty_settled.insert(settled_key);
 

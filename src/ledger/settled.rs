@@ -2,10 +2,12 @@
 //!
 //! A settled deployment's facts are no longer needed in full: its counters
 //! are final. What remains is what the rolling windows, deduplication and
-//! rollback links still ask of it, packed into 32 bytes and keyed by a 64-bit
+//! rollback links still ask of it, packed into 24 bytes and keyed by a 64-bit
 //! hash of its deployment id, so that 30 days of 10k busy groups (3M
 //! deployments) fit in memory. Two deployments with the same id in different
-//! accounts or regions are kept apart by their location hashes.
+//! accounts or regions are kept apart by their location hashes, which the set
+//! keeps once per group (a group lies in one account and region) rather than
+//! in every entry.
 
 use std::collections::HashMap;
 
@@ -50,8 +52,6 @@ mod flag {
 pub struct Settled {
     /// Index of its group in the ledger's group table.
     pub group: u32,
-    account: u32,
-    region: u32,
     duration_ms: u32,
     finished_at: Millis,
     pub status: Status,
@@ -74,7 +74,7 @@ pub struct Outcome {
 impl Settled {
     /// `retained_at` stands in for an unknown completion time, so that
     /// retention can still drop the entry one day.
-    pub fn new(group: u32, account: &str, region: &str, status: Status, outcome: Outcome, retained_at: Millis) -> Settled {
+    pub fn new(group: u32, status: Status, outcome: Outcome, retained_at: Millis) -> Settled {
         let mut flags = 0;
         for (set, bit) in [
             (outcome.finished_at.is_some(), flag::FINISHED_KNOWN),
@@ -91,8 +91,6 @@ impl Settled {
         }
         Settled {
             group,
-            account: location_hash(account),
-            region: location_hash(region),
             // Durations are clamped to two weeks (1.2e9 ms) before they get here.
             duration_ms: outcome.duration_ms.map_or(0, |d| u32::try_from(d.max(0)).unwrap_or(u32::MAX)),
             finished_at: outcome.finished_at.unwrap_or(retained_at),
@@ -140,13 +138,6 @@ impl Settled {
     pub fn mark_lead_time_done(&mut self) {
         self.flags |= flag::LEAD_TIME_DONE;
     }
-
-    /// Whether a reference with these (possibly unknown) account and region
-    /// can mean this deployment.
-    fn admits(&self, account: Option<&str>, region: Option<&str>) -> bool {
-        account.is_none_or(|a| location_hash(a) == self.account)
-            && region.is_none_or(|r| location_hash(r) == self.region)
-    }
 }
 
 /// Settled deployments by deployment id. Ids are unique in practice; the
@@ -154,7 +145,23 @@ impl Settled {
 #[derive(Debug, Clone, Default)]
 pub struct SettledSet {
     by_id: HashMap<u64, Settled>,
-    twins: HashMap<(u64, u32, u32), Settled>,
+    twins: HashMap<(u64, Location), Settled>,
+    /// The location of each group's entries, by group index.
+    locations: Vec<Location>,
+}
+
+/// Hashes of an account and a region.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Location {
+    account: u32,
+    region: u32,
+}
+
+impl Location {
+    /// Whether a reference with these (possibly unknown) account and region can mean this location.
+    fn admits(self, account: Option<&str>, region: Option<&str>) -> bool {
+        account.is_none_or(|a| location_hash(a) == self.account) && region.is_none_or(|r| location_hash(r) == self.region)
+    }
 }
 
 /// Where a settled entry lives, to update or remove it.
@@ -165,19 +172,43 @@ pub struct SettledKey {
     pub region: u32,
 }
 
+impl SettledKey {
+    fn location(self) -> Location {
+        Location { account: self.account, region: self.region }
+    }
+
+    fn at(id: u64, location: Location) -> SettledKey {
+        SettledKey { id, account: location.account, region: location.region }
+    }
+}
+
 impl SettledSet {
     pub fn len(&self) -> usize {
         self.by_id.len() + self.twins.len()
     }
 
-    pub fn key(deployment_id: &str, entry: &Settled) -> SettledKey {
-        SettledKey { id: stable_hash(&[deployment_id]), account: entry.account, region: entry.region }
+    pub fn key(deployment_id: &str, account: &str, region: &str) -> SettledKey {
+        SettledKey { id: stable_hash(&[deployment_id]), account: location_hash(account), region: location_hash(region) }
+    }
+
+    fn location_of(&self, entry: &Settled) -> Location {
+        self.locations.get(entry.group as usize).copied().unwrap_or_default()
+    }
+
+    /// Whether the main entry for `key.id` is the one at `key`'s location.
+    fn main_is(&self, key: SettledKey) -> bool {
+        self.by_id.get(&key.id).is_some_and(|e| self.location_of(e) == key.location())
     }
 
     pub fn insert(&mut self, key: SettledKey, entry: Settled) {
+        let group = entry.group as usize;
+        if self.locations.len() <= group {
+            self.locations.resize(group + 1, Location::default());
+        }
+        self.locations[group] = key.location();
         match self.by_id.get(&key.id) {
-            Some(existing) if (existing.account, existing.region) != (key.account, key.region) => {
-                self.twins.insert((key.id, key.account, key.region), entry);
+            Some(existing) if self.location_of(existing) != key.location() => {
+                self.twins.insert((key.id, key.location()), entry);
             }
             _ => {
                 self.by_id.insert(key.id, entry);
@@ -186,45 +217,46 @@ impl SettledSet {
     }
 
     pub fn remove(&mut self, key: SettledKey) {
-        if self.by_id.get(&key.id).is_some_and(|e| (e.account, e.region) == (key.account, key.region)) {
+        if self.main_is(key) {
             self.by_id.remove(&key.id);
         } else {
-            self.twins.remove(&(key.id, key.account, key.region));
+            self.twins.remove(&(key.id, key.location()));
         }
     }
 
     /// The settled deployments a reference can mean (its account or region may be unknown).
     pub fn matching(&self, deployment_id: &str, account: Option<&str>, region: Option<&str>) -> Vec<(SettledKey, Settled)> {
         let id = stable_hash(&[deployment_id]);
-        let main = self.by_id.get(&id).map(|e| (SettledKey { id, account: e.account, region: e.region }, *e));
+        let main = self.by_id.get(&id).map(|e| (SettledKey::at(id, self.location_of(e)), *e));
         let twins = self
             .twins
             .iter()
-            .filter(|((twin_id, _, _), _)| *twin_id == id)
-            .map(|(&(id, account, region), e)| (SettledKey { id, account, region }, *e));
-        main.into_iter().chain(twins).filter(|(_, e)| e.admits(account, region)).collect()
+            .filter(|((twin_id, _), _)| *twin_id == id)
+            .map(|(&(id, location), e)| (SettledKey::at(id, location), *e));
+        main.into_iter().chain(twins).filter(|(key, _)| key.location().admits(account, region)).collect()
     }
 
     pub fn get(&self, key: SettledKey) -> Option<Settled> {
-        self.by_id
-            .get(&key.id)
-            .filter(|e| (e.account, e.region) == (key.account, key.region))
-            .or_else(|| self.twins.get(&(key.id, key.account, key.region)))
-            .copied()
+        if self.main_is(key) {
+            self.by_id.get(&key.id).copied()
+        } else {
+            self.twins.get(&(key.id, key.location())).copied()
+        }
     }
 
     pub fn get_mut(&mut self, key: SettledKey) -> Option<&mut Settled> {
-        match self.by_id.get_mut(&key.id) {
-            Some(e) if (e.account, e.region) == (key.account, key.region) => Some(e),
-            _ => self.twins.get_mut(&(key.id, key.account, key.region)),
+        if self.main_is(key) {
+            self.by_id.get_mut(&key.id)
+        } else {
+            self.twins.get_mut(&(key.id, key.location()))
         }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (SettledKey, &Settled)> {
         self.by_id
             .iter()
-            .map(|(&id, e)| (SettledKey { id, account: e.account, region: e.region }, e))
-            .chain(self.twins.iter().map(|(&(id, account, region), e)| (SettledKey { id, account, region }, e)))
+            .map(|(&id, e)| (SettledKey::at(id, self.location_of(e)), e))
+            .chain(self.twins.iter().map(|(&(id, location), e)| (SettledKey::at(id, location), e)))
     }
 
     /// Drops entries retained until before `cutoff`; returns their keys.
@@ -255,16 +287,16 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_keeps_what_the_windows_need_in_32_bytes() {
-        assert_eq!(std::mem::size_of::<Settled>(), 32);
-        let entry = Settled::new(7, "111111111111", "us-east-1", Status::Succeeded, outcome(), 0);
+    fn an_entry_keeps_what_the_windows_need_in_24_bytes() {
+        assert_eq!(std::mem::size_of::<Settled>(), 24);
+        let entry = Settled::new(7, Status::Succeeded, outcome(), 0);
         assert_eq!(entry.outcome(), outcome());
         assert_eq!(entry.group, 7);
     }
 
     #[test]
     fn a_late_rollback_turns_a_change_into_a_change_failure_once() {
-        let mut entry = Settled::new(0, "a", "r", Status::Succeeded, outcome(), 0);
+        let mut entry = Settled::new(0, Status::Succeeded, outcome(), 0);
         assert!(entry.mark_rolled_back());
         assert!(!entry.mark_rolled_back());
         assert!(entry.outcome().is_change_failure && entry.outcome().rolled_back);
@@ -273,12 +305,15 @@ mod tests {
     #[test]
     fn the_same_id_in_two_accounts_stays_apart() {
         let mut set = SettledSet::default();
-        let first = Settled::new(0, "111", "us-east-1", Status::Succeeded, outcome(), 0);
-        let second = Settled::new(1, "222", "us-east-1", Status::Failed, outcome(), 0);
-        set.insert(SettledSet::key("d-1", &first), first);
-        set.insert(SettledSet::key("d-1", &second), second);
+        let first = Settled::new(0, Status::Succeeded, outcome(), 0);
+        let second = Settled::new(1, Status::Failed, outcome(), 0);
+        let second_key = SettledSet::key("d-1", "222", "us-east-1");
+        set.insert(SettledSet::key("d-1", "111", "us-east-1"), first);
+        set.insert(second_key, second);
         assert_eq!(set.len(), 2);
         assert_eq!(set.matching("d-1", Some("222"), None).iter().map(|(_, e)| e.group).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(set.get(second_key).map(|e| e.status), Some(Status::Failed));
+        assert_eq!(set.iter().filter(|(key, _)| *key == second_key).count(), 1);
         assert_eq!(set.matching("d-1", None, None).len(), 2);
         assert!(set.matching("d-2", None, None).is_empty());
         assert_eq!(set.expire(1), vec![]);

@@ -30,7 +30,10 @@ use crate::ledger::{Changes, DeploymentKey, GroupKey, GroupStats, LedgerMeta, Re
 use crate::metrics::ExporterMetrics;
 
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// 2: settled entries no longer carry their location (24 bytes; the location
+/// is the group's).
+pub const FORMAT_VERSION: u32 = 2;
 /// The store's file name inside `--storage.path`.
 pub const FILE_NAME: &str = "ledger.redb";
 
@@ -329,13 +332,14 @@ mod tests {
             let txn = db.begin_write().expect("txn");
             txn.open_table(META)
                 .expect("meta")
-                .insert(VERSION_KEY, 2u32.to_le_bytes().as_slice())
+                .insert(VERSION_KEY, 1u32.to_le_bytes().as_slice())
                 .expect("insert");
             txn.commit().expect("commit");
         }
-        let error = RedbStore::open(dir.path()).expect_err("version 2 is refused");
+        let error = RedbStore::open(dir.path()).expect_err("a store of version 1 is refused");
         assert_eq!(error.reason(), "format");
-        assert!(error.to_string().contains("has format version 2; this exporter reads version 1"), "{error}");
+        let expected = format!("has format version 1; this exporter reads version {FORMAT_VERSION}");
+        assert!(error.to_string().contains(&expected), "{error}");
     }
 
     #[test]
