@@ -18,6 +18,8 @@
 #[allow(dead_code)]
 #[path = "../fuzz/src/checks.rs"]
 mod checks;
+#[path = "common/promtool.rs"]
+mod promtool;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -604,52 +606,12 @@ fn run_in_process(case: &Case) -> Result<(), String> {
             }
         }
     }
-    promtool_check_metrics(&text)
-}
-
-fn promtool() -> PathBuf {
-    let candidates = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|dir| dir.join("promtool")).collect::<Vec<_>>())
-        .unwrap_or_default();
-    candidates
-        .into_iter()
-        .chain([PathBuf::from("/usr/bin/promtool")])
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "promtool was not found on PATH or in /usr/bin: these tests need it. Install the Debian \
-                 package `prometheus` (apt-get install prometheus), or run scripts/test, which does."
-            )
-        })
-}
-
-fn promtool_check_metrics(exposition: &str) -> Result<(), String> {
-    let mut child = Command::new(promtool())
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run promtool: {e}"))?;
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = exposition.to_owned();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let output = child.wait_with_output().map_err(|e| format!("promtool: {e}"))?;
-    writer.join().expect("writer thread").map_err(|e| format!("writing to promtool: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "promtool check metrics failed:\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
-    }
+    promtool::check_metrics(&text)
 }
 
 #[test]
 fn named_hostile_inputs_get_the_documented_outcome() {
-    promtool();
+    promtool::promtool();
     let failures: Vec<String> = named_cases()
         .iter()
         .filter_map(|case| {
@@ -676,7 +638,7 @@ fn all_named_hostile_inputs_together_keep_the_exposition_clean() {
     exporter.settle(now, true);
     for anchor in checks::anchors(&exporter, now) {
         let (text, _) = checks::render_checked(&exporter, anchor);
-        promtool_check_metrics(&text).unwrap_or_else(|e| panic!("{e}"));
+        promtool::assert_promtool_clean(&text);
     }
 }
 
@@ -790,7 +752,7 @@ fn wrong_types_on_every_known_field() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     exporter.settle(now, true);
     let (text, _) = checks::render_checked(&exporter, now);
-    promtool_check_metrics(&text).unwrap_or_else(|e| panic!("{e}"));
+    promtool::assert_promtool_clean(&text);
 }
 
 // ---------------------------------------------------------------------------
@@ -871,7 +833,7 @@ fn request(address: SocketAddr, method: &str, path: &str, body: &[u8]) -> std::i
 
 #[test]
 fn the_webhook_answers_each_named_case_with_the_documented_status() {
-    let promtool = promtool();
+    promtool::promtool();
     let server = start_server();
     let mut failures = Vec::new();
     let mut rejected = 0;
@@ -901,7 +863,7 @@ fn the_webhook_answers_each_named_case_with_the_documented_status() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     let (status, metrics) = request(server.address, "GET", "/metrics", &[]).expect("scrape");
     assert_eq!(status, 200);
-    promtool_check_metrics(&metrics).unwrap_or_else(|e| panic!("{} on the served exposition: {e}", promtool.display()));
+    promtool::check_metrics(&metrics).unwrap_or_else(|e| panic!("on the served exposition: {e}"));
     let counted = format!("codedeploy_exporter_events_total{{source=\"webhook\",outcome=\"rejected\"}} {rejected}\n");
     assert!(metrics.contains(&counted), "every 400 is counted as rejected (and a 413 is not): expected {counted:?}");
 }

@@ -1,6 +1,4 @@
-use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 
 use clap::Parser;
 use codedeploy_exporter::app::{App, DemoFeed};
@@ -128,25 +126,7 @@ pub fn sample(exposition: &str, series: &str) -> Option<f64> {
     })
 }
 
-/// Runs `promtool check metrics` on an exposition; panics with promtool's
-/// findings. promtool is required: `scripts/test` installs it.
-pub fn assert_promtool_clean(exposition: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is required (Debian package `prometheus`; `scripts/test` installs it)");
-    child.stdin.take().expect("stdin").write_all(exposition.as_bytes()).expect("write to promtool");
-    let output = child.wait_with_output().expect("promtool ran");
-    assert!(
-        output.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
+pub use crate::promtool::assert_promtool_clean;
 
 pub fn eventbridge(id: &str, state: &str, time: &str) -> String {
     serde_json::json!({

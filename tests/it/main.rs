@@ -2,6 +2,8 @@
 //! driven over real HTTP, as a user's Prometheus and CodeDeploy would.
 
 mod helpers;
+#[path = "../common/promtool.rs"]
+mod promtool;
 mod lead_time;
 mod metrics_endpoint;
 mod restart;

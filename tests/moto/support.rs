@@ -4,6 +4,11 @@
 
 #![allow(dead_code)]
 
+#[path = "../common/promtool.rs"]
+mod promtool;
+#[allow(unused_imports)] // tests/aws_docs.rs includes this file and checks no exposition.
+pub use promtool::assert_promtool_clean;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -288,25 +293,6 @@ fn parse_labels(text: &str) -> BTreeMap<String, String> {
         rest = after[end..].trim_start_matches(',');
     }
     labels
-}
-
-/// Runs `promtool check metrics` on the exposition.
-pub fn assert_promtool_clean(exposition: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is required (Debian package `prometheus`; `scripts/test` installs it)");
-    child.stdin.take().expect("stdin").write_all(exposition.as_bytes()).expect("write to promtool");
-    let output = child.wait_with_output().expect("promtool ran");
-    assert!(
-        output.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// Seconds since the epoch, now.
