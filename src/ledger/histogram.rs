@@ -19,6 +19,9 @@ pub enum Buckets {
 }
 
 impl Buckets {
+    pub const ALL: [Buckets; 4] =
+        [Buckets::DeploymentDuration, Buckets::Recovery, Buckets::LifecycleEvent, Buckets::Lag];
+
     pub fn bounds(self) -> &'static [f64] {
         match self {
             Buckets::DeploymentDuration => DEPLOYMENT_DURATION_BUCKETS,

@@ -1,24 +1,24 @@
-//! Rendering: a snapshot of the ledger plus the exporter's own metrics, encoded
-//! with `prometheus-client` by one custom collector at scrape time.
+//! Rendering: a snapshot of the ledger plus the exporter's own metrics,
+//! written at scrape time by one writer in chunks ([`Exposition::write`]).
 //!
 //! Families are emitted sorted by name and series sorted by labels, so the
 //! output is deterministic (golden files, `replay`). Prometheus text 0.0.4 is
 //! the default; OpenMetrics (with the deployment id as an exemplar on the
 //! duration histogram) when the scraper asks for it.
 
-mod collector;
+mod encoder;
 pub mod exporter;
+mod families;
 
-use prometheus_client::encoding::{prometheus_text, text};
-use prometheus_client::registry::Registry;
+use std::io::{self, Write};
 
+pub use encoder::CHUNK_BYTES;
 pub use exporter::{ExporterMetrics, Outcome, Source};
 
 use crate::ledger::Snapshot;
-use collector::SnapshotCollector;
 
 /// Content type of the Prometheus text format 0.0.4.
-pub const TEXT_CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Content type of OpenMetrics 1.0.0.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -56,17 +56,20 @@ pub struct Exposition {
 }
 
 impl Exposition {
-    pub fn render(self, format: Format) -> String {
-        let openmetrics = format == Format::OpenMetrics;
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(SnapshotCollector { exposition: self, openmetrics }));
-        let mut out = String::new();
-        // Writing into a String cannot fail; the encoders only propagate fmt::Error.
-        let encoded = match format {
-            Format::Text => prometheus_text::encode(&mut out, &registry),
-            Format::OpenMetrics => text::encode(&mut out, &registry),
-        };
-        debug_assert!(encoded.is_ok());
-        out
+    /// Writes the body into `sink` in chunks of about [`CHUNK_BYTES`]: the
+    /// body is never held whole, whatever the number of groups.
+    pub fn write(&self, format: Format, sink: &mut dyn Write) -> io::Result<()> {
+        let mut encoder = encoder::Encoder::new(format, sink);
+        families::write_all(self, &mut encoder)?;
+        encoder.finish()
+    }
+
+    /// The whole body as one string (tests, the landing of small exports).
+    pub fn render(&self, format: Format) -> String {
+        let mut body = Vec::new();
+        // Writing into a Vec cannot fail.
+        let written = self.write(format, &mut body);
+        debug_assert!(written.is_ok());
+        String::from_utf8(body).expect("the writer writes only UTF-8 text")
     }
 }
