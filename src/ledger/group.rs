@@ -115,6 +115,34 @@ impl GroupStats {
         }
     }
 
+    /// The copy a snapshot shows: the counters and histograms, without the
+    /// inputs of the windows (already turned into window figures) and the
+    /// state only settling needs.
+    pub fn shown(&self) -> GroupStats {
+        GroupStats {
+            id: self.id,
+            deployments: self.deployments.clone(),
+            durations: self.durations.clone(),
+            rollbacks: self.rollbacks.clone(),
+            rollback_durations: self.rollback_durations.clone(),
+            change_failures: self.change_failures,
+            time_to_restore: self.time_to_restore.clone(),
+            lead_time: self.lead_time.clone(),
+            errors: self.errors.clone(),
+            targets: self.targets.clone(),
+            hook_durations: self.hook_durations.clone(),
+            hook_failures: self.hook_failures.clone(),
+            last_finished: self.last_finished.clone(),
+            last_rollback: self.last_rollback.clone(),
+            restores: Vec::new(),
+            lead_time_unknown: self.lead_time_unknown.clone(),
+            lead_times: Vec::new(),
+            last_commit: None,
+            failing_since: None,
+            last_success_at: None,
+        }
+    }
+
     /// Makes sure every status of a deployment kind has a series, so the first
     /// increment of a new kind is visible to `increase()`.
     pub fn know_kind(&mut self, kind: &Kind) {
