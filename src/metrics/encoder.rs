@@ -227,13 +227,13 @@ impl<'s> Encoder<'s> {
         Ok(())
     }
 
-    /// Writes the end marker (OpenMetrics) and what is left in the buffer.
+    /// Writes the end marker (OpenMetrics) and what is left in the buffer;
+    /// flushing the sink is its owner's business.
     pub fn finish(mut self) -> io::Result<()> {
         if self.format == Format::OpenMetrics {
             self.buffer.push_str("# EOF\n");
         }
-        self.flush()?;
-        self.sink.flush()
+        self.flush()
     }
 
     /// The family's name, after its header when this is its first series.
