@@ -5,11 +5,12 @@
 //! within a group, sorted by their other label values, so the output is
 //! deterministic (golden files, `replay`).
 
+use std::collections::BTreeMap;
 use std::io;
 
 use super::encoder::{group_labels, Encoder, Family, Type};
 use super::{Exposition, Source};
-use crate::domain::{Millis, TargetStatus};
+use crate::domain::{Millis, Status, TargetStatus};
 use crate::ledger::{GroupSnapshot, WindowFigures, QUANTILES};
 
 type Series = fn(&Exposition, &mut Encoder<'_>, &[String]) -> io::Result<()>;
@@ -260,13 +261,7 @@ const FAMILIES: &[(Family, Series)] = &[
             "Completion time of the latest finished deployment, per status",
             Type::Gauge,
         ),
-        |e, w, labels| {
-            per_group(e, w, labels, |g, w, l| {
-                for (status, at) in sorted(g.stats.last_finished.iter().map(|(s, at)| ([s.label()], *at))) {
-                    w.gauge(l, &["status"], &status, seconds(at));
-                }
-            })
-        },
+        |e, w, labels| timestamps_by_status(e, w, labels, |g| &g.stats.last_finished),
     ),
     (
         family(
@@ -274,13 +269,7 @@ const FAMILIES: &[(Family, Series)] = &[
             "Completion time of the latest finished rollback deployment, per status",
             Type::Gauge,
         ),
-        |e, w, labels| {
-            per_group(e, w, labels, |g, w, l| {
-                for (status, at) in sorted(g.stats.last_rollback.iter().map(|(s, at)| ([s.label()], *at))) {
-                    w.gauge(l, &["status"], &status, seconds(at));
-                }
-            })
-        },
+        |e, w, labels| timestamps_by_status(e, w, labels, |g| &g.stats.last_rollback),
     ),
     (
         family(
@@ -307,14 +296,13 @@ const FAMILIES: &[(Family, Series)] = &[
     (
         family(
             "codedeploy_lifecycle_event_duration_seconds",
-            "Lifecycle event (hook) durations on the targets of finished deployments",
+            "Lifecycle event (hook) durations on the targets of finished deployments, succeeded or failed (no buckets: mean = rate(_sum) / rate(_count))",
             Type::Histogram,
         ),
         |e, w, labels| {
             per_group(e, w, labels, |g, w, l| {
-                let rows = g.stats.hook_durations.iter().map(|((hook, status), h)| ([hook.as_str(), status.label()], h));
-                for (values, h) in sorted(rows) {
-                    w.histogram(l, &["lifecycle_event", "status"], &values, h, false);
+                for (hook, h) in &g.stats.hook_durations {
+                    w.histogram(l, &["lifecycle_event"], &[hook], h, false);
                 }
             })
         },
@@ -421,6 +409,19 @@ fn by_source<'a, V>(rows: impl Iterator<Item = (&'a Source, V)>) -> Vec<([&'stat
 
 fn seconds(ms: Millis) -> f64 {
     ms as f64 / 1000.0
+}
+
+fn timestamps_by_status(
+    exposition: &Exposition,
+    encoder: &mut Encoder<'_>,
+    labels: &[String],
+    pick: fn(&GroupSnapshot) -> &BTreeMap<Status, Millis>,
+) -> io::Result<()> {
+    per_group(exposition, encoder, labels, |g, w, l| {
+        for (status, at) in sorted(pick(g).iter().map(|(s, at)| ([s.label()], *at))) {
+            w.gauge(l, &["status"], &status, seconds(at));
+        }
+    })
 }
 
 fn windowed(

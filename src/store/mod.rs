@@ -7,7 +7,11 @@
 //! copy-on-write B-trees, and crash-safe: a commit that returned is on disk
 //! (fsync), and a crash mid-commit leaves the previous commit intact.
 //!
-//! # On-disk format (version 1)
+//! # On-disk format (version 2)
+//!
+//! Version 2 changed the histograms of the group counters: fewer buckets
+//! (the series budget), lifecycle-hook histograms keyed by hook alone, and no
+//! per-bucket sums.
 //!
 //! One file, `<storage.path>/ledger.redb`, with five tables:
 //! - `meta`: `format_version` (u32, little endian), `ledger` (the
@@ -30,7 +34,7 @@ use crate::ledger::{Changes, DeploymentKey, GroupKey, GroupStats, LedgerMeta, Re
 use crate::metrics::ExporterMetrics;
 
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The store's file name inside `--storage.path`.
 pub const FILE_NAME: &str = "ledger.redb";
 
@@ -329,13 +333,13 @@ mod tests {
             let txn = db.begin_write().expect("txn");
             txn.open_table(META)
                 .expect("meta")
-                .insert(VERSION_KEY, 2u32.to_le_bytes().as_slice())
+                .insert(VERSION_KEY, 1u32.to_le_bytes().as_slice())
                 .expect("insert");
             txn.commit().expect("commit");
         }
-        let error = RedbStore::open(dir.path()).expect_err("version 2 is refused");
+        let error = RedbStore::open(dir.path()).expect_err("version 1 is refused");
         assert_eq!(error.reason(), "format");
-        assert!(error.to_string().contains("has format version 2; this exporter reads version 1"), "{error}");
+        assert!(error.to_string().contains("has format version 1; this exporter reads version 2"), "{error}");
     }
 
     #[test]
