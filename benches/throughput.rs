@@ -11,8 +11,9 @@
 //!   exactly as `replay` does (`replay::replay_bytes`), against the parse-only
 //!   limit (`serde_json::from_slice::<Value>` of every line).
 //! - `render FILE [--runs 5] [--mode live|replay]`: loads the whole file, then
-//!   times `/metrics` (snapshot + encoding, text and OpenMetrics), body sizes plain
-//!   and gzip, the series per group and per family, and resident memory.
+//!   times `/metrics` (snapshot + streamed encoding: text, OpenMetrics, and text
+//!   through gzip -1, by the server's own `Exposition::write_encoded`), body sizes,
+//!   the series per group and per family, and resident memory after the scrapes.
 //! - `memory FILE [--mode live|replay]`: resident memory before and after loading,
 //!   per settled deployment. `live` (the default) feeds the stream as `serve`'s
 //!   writer would (batches, settle after each, 2-minute settle time, clock = latest
@@ -45,7 +46,7 @@ use fastrand::Rng;
 use serde_json::{json, Value};
 
 use codedeploy_exporter::ingest::Exporter;
-use codedeploy_exporter::metrics::{Format, Source};
+use codedeploy_exporter::metrics::{Encoding, Exposition, Format, Source};
 use codedeploy_exporter::sources::replay;
 use codedeploy_exporter::store::{RedbStore, Store};
 
@@ -1254,10 +1255,29 @@ fn replay_phase(args: &Args) -> Res {
 // render, memory
 // ---------------------------------------------------------------------------------------------
 
-fn gzip(body: &[u8], level: u32) -> usize {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
-    let _ = encoder.write_all(body);
-    encoder.finish().map(|v| v.len()).unwrap_or(0)
+/// A sink that only counts: the body streamed the way `/metrics` streams it,
+/// without ever being held.
+#[derive(Default)]
+struct Counted(usize);
+
+impl Write for Counted {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Streams the exposition as the server does; returns (bytes, time).
+fn stream(exposition: &Exposition, format: Format, encoding: Encoding) -> (usize, Duration) {
+    let started = Instant::now();
+    let mut sink = Counted::default();
+    // Writing into a counter cannot fail.
+    let _ = exposition.write_encoded(format, encoding, &mut sink);
+    (sink.0, started.elapsed())
 }
 
 fn memory_rows(loaded: &Loaded) -> Vec<Vec<String>> {
@@ -1320,11 +1340,13 @@ fn labels_of(line: &str) -> BTreeMap<String, String> {
 }
 
 /// Series per family, per group (average and maximum) from a text exposition.
-fn series_table(body: &str) -> (Vec<Vec<String>>, f64, usize, usize) {
+/// Also returns (hooks, series) of a group with the most distinct lifecycle hooks.
+fn series_table(body: &str) -> (Vec<Vec<String>>, f64, usize, usize, (usize, usize)) {
     let mut families: Vec<(String, String)> = Vec::new();
     // family → (series, series with a group, per-group counts)
     let mut counts: BTreeMap<String, (usize, usize, BTreeMap<String, usize>)> = BTreeMap::new();
     let mut per_group: BTreeMap<String, usize> = BTreeMap::new();
+    let mut hooks: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     for line in body.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let mut parts = rest.split_whitespace();
@@ -1355,6 +1377,9 @@ fn series_table(body: &str) -> (Vec<Vec<String>>, f64, usize, usize) {
                 group
             );
             entry.1 += 1;
+            if let Some(hook) = labels.get("lifecycle_event") {
+                hooks.entry(key.clone()).or_default().insert(hook.clone());
+            }
             *entry.2.entry(key.clone()).or_default() += 1;
             *per_group.entry(key).or_default() += 1;
         }
@@ -1386,7 +1411,11 @@ fn series_table(body: &str) -> (Vec<Vec<String>>, f64, usize, usize) {
         format!("{:.1}", total_grouped as f64 / groups as f64),
         max.to_string(),
     ]);
-    (rows, total_grouped as f64 / groups as f64, max, global)
+    let hooked = hooks
+        .iter()
+        .max_by_key(|(_, hooks)| hooks.len())
+        .map_or((0, 0), |(group, hooks)| (hooks.len(), per_group.get(group).copied().unwrap_or(0)));
+    (rows, total_grouped as f64 / groups as f64, max, global, hooked)
 }
 
 fn render_phase(args: &Args) -> Res {
@@ -1396,62 +1425,61 @@ fn render_phase(args: &Args) -> Res {
     table(&format!("memory (render phase load) {}", path.display()), &memory_rows(&loaded));
     let exporter = &loaded.exporter;
     let now = exporter.latest_time().unwrap_or(0);
-    let (mut snapshot_ms, mut text_ms, mut om_ms, mut total_text, mut total_om) =
-        (vec![], vec![], vec![], vec![], vec![]);
-    let (mut text, mut openmetrics) = (String::new(), String::new());
+    let (mut snapshot_ms, mut text_ms, mut om_ms, mut gzip_ms) = (vec![], vec![], vec![], vec![]);
+    let (mut total_text, mut total_om, mut total_gzip) = (vec![], vec![], vec![]);
+    let (mut text_bytes, mut om_bytes, mut gzip_bytes) = (0, 0, 0);
     for _ in 0..runs {
         let started = Instant::now();
         let exposition = exporter.exposition(now);
         let snap = started.elapsed();
-        let started = Instant::now();
-        text = exposition.render(Format::Text);
-        let encode = started.elapsed();
         snapshot_ms.push(ms(snap));
+        let (bytes, encode) = stream(&exposition, Format::Text, Encoding::Identity);
+        text_bytes = bytes;
         text_ms.push(ms(encode));
         total_text.push(ms(snap + encode));
-
-        let started = Instant::now();
-        let exposition = exporter.exposition(now);
-        let snap = started.elapsed();
-        let started = Instant::now();
-        openmetrics = exposition.render(Format::OpenMetrics);
-        let encode = started.elapsed();
+        let (bytes, encode) = stream(&exposition, Format::OpenMetrics, Encoding::Identity);
+        om_bytes = bytes;
         om_ms.push(ms(encode));
         total_om.push(ms(snap + encode));
+        let (bytes, encode) = stream(&exposition, Format::Text, Encoding::Gzip);
+        gzip_bytes = bytes;
+        gzip_ms.push(ms(encode));
+        total_gzip.push(ms(snap + encode));
     }
-    let started = Instant::now();
-    let text_gzip = gzip(text.as_bytes(), 6);
-    let gzip_ms = ms(started.elapsed());
-    let started = Instant::now();
-    let text_gzip1 = gzip(text.as_bytes(), 1);
-    let gzip1_ms = ms(started.elapsed());
-    let om_gzip = gzip(openmetrics.as_bytes(), 6);
-    let (series_rows, per_group, max_per_group, global) = series_table(&text);
-    let series = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count();
+    // Memory after streamed scrapes, before the whole body is built below for counting series.
     let (rss_after, hwm_after) = memory_kib();
+    let text = exporter.exposition(now).render(Format::Text);
+    let (series_rows, per_group, max_per_group, global, hooked) = series_table(&text);
+    let series = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count();
     let rows = vec![
-        vec!["measure (median of runs)".into(), "text 0.0.4".into(), "OpenMetrics".into()],
-        vec!["snapshot under the lock, ms".into(), format!("{:.1}", median(&mut snapshot_ms)), "(same)".into()],
-        vec!["encode, ms".into(), format!("{:.1}", median(&mut text_ms)), format!("{:.1}", median(&mut om_ms))],
+        vec!["measure (median of runs)".into(), "text 0.0.4".into(), "OpenMetrics".into(), "text, gzip -1".into()],
+        vec!["snapshot under the lock, ms".into(), format!("{:.1}", median(&mut snapshot_ms)), "(same)".into(), "(same)".into()],
+        vec![
+            "encode (streamed), ms".into(),
+            format!("{:.1}", median(&mut text_ms)),
+            format!("{:.1}", median(&mut om_ms)),
+            format!("{:.1}", median(&mut gzip_ms)),
+        ],
         vec![
             "/metrics total (snapshot + encode), ms".into(),
             format!("{:.1}", median(&mut total_text)),
             format!("{:.1}", median(&mut total_om)),
+            format!("{:.1}", median(&mut total_gzip)),
         ],
-        vec!["body, bytes".into(), thousands(text.len() as f64), thousands(openmetrics.len() as f64)],
-        vec!["body gzip -6, bytes".into(), thousands(text_gzip as f64), thousands(om_gzip as f64)],
-        vec!["body gzip -1, bytes".into(), thousands(text_gzip1 as f64), String::new()],
-        vec!["gzip -6 / -1 time, ms".into(), format!("{gzip_ms:.1} / {gzip1_ms:.1}"), String::new()],
-        vec!["series (samples)".into(), thousands(series as f64), String::new()],
+        vec!["body, bytes".into(), thousands(text_bytes as f64), thousands(om_bytes as f64), thousands(gzip_bytes as f64)],
+        vec!["series (samples)".into(), thousands(series as f64), String::new(), String::new()],
+        vec!["series per group avg / max".into(), format!("{per_group:.1} / {max_per_group}"), String::new(), String::new()],
         vec![
-            "series per group avg / max".into(),
-            format!("{per_group:.1} / {max_per_group}"),
+            "series of a group with the most hooks (hooks)".into(),
+            format!("{} ({})", hooked.1, hooked.0),
+            String::new(),
             String::new(),
         ],
-        vec!["series without a group label".into(), global.to_string(), String::new()],
+        vec!["series without a group label".into(), global.to_string(), String::new(), String::new()],
         vec![
-            "VmRSS / VmHWM after the renders, MiB".into(),
+            "VmRSS / VmHWM after the streamed renders, MiB".into(),
             format!("{:.1} / {:.1}", mib(rss_after), mib(hwm_after)),
+            String::new(),
             String::new(),
         ],
     ];
@@ -1559,9 +1587,9 @@ fn restart_open(args: &Args) -> Res {
     let started = Instant::now();
     // The history's end as "now", so that the windows hold 30 days, as in production.
     let now = exporter.latest_time().unwrap_or(0);
-    let body = exporter.exposition(now).render(Format::Text);
+    let (bytes, _) = stream(&exporter.exposition(now), Format::Text, Encoding::Identity);
     let render = started.elapsed();
-    std::hint::black_box(&body);
+    std::hint::black_box(bytes);
     let (rss, hwm) = memory_kib();
     println!(
         "RESTART {:.3} {:.3} {:.3} {:.3} {:.3} {} {}",
@@ -1865,5 +1893,5 @@ fn profile_parse(args: &Args) -> Res {
 /// A separate function, so that callgrind can toggle collection on it.
 #[inline(never)]
 fn render_once(exporter: &Exporter, now: i64) -> usize {
-    exporter.exposition(now).render(Format::Text).len()
+    stream(&exporter.exposition(now), Format::Text, Encoding::Identity).0
 }

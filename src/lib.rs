@@ -21,7 +21,7 @@
 //!                                   │        → only then: webhook 2xx
 //!                                   ▼
 //!    GET /metrics ─▶ Ledger::snapshot (under the lock) ─▶ metrics::Exposition::render
-//!                    (windows computed exactly)             (prometheus-client collector)
+//!                    (windows computed exactly)             (one writer, chunked)        
 //! ```
 //!
 //! # Layout

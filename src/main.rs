@@ -53,8 +53,9 @@ fn run_replay(args: &ReplayArgs) -> anyhow::Result<()> {
     }
     exporter.settle(0, true);
     let now = args.now.or(exporter.latest_time()).unwrap_or(0);
-    let body = exporter.exposition(now).render(Format::Text);
-    std::io::stdout().lock().write_all(body.as_bytes())?;
+    let mut stdout = std::io::stdout().lock();
+    exporter.exposition(now).write(Format::Text, &mut stdout)?;
+    stdout.flush()?;
     Ok(())
 }
 

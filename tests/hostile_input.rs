@@ -827,8 +827,24 @@ fn request(address: SocketAddr, method: &str, path: &str, body: &[u8]) -> std::i
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("no HTTP status in {text:?}")))?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Ok((status, body))
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    // `/metrics` streams its body, which HTTP/1.1 frames in chunks.
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    Ok((status, if chunked { dechunk(body) } else { body.to_owned() }))
+}
+
+/// The payload of a chunked HTTP/1.1 body: `<hex size>\r\n<data>\r\n`, until size 0.
+fn dechunk(mut framed: &str) -> String {
+    let mut body = String::new();
+    while let Some((size, rest)) = framed.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        body.push_str(&rest[..size]);
+        framed = rest[size..].strip_prefix("\r\n").unwrap_or(&rest[size..]);
+    }
+    body
 }
 
 #[test]

@@ -65,7 +65,7 @@ fn replayed_lead_times_equal_the_truth_per_group() {
     assert_eq!(sources("webhook"), 2.0);
     // Windowed quantiles over the three web-prod lead times (0, 3600, 4200 s).
     let median = value(&out, &format!("codedeploy_dora_lead_time_seconds{{{web},window=\"7d\",quantile=\"0.5\"}}"));
-    assert!((median - 3600.0).abs() / 3600.0 < 0.001, "{median}");
+    assert_eq!(median, 3600.0, "exact, by nearest rank");
     assert!(out.contains(&format!("codedeploy_dora_lead_time_seconds{{{web},window=\"1d\",quantile=\"0.5\"}} NaN")));
     assert!(err.contains("rejected"), "the record with a bad sha is rejected: {err}");
 }

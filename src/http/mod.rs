@@ -12,22 +12,28 @@ pub mod security;
 pub mod tls;
 pub mod web_config;
 
+use std::convert::Infallible;
 use std::fmt::Write;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{FromRef, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use http_body::Frame;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::ingest::{now_ms, IngestHandle, SharedExporter};
 use crate::ledger::FINISHED;
-use crate::metrics::Format;
+use crate::metrics::{Encoding, Format};
 use crate::sources::webhook::{self, Secret, Webhook};
 use rate_limit::TokenBucket;
 pub use security::{SecurityArgs, SecurityError, SecurityOptions};
@@ -100,13 +106,60 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
     }
 }
 
+/// Chunks of the body in flight between the writer and the connection: with
+/// 64 KiB chunks a scrape holds at most this many of them, whatever its size.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
 async fn metrics(State(exporter): State<SharedExporter>, headers: HeaderMap) -> Response {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let format = Format::negotiate(accept);
+    let header_text = |name| headers.get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
+    let format = Format::negotiate(header_text(header::ACCEPT));
+    let encoding = Encoding::negotiate(header_text(header::ACCEPT_ENCODING));
     let exposition = exporter.lock().exposition(now_ms());
-    // Encoding happens after the lock is released.
-    let body = exposition.render(format);
-    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+    // Encoding happens after the lock is released, on a blocking thread that
+    // hands the body over chunk by chunk as the connection takes it.
+    let (chunks, body) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        if let Err(error) = exposition.write_encoded(format, encoding, &mut ChunkSender(chunks)) {
+            tracing::debug!(%error, "scrape abandoned by the client");
+        }
+    });
+    let mut response = Body::new(ChunkBody(body)).into_response();
+    let response_headers = response.headers_mut();
+    response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    response_headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if let Some(coding) = encoding.content_encoding() {
+        response_headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+    }
+    response
+}
+
+/// The writing end: each write becomes a chunk, waiting while the channel is
+/// full; a closed channel (the client went away) ends the writing.
+struct ChunkSender(mpsc::Sender<Bytes>);
+
+impl std::io::Write for ChunkSender {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Bytes::copy_from_slice(bytes))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The response body: the chunks as they come, ending when the writer is done.
+struct ChunkBody(mpsc::Receiver<Bytes>);
+
+impl HttpBody for ChunkBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
+    }
 }
 
 fn escape_html(text: &str) -> String {

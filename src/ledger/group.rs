@@ -44,8 +44,8 @@ pub struct Settlement {
     pub is_change_failure: bool,
     pub error_code: Option<String>,
     pub targets: Vec<(TargetStatus, u64)>,
-    /// (hook, status, duration) of finished lifecycle events.
-    pub hook_durations: Vec<(String, TargetStatus, Millis)>,
+    /// (hook, duration) of finished (succeeded or failed) lifecycle events.
+    pub hook_durations: Vec<(String, Millis)>,
     /// (hook, script error code) of failed lifecycle events.
     pub hook_failures: Vec<(String, String)>,
 }
@@ -63,7 +63,9 @@ pub struct GroupStats {
     pub lead_time: Histogram,
     pub errors: BTreeMap<String, u64>,
     pub targets: BTreeMap<TargetStatus, u64>,
-    pub hook_durations: BTreeMap<(String, TargetStatus), Histogram>,
+    /// By hook only: failed hooks are counted in `hook_failures`, and a
+    /// status label would double the family (docs/performance.md).
+    pub hook_durations: BTreeMap<String, Histogram>,
     pub hook_failures: BTreeMap<(String, String), u64>,
     pub last_finished: BTreeMap<Status, Millis>,
     /// Completion of the latest rollback deployment, per status.
@@ -115,6 +117,34 @@ impl GroupStats {
         }
     }
 
+    /// The copy a snapshot shows: the counters and histograms, without the
+    /// inputs of the windows (already turned into window figures) and the
+    /// state only settling needs.
+    pub fn shown(&self) -> GroupStats {
+        GroupStats {
+            id: self.id,
+            deployments: self.deployments.clone(),
+            durations: self.durations.clone(),
+            rollbacks: self.rollbacks.clone(),
+            rollback_durations: self.rollback_durations.clone(),
+            change_failures: self.change_failures,
+            time_to_restore: self.time_to_restore.clone(),
+            lead_time: self.lead_time.clone(),
+            errors: self.errors.clone(),
+            targets: self.targets.clone(),
+            hook_durations: self.hook_durations.clone(),
+            hook_failures: self.hook_failures.clone(),
+            last_finished: self.last_finished.clone(),
+            last_rollback: self.last_rollback.clone(),
+            restores: Vec::new(),
+            lead_time_unknown: self.lead_time_unknown.clone(),
+            lead_times: Vec::new(),
+            last_commit: None,
+            failing_since: None,
+            last_success_at: None,
+        }
+    }
+
     /// Makes sure every status of a deployment kind has a series, so the first
     /// increment of a new kind is visible to `increase()`.
     pub fn know_kind(&mut self, kind: &Kind) {
@@ -156,9 +186,9 @@ impl GroupStats {
         for (status, count) in &s.targets {
             *self.targets.entry(*status).or_insert(0) += count;
         }
-        for (hook, status, duration) in &s.hook_durations {
+        for (hook, duration) in &s.hook_durations {
             self.hook_durations
-                .entry((hook.clone(), *status))
+                .entry(hook.clone())
                 .or_insert_with(|| Histogram::new(Buckets::LifecycleEvent))
                 .observe(*duration);
         }
@@ -270,6 +300,20 @@ mod tests {
         stats.add(&settlement("d-3", Status::Succeeded, 30_000, false));
         assert_eq!(stats.time_to_restore.count, 0);
         assert_eq!(stats.change_failures, 1);
+    }
+
+    #[test]
+    fn hook_durations_of_failed_and_succeeded_runs_share_one_histogram_per_hook() {
+        let mut stats = GroupStats::new(0);
+        let mut failed = settlement("d-1", Status::Failed, 1_000, true);
+        failed.hook_durations = vec![("AfterInstall".into(), 3_600_000), ("BeforeInstall".into(), 2_000)];
+        let mut succeeded = settlement("d-2", Status::Succeeded, 2_000, false);
+        succeeded.hook_durations = vec![("AfterInstall".into(), 4_000)];
+        stats.add(&failed);
+        stats.add(&succeeded);
+        let after_install = &stats.hook_durations["AfterInstall"];
+        assert_eq!((after_install.count, after_install.sum_ms, after_install.bucket_counts.clone()), (2, 3_604_000, vec![2]));
+        assert_eq!(stats.hook_durations.len(), 2);
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub enum Buckets {
 }
 
 impl Buckets {
+    pub const ALL: [Buckets; 4] =
+        [Buckets::DeploymentDuration, Buckets::Recovery, Buckets::LifecycleEvent, Buckets::Lag];
+
     pub fn bounds(self) -> &'static [f64] {
         match self {
             Buckets::DeploymentDuration => DEPLOYMENT_DURATION_BUCKETS,
@@ -29,24 +32,23 @@ impl Buckets {
     }
 }
 
+// The per-group layouts are sized for the series budget of 150 per group
+// (docs/performance.md): six buckets each, and none for lifecycle hooks.
+
 /// Deployment durations run from seconds (a Lambda all-at-once) to hours
-/// (EC2 blue/green with a termination wait; CodeDeploy allows up to 109 h).
-/// Thirteen buckets keep the family at 48 series per group for three statuses.
-pub const DEPLOYMENT_DURATION_BUCKETS: &[f64] = &[
-    10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0,
-    86400.0,
-];
+/// (EC2 blue/green with a termination wait; CodeDeploy allows up to 109 h):
+/// six buckets, 3 statuses × (6 + `+Inf`, `_sum`, `_count`) = 27 series per group.
+pub const DEPLOYMENT_DURATION_BUCKETS: &[f64] = &[60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
 
-/// Recovery, rollback and lead times run from minutes to weeks.
-pub const RECOVERY_BUCKETS: &[f64] = &[
-    300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 172800.0, 604800.0,
-    2592000.0,
-];
+/// Recovery, rollback and lead times run from minutes to weeks: 5 min, 30 min,
+/// 1 h, 4 h, 1 day, 1 week, near the DORA tiers' edges (an hour, a day, a week).
+pub const RECOVERY_BUCKETS: &[f64] = &[300.0, 1800.0, 3600.0, 14400.0, 86400.0, 604800.0];
 
-/// Lifecycle hooks time out after 3600 s at most, and most take seconds: ten
-/// buckets, because this family multiplies by hooks × statuses per group.
-pub const LIFECYCLE_EVENT_BUCKETS: &[f64] =
-    &[1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
+/// Lifecycle hooks have no buckets, only `+Inf`, `_sum` and `_count`: the
+/// family multiplies by the hooks of a group (13 for EC2 in place behind a
+/// load balancer), and what it is read for is the mean hook duration,
+/// `rate(_sum) / rate(_count)`.
+pub const LIFECYCLE_EVENT_BUCKETS: &[f64] = &[];
 
 /// Ingest lag from event time to applied: sub-second for a healthy webhook,
 /// minutes for a backed-up queue.
@@ -63,14 +65,12 @@ pub struct Exemplar {
 }
 
 /// A Prometheus histogram: per-bucket counts (not cumulative), the sum and the
-/// count, plus per-bucket sums so that an OpenMetrics rendering can rebuild the
-/// same sum bucket by bucket.
+/// count, and the latest deployment of each bucket for OpenMetrics exemplars.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Histogram {
     pub buckets: Buckets,
     /// One entry per bound plus a final `+Inf` bucket.
     pub bucket_counts: Vec<u64>,
-    pub bucket_sums_ms: Vec<i64>,
     pub exemplars: Vec<Option<Exemplar>>,
     pub count: u64,
     pub sum_ms: i64,
@@ -82,7 +82,6 @@ impl Histogram {
         Histogram {
             buckets,
             bucket_counts: vec![0; slots],
-            bucket_sums_ms: vec![0; slots],
             exemplars: vec![None; slots],
             count: 0,
             sum_ms: 0,
@@ -102,7 +101,6 @@ impl Histogram {
     pub fn observe(&mut self, value_ms: Millis) {
         let bucket = self.bucket_of(value_ms);
         self.bucket_counts[bucket] += 1;
-        self.bucket_sums_ms[bucket] += value_ms;
         self.count += 1;
         self.sum_ms += value_ms;
     }
@@ -136,27 +134,35 @@ mod tests {
 
     #[test]
     fn bounds_are_inclusive_and_overflow_goes_to_inf() {
-        let mut h = Histogram::new(Buckets::LifecycleEvent);
-        h.observe(1000);
-        h.observe(1001);
+        let mut h = Histogram::new(Buckets::DeploymentDuration);
+        h.observe(60_000);
+        h.observe(60_001);
         h.observe(9_000_000);
-        assert_eq!(h.bucket_counts, vec![1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(h.bucket_counts, vec![1, 1, 0, 0, 0, 0, 1]);
         assert_eq!(h.count, 3);
-        assert_eq!(h.sum_ms, 9_002_001);
-        assert_eq!(h.sum_seconds(), 9002.001);
+        assert_eq!(h.sum_ms, 9_120_001);
+        assert_eq!(h.sum_seconds(), 9120.001);
+    }
+
+    #[test]
+    fn lifecycle_histograms_have_only_the_inf_bucket() {
+        let mut h = Histogram::new(Buckets::LifecycleEvent);
+        h.observe(1);
+        h.observe(7_200_000);
+        assert_eq!((h.bucket_counts.clone(), h.count, h.sum_ms), (vec![2], 2, 7_200_001));
     }
 
     #[test]
     fn exemplar_choice_ignores_observation_order() {
         let a = Exemplar { deployment_id: "d-A".into(), value_ms: 2000, at: 10 };
         let b = Exemplar { deployment_id: "d-B".into(), value_ms: 3000, at: 20 };
-        let mut forward = Histogram::new(Buckets::LifecycleEvent);
+        let mut forward = Histogram::new(Buckets::DeploymentDuration);
         forward.observe_with_exemplar(2000, a.clone());
         forward.observe_with_exemplar(3000, b.clone());
-        let mut backward = Histogram::new(Buckets::LifecycleEvent);
+        let mut backward = Histogram::new(Buckets::DeploymentDuration);
         backward.observe_with_exemplar(3000, b.clone());
         backward.observe_with_exemplar(2000, a);
         assert_eq!(forward, backward);
-        assert_eq!(forward.exemplars[1], Some(b));
+        assert_eq!(forward.exemplars[0], Some(b));
     }
 }

@@ -837,7 +837,7 @@ impl Ledger {
                 }
                 if let (Some(start), Some(end)) = (&hook.start_time, &hook.end_time) {
                     let duration = self.clamp_duration(end.value - start.value);
-                    hook_durations.push((name.clone(), status, duration));
+                    hook_durations.push((name.clone(), duration));
                 }
                 if status == TargetStatus::Failed {
                     let code = Facts::text(&hook.error_code).unwrap_or("unknown");

@@ -3,13 +3,17 @@
 //!
 //! The windowed figures are computed here, exactly, from the settled records
 //! themselves rather than from counters: a deployment is in a window when it
-//! finished in `(now - window, now]`. Quantiles come from an HDR histogram
-//! with three significant digits (within 0.1 % of the true value).
+//! finished in `(now - window, now]`. Quantiles are exact (nearest rank,
+//! see [`quantiles`]).
+//!
+//! Under the lock the snapshot copies only what is shown: the group counters
+//! (without the window inputs) and the window figures, computed here without
+//! an allocation per group or window.
 
 use std::collections::BTreeMap;
 
-use super::group::{GroupKey, GroupStats};
-use super::settled::{Outcome, Settled};
+use super::group::{GroupKey, GroupStats, Kind};
+use super::settled::Settled;
 use super::{group_key, kind_of, Ledger, QualityIssue};
 use crate::domain::{CommitKind, CommitSource, Millis, Status, TargetStatus};
 
@@ -18,8 +22,9 @@ const DAY_MS: Millis = 24 * 3600 * 1000;
 /// The rolling windows of the `codedeploy_dora_*` and `codedeploy_sli_*` gauges.
 pub const WINDOWS: [(&str, Millis); 3] = [("1d", DAY_MS), ("7d", 7 * DAY_MS), ("30d", 30 * DAY_MS)];
 
-/// Quantiles reported by the windowed duration and recovery-time gauges.
-pub const QUANTILES: [(&str, f64); 3] = [("0.5", 0.5), ("0.9", 0.9), ("0.99", 0.99)];
+/// Quantiles reported by the windowed duration and recovery-time gauges: the
+/// label, and the quantile in ten-thousandths (integer ranks, no float rounding).
+pub const QUANTILES: [(&str, u64); 3] = [("0.5", 5_000), ("0.9", 9_000), ("0.99", 9_900)];
 
 /// Equality treats NaN ("no data in the window") as equal to itself, so two
 /// snapshots of the same ledger compare equal.
@@ -79,28 +84,15 @@ pub struct Snapshot {
 }
 
 #[derive(Default)]
-struct GroupView<'a> {
+struct InFlight {
     in_progress: u64,
     oldest_start: Option<Millis>,
     targets: BTreeMap<TargetStatus, u64>,
-    /// The group's counted deployments inside the longest window.
-    finished: Vec<&'a Settled>,
 }
 
 pub(super) fn build(ledger: &Ledger, now: Millis) -> Snapshot {
-    let mut stats = ledger.groups.clone();
-    let mut views: BTreeMap<GroupKey, GroupView> = BTreeMap::new();
-    let longest = WINDOWS.iter().map(|(_, width)| *width).max().unwrap_or_default();
-    let mut finished: Vec<Vec<&Settled>> = vec![Vec::new(); ledger.group_keys.len()];
-    for (_, entry) in ledger.settled.iter() {
-        let recent = entry.outcome().finished_at.is_some_and(|at| at > now - longest);
-        if let (true, Some(group)) = (recent, finished.get_mut(entry.group as usize)) {
-            group.push(entry);
-        }
-    }
-    for (key, group) in ledger.group_keys.iter().zip(finished) {
-        views.entry(key.clone()).or_default().finished = group;
-    }
+    let recent = recent_by_group(ledger, now);
+    let mut in_flight: BTreeMap<GroupKey, (InFlight, Vec<Kind>)> = BTreeMap::new();
     for (key, record) in &ledger.records {
         let facts = &record.facts;
         // Target details that arrived before anything about their deployment
@@ -108,15 +100,11 @@ pub(super) fn build(ledger: &Ledger, now: Millis) -> Snapshot {
         if facts.application.is_none() && facts.deployment_group.is_none() {
             continue;
         }
-        let group = group_key(key, facts);
-        let view = views.entry(group.clone()).or_default();
-        // A group with nothing counted yet is shown from its open deployments;
-        // its id is assigned when its first deployment is counted.
-        let group_stats = stats.entry(group).or_insert_with(|| GroupStats::new(u32::MAX));
+        let (view, kinds) = in_flight.entry(group_key(key, facts)).or_default();
         if facts.is_terminal() {
             continue;
         }
-        group_stats.know_kind(&kind_of(facts));
+        kinds.push(kind_of(facts));
         if facts.status.is_none() {
             // Known only from instance events: the group exists, the deployment's state does not yet.
             continue;
@@ -127,30 +115,100 @@ pub(super) fn build(ledger: &Ledger, now: Millis) -> Snapshot {
         }
         in_progress_targets(facts, &mut view.targets);
     }
-    let groups = stats
-        .into_iter()
+    let mut scratch = Vec::new();
+    let mut groups: Vec<GroupSnapshot> = ledger
+        .groups
+        .iter()
         .map(|(key, stats)| {
-            let view = views.remove(&key).unwrap_or_default();
-            let windows = WINDOWS
-                .iter()
-                .map(|(label, width)| window(label, now - width, now, &view.finished, &stats))
-                .collect();
-            GroupSnapshot {
-                key,
-                stats,
-                in_progress: view.in_progress,
-                oldest_in_progress_start: view.oldest_start,
-                targets_in_progress: view.targets,
-                windows,
-            }
+            let finished = recent.of(stats.id);
+            let windows = windows(now, finished, stats, &mut scratch);
+            GroupSnapshot::new(key.clone(), stats.shown(), windows, in_flight.remove(key))
         })
         .collect();
+    if !in_flight.is_empty() {
+        // A group with nothing counted yet is shown from its open deployments;
+        // its id is assigned when its first deployment is counted.
+        for (key, view) in in_flight {
+            let stats = GroupStats::new(u32::MAX);
+            let windows = windows(now, &[], &stats, &mut scratch);
+            groups.push(GroupSnapshot::new(key, stats, windows, Some(view)));
+        }
+        groups.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    }
     Snapshot {
         groups,
         data_quality: ledger.meta.data_quality.clone(),
         deployments_tracked: ledger.deployments_tracked() as u64,
         lead_sources: ledger.meta.lead_sources.clone(),
     }
+}
+
+impl GroupSnapshot {
+    fn new(
+        key: GroupKey,
+        mut stats: GroupStats,
+        windows: Vec<WindowFigures>,
+        in_flight: Option<(InFlight, Vec<Kind>)>,
+    ) -> GroupSnapshot {
+        let (view, kinds) = in_flight.unwrap_or_default();
+        for kind in &kinds {
+            stats.know_kind(kind);
+        }
+        GroupSnapshot {
+            key,
+            stats,
+            in_progress: view.in_progress,
+            oldest_in_progress_start: view.oldest_start,
+            targets_in_progress: view.targets,
+            windows,
+        }
+    }
+}
+
+/// The settled deployments that finished inside the longest window, grouped
+/// by group id with a counting sort: two passes over the settled set and one
+/// allocation, whatever the number of groups.
+struct Recent<'a> {
+    /// `starts[id]..starts[id + 1]` are group `id`'s entries.
+    starts: Vec<usize>,
+    entries: Vec<Option<&'a Settled>>,
+}
+
+impl<'a> Recent<'a> {
+    fn of(&self, id: u32) -> &[Option<&'a Settled>] {
+        let id = id as usize;
+        match (self.starts.get(id), self.starts.get(id + 1)) {
+            (Some(from), Some(to)) => &self.entries[*from..*to],
+            _ => &[],
+        }
+    }
+}
+
+fn recent_by_group(ledger: &Ledger, now: Millis) -> Recent<'_> {
+    let longest = WINDOWS.iter().map(|(_, width)| *width).max().unwrap_or_default();
+    let groups = ledger.group_keys.len();
+    let in_window = |entry: &Settled| {
+        entry.outcome().finished_at.is_some_and(|at| at > now - longest) && (entry.group as usize) < groups
+    };
+    let mut starts = vec![0; groups + 1];
+    for (_, entry) in ledger.settled.iter() {
+        if in_window(entry) {
+            starts[entry.group as usize + 1] += 1;
+        }
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut entries = vec![None; starts[groups]];
+    let mut next = starts.clone();
+    for (_, entry) in ledger.settled.iter() {
+        if in_window(entry) {
+            let slot = &mut next[entry.group as usize];
+            entries[*slot] = Some(entry);
+            *slot += 1;
+        }
+    }
+    Recent { starts, entries }
 }
 
 /// Targets of an unfinished deployment, from its overview when it has one.
@@ -179,48 +237,93 @@ fn ratio(part: usize, whole: usize) -> f64 {
     }
 }
 
-fn quantiles(values: impl Iterator<Item = Millis>) -> [f64; 3] {
-    // Three significant digits, auto-resizing: recovery times can span weeks.
-    let Ok(mut histogram) = hdrhistogram::Histogram::<u64>::new(3) else {
-        return [f64::NAN; 3];
-    };
-    for value in values {
-        // Values are clamped non-negative upstream; a failed record only loses
-        // precision, never the scrape.
-        let _ = histogram.record(value.max(0) as u64);
-    }
-    if histogram.is_empty() {
+/// Exact quantiles by the nearest-rank rule: the value of rank ⌈q·n⌉ in
+/// ascending order (q = 0.99 of 10 values is the largest). `values` is
+/// reordered in place; with none, NaN.
+fn quantiles(values: &mut [Millis]) -> [f64; 3] {
+    let n = values.len() as u64;
+    if n == 0 {
         return [f64::NAN; 3];
     }
-    QUANTILES.map(|(_, q)| histogram.value_at_quantile(q) as f64 / 1000.0)
+    let mut figures = [f64::NAN; 3];
+    // Highest rank first: each selection leaves the lower ranks on its left,
+    // so the next one searches a shorter slice.
+    let mut upto = values.len();
+    for (i, (_, per_myriad)) in QUANTILES.iter().enumerate().rev() {
+        let rank = (n * per_myriad).div_ceil(10_000).clamp(1, n) as usize;
+        let (_, value, _) = values[..upto].select_nth_unstable(rank - 1);
+        figures[i] = *value as f64 / 1000.0;
+        upto = rank;
+    }
+    figures
 }
 
+fn windows(now: Millis, finished: &[Option<&Settled>], stats: &GroupStats, scratch: &mut Vec<Millis>) -> Vec<WindowFigures> {
+    WINDOWS.iter().map(|(label, width)| window(label, now - width, now, finished, stats, scratch)).collect()
+}
+
+/// One window's figures, counted in one pass; the quantiles reuse `scratch`,
+/// so a scrape allocates nothing per group and window.
 fn window(
     label: &'static str,
     from: Millis,
     to: Millis,
-    finished: &[&Settled],
+    finished: &[Option<&Settled>],
     stats: &GroupStats,
+    scratch: &mut Vec<Millis>,
 ) -> WindowFigures {
     let inside = |at: Millis| at > from && at <= to;
-    let all: Vec<(Status, Outcome)> = finished
-        .iter()
-        .map(|entry| (entry.status, entry.outcome()))
-        .filter(|(_, o)| o.finished_at.is_some_and(inside))
-        .collect();
-    let changes: Vec<&Outcome> = all.iter().map(|(_, o)| o).filter(|o| o.is_change).collect();
-    let not_rollbacks: Vec<&Outcome> = all.iter().map(|(_, o)| o).filter(|o| !o.is_rollback).collect();
-    let succeeded = all.iter().filter(|(status, _)| *status == Status::Succeeded).count();
+    let (mut all, mut succeeded, mut changes, mut change_failures, mut not_rollbacks, mut rolled_back) =
+        (0, 0, 0, 0, 0, 0);
+    scratch.clear();
+    for entry in finished.iter().flatten() {
+        let outcome = entry.outcome();
+        if !outcome.finished_at.is_some_and(inside) {
+            continue;
+        }
+        all += 1;
+        succeeded += usize::from(entry.status == Status::Succeeded);
+        if outcome.is_change {
+            changes += 1;
+            change_failures += usize::from(outcome.is_change_failure);
+        }
+        if !outcome.is_rollback {
+            not_rollbacks += 1;
+            rolled_back += usize::from(outcome.rolled_back);
+        }
+        scratch.extend(outcome.duration_ms);
+    }
+    let duration = quantiles(scratch);
+    scratch.clear();
+    scratch.extend(stats.restores.iter().filter(|(at, _)| inside(*at)).map(|(_, ttr)| *ttr));
+    let time_to_restore = quantiles(scratch);
+    scratch.clear();
+    scratch.extend(stats.lead_times.iter().filter(|(at, _)| inside(*at)).map(|(_, lead)| *lead));
+    let lead_time = quantiles(scratch);
     WindowFigures {
         window: label,
-        deployments: changes.len() as u64,
-        success_ratio: ratio(succeeded, all.len()),
-        rollback_ratio: ratio(not_rollbacks.iter().filter(|o| o.rolled_back).count(), not_rollbacks.len()),
-        change_failure_ratio: ratio(changes.iter().filter(|o| o.is_change_failure).count(), changes.len()),
-        time_to_restore: quantiles(
-            stats.restores.iter().filter(|(at, _)| inside(*at)).map(|(_, ttr)| *ttr),
-        ),
-        duration: quantiles(all.iter().filter_map(|(_, o)| o.duration_ms)),
-        lead_time: quantiles(stats.lead_times.iter().filter(|(at, _)| inside(*at)).map(|(_, lead)| *lead)),
+        deployments: changes as u64,
+        success_ratio: ratio(succeeded, all),
+        rollback_ratio: ratio(rolled_back, not_rollbacks),
+        change_failure_ratio: ratio(change_failures, changes),
+        time_to_restore,
+        duration,
+        lead_time,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_exact_nearest_ranks() {
+        let mut ten: Vec<Millis> = (1..=10).rev().map(|s| s * 1000).collect();
+        assert_eq!(quantiles(&mut ten), [5.0, 9.0, 10.0]);
+        let mut hundred: Vec<Millis> = (1..=100).map(|s| s * 1000).collect();
+        assert_eq!(quantiles(&mut hundred), [50.0, 90.0, 99.0]);
+        let mut one = vec![1234];
+        assert_eq!(quantiles(&mut one), [1.234; 3]);
+        assert!(quantiles(&mut []).iter().all(|q| q.is_nan()));
     }
 }

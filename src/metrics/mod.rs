@@ -1,24 +1,27 @@
-//! Rendering: a snapshot of the ledger plus the exporter's own metrics, encoded
-//! with `prometheus-client` by one custom collector at scrape time.
+//! Rendering: a snapshot of the ledger plus the exporter's own metrics,
+//! written at scrape time by one writer in chunks ([`Exposition::write`]).
 //!
 //! Families are emitted sorted by name and series sorted by labels, so the
 //! output is deterministic (golden files, `replay`). Prometheus text 0.0.4 is
 //! the default; OpenMetrics (with the deployment id as an exemplar on the
 //! duration histogram) when the scraper asks for it.
 
-mod collector;
+mod encoder;
 pub mod exporter;
+mod families;
 
-use prometheus_client::encoding::{prometheus_text, text};
-use prometheus_client::registry::Registry;
+use std::io::{self, Write};
 
+use flate2::write::GzEncoder;
+use flate2::Compression;
+
+pub use encoder::CHUNK_BYTES;
 pub use exporter::{ExporterMetrics, Outcome, Source};
 
 use crate::ledger::Snapshot;
-use collector::SnapshotCollector;
 
 /// Content type of the Prometheus text format 0.0.4.
-pub const TEXT_CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Content type of OpenMetrics 1.0.0.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -47,6 +50,41 @@ impl Format {
     }
 }
 
+/// The body's content coding, from the scraper's `Accept-Encoding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Identity,
+    /// gzip at level 1: at 1k groups it compresses the body 20-fold in a
+    /// seventh of level 6's time (docs/performance.md).
+    Gzip,
+}
+
+impl Encoding {
+    /// gzip when `Accept-Encoding` lists `gzip` (or `*`) without `q=0`.
+    pub fn negotiate(accept_encoding: Option<&str>) -> Encoding {
+        let accepts = |coding: &str| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=").is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        };
+        match accept_encoding {
+            Some(header) if header.split(',').any(accepts) => Encoding::Gzip,
+            _ => Encoding::Identity,
+        }
+    }
+
+    /// The `Content-Encoding` header value, if any.
+    pub fn content_encoding(self) -> Option<&'static str> {
+        match self {
+            Encoding::Identity => None,
+            Encoding::Gzip => Some("gzip"),
+        }
+    }
+}
+
 /// Everything `/metrics` shows, copied out of the shared state.
 #[derive(Debug, Clone)]
 pub struct Exposition {
@@ -56,17 +94,79 @@ pub struct Exposition {
 }
 
 impl Exposition {
-    pub fn render(self, format: Format) -> String {
-        let openmetrics = format == Format::OpenMetrics;
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(SnapshotCollector { exposition: self, openmetrics }));
-        let mut out = String::new();
-        // Writing into a String cannot fail; the encoders only propagate fmt::Error.
-        let encoded = match format {
-            Format::Text => prometheus_text::encode(&mut out, &registry),
-            Format::OpenMetrics => text::encode(&mut out, &registry),
-        };
-        debug_assert!(encoded.is_ok());
-        out
+    /// Writes the body into `sink` in chunks of about [`CHUNK_BYTES`]: the
+    /// body is never held whole, whatever the number of groups.
+    pub fn write(&self, format: Format, sink: &mut dyn Write) -> io::Result<()> {
+        let mut encoder = encoder::Encoder::new(format, sink);
+        families::write_all(self, &mut encoder)?;
+        encoder.finish()
+    }
+
+    /// The body exactly as `/metrics` sends it: [`Exposition::write`], through
+    /// gzip when the scraper asked for it.
+    pub fn write_encoded(&self, format: Format, encoding: Encoding, sink: &mut dyn Write) -> io::Result<()> {
+        match encoding {
+            Encoding::Identity => self.write(format, sink),
+            Encoding::Gzip => {
+                let mut gzip = GzEncoder::new(sink, Compression::fast());
+                self.write(format, &mut gzip)?;
+                gzip.finish().map(drop)
+            }
+        }
+    }
+
+    /// The whole body as one string (tests and tools; the server and `replay` stream it).
+    pub fn render(&self, format: Format) -> String {
+        let mut body = Vec::new();
+        // Writing into a Vec cannot fail.
+        let written = self.write(format, &mut body);
+        debug_assert!(written.is_ok());
+        String::from_utf8(body).expect("the writer writes only UTF-8 text")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::ingest::Exporter;
+    use crate::sources::replay::replay_file;
+
+    /// Records the size of every write it is handed.
+    struct Writes(Vec<usize>, Vec<u8>);
+
+    impl Write for Writes {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.push(bytes.len());
+            self.1.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_body_reaches_the_sink_in_bounded_chunks() {
+        let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples");
+        let mut exporter = Exporter::new(0);
+        let mut files: Vec<_> = std::fs::read_dir(samples).expect("samples").map(|e| e.expect("entry").path()).collect();
+        files.sort();
+        for file in files {
+            replay_file(&mut exporter, &file, Source::Replay, 0).expect("a readable sample");
+        }
+        exporter.settle(0, true);
+        let exposition = exporter.exposition(exporter.latest_time().unwrap_or(0));
+        for format in [Format::Text, Format::OpenMetrics] {
+            let mut sink = Writes(Vec::new(), Vec::new());
+            exposition.write(format, &mut sink).expect("a Vec takes every write");
+            let whole = exposition.render(format);
+            assert_eq!(sink.1, whole.as_bytes());
+            assert!(sink.0.len() >= 2, "{} bytes in {:?}", whole.len(), sink.0);
+            // A chunk closes at the first group boundary past CHUNK_BYTES.
+            assert!(sink.0.iter().all(|n| *n < CHUNK_BYTES + 16 * 1024), "{:?}", sink.0);
+        }
     }
 }

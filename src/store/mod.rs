@@ -7,7 +7,11 @@
 //! copy-on-write B-trees, and crash-safe: a commit that returned is on disk
 //! (fsync), and a crash mid-commit leaves the previous commit intact.
 //!
-//! # On-disk format (version 1)
+//! # On-disk format (version 2)
+//!
+//! Version 2 changed the histograms of the group counters: fewer buckets
+//! (the series budget), lifecycle-hook histograms keyed by hook alone, and no
+//! per-bucket sums.
 //!
 //! One file, `<storage.path>/ledger.redb`, with five tables:
 //! - `meta`: `format_version` (u32, little endian), `ledger` (the
@@ -32,7 +36,7 @@ use crate::metrics::ExporterMetrics;
 /// The on-disk format this build reads and writes.
 ///
 /// 2: settled entries no longer carry their location (24 bytes; the location
-/// is the group's).
+/// is the group's); histograms keep fewer buckets and no per-bucket sums.
 pub const FORMAT_VERSION: u32 = 2;
 /// The store's file name inside `--storage.path`.
 pub const FILE_NAME: &str = "ledger.redb";

@@ -27,6 +27,59 @@ async fn endpoints_answer_and_the_scrape_is_lint_clean() {
     assert_eq!(missing.status(), 404);
 }
 
+/// Deployments in enough groups that the body spans several 64 KiB chunks.
+async fn spawn_app_with_many_groups() -> crate::helpers::TestApp {
+    let app = spawn_app(&[]).await;
+    for group in 0..12 {
+        let event = eventbridge(&format!("d-GZIP{group:05}"), "START", "2026-11-26T10:00:00Z")
+            .replace("\"deploymentGroup\":\"prod\"", &format!("\"deploymentGroup\":\"prod-{group}\""));
+        assert_eq!(app.post_event(event).await.0, 200);
+    }
+    app
+}
+
+async fn get_metrics(app: &crate::helpers::TestApp, accept_encoding: Option<&str>) -> reqwest::Response {
+    let mut request = app.client.get(app.url("/metrics"));
+    if let Some(coding) = accept_encoding {
+        request = request.header("Accept-Encoding", coding);
+    }
+    let response = request.send().await.expect("scrape");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["vary"].to_str().expect("ascii"), "accept-encoding");
+    response
+}
+
+#[tokio::test]
+async fn a_gzip_scrape_is_the_plain_body_compressed() {
+    let app = spawn_app_with_many_groups().await;
+    let plain = get_metrics(&app, None).await;
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain = plain.text().await.expect("body");
+    assert!(plain.len() > 3 * codedeploy_exporter::metrics::CHUNK_BYTES, "{} bytes: too few chunks", plain.len());
+    assert!(plain.contains("deployment_group=\"prod-11\""), "{plain}");
+
+    let gzipped = get_metrics(&app, Some("br;q=1.0, gzip;q=0.8, *;q=0.1")).await;
+    assert_eq!(gzipped.headers()["content-encoding"].to_str().expect("ascii"), "gzip");
+    assert_eq!(gzipped.headers()["content-type"].to_str().expect("ascii"), "text/plain; version=0.0.4; charset=utf-8");
+    let compressed = gzipped.bytes().await.expect("body");
+    assert!(compressed.len() * 5 < plain.len(), "{} compressed bytes for {}", compressed.len(), plain.len());
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&compressed[..]), &mut unzipped).expect("gunzip");
+    assert_eq!(unzipped, plain);
+}
+
+#[tokio::test]
+async fn a_client_that_refuses_gzip_gets_plain_text() {
+    let app = spawn_app_with_many_groups().await;
+    for refusal in ["identity", "gzip;q=0", "br, deflate"] {
+        let response = get_metrics(&app, Some(refusal)).await;
+        assert!(response.headers().get("content-encoding").is_none(), "{refusal}");
+        let body = response.text().await.expect("body");
+        assert!(body.starts_with("# HELP codedeploy_"), "{refusal}: {}", &body[..80.min(body.len())]);
+        assert_promtool_clean(&body);
+    }
+}
+
 #[tokio::test]
 async fn a_custom_telemetry_path_moves_the_metrics() {
     let app = spawn_app(&["--web.telemetry-path", "/internal/metrics"]).await;
