@@ -71,6 +71,9 @@ pub struct Histogram {
     pub buckets: Buckets,
     /// One entry per bound plus a final `+Inf` bucket.
     pub bucket_counts: Vec<u64>,
+    /// One slot per bucket once the first exemplar is observed; empty for the
+    /// histograms that never take one (all but deployment durations), which
+    /// keeps them small at rest and in every snapshot.
     pub exemplars: Vec<Option<Exemplar>>,
     pub count: u64,
     pub sum_ms: i64,
@@ -82,7 +85,7 @@ impl Histogram {
         Histogram {
             buckets,
             bucket_counts: vec![0; slots],
-            exemplars: vec![None; slots],
+            exemplars: Vec::new(),
             count: 0,
             sum_ms: 0,
         }
@@ -111,6 +114,9 @@ impl Histogram {
     pub fn observe_with_exemplar(&mut self, value_ms: Millis, exemplar: Exemplar) {
         self.observe(value_ms);
         let bucket = self.bucket_of(value_ms);
+        if self.exemplars.is_empty() {
+            self.exemplars = vec![None; self.bucket_counts.len()];
+        }
         let slot = &mut self.exemplars[bucket];
         let newer = match slot {
             Some(current) => {

@@ -7,8 +7,9 @@
 //! see [`quantiles`]).
 //!
 //! Under the lock the snapshot copies only what is shown: the group counters
-//! (without the window inputs) and the window figures, computed here without
-//! an allocation per group or window.
+//! (without the window inputs) and the window figures, computed here in one
+//! pass over each group's deployments and without an allocation per group or
+//! window.
 
 use std::collections::BTreeMap;
 
@@ -115,7 +116,7 @@ pub(super) fn build(ledger: &Ledger, now: Millis) -> Snapshot {
         }
         in_progress_targets(facts, &mut view.targets);
     }
-    let mut scratch = Vec::new();
+    let mut scratch = Scratch::default();
     let mut groups: Vec<GroupSnapshot> = ledger
         .groups
         .iter()
@@ -258,58 +259,111 @@ fn quantiles(values: &mut [Millis]) -> [f64; 3] {
     figures
 }
 
-fn windows(now: Millis, finished: &[Option<&Settled>], stats: &GroupStats, scratch: &mut Vec<Millis>) -> Vec<WindowFigures> {
-    WINDOWS.iter().map(|(label, width)| window(label, now - width, now, finished, stats, scratch)).collect()
+/// Reused across groups, so that a scrape allocates nothing per group and window.
+#[derive(Default)]
+struct Scratch {
+    /// Values by the narrowest window that holds them (1d, then 7d but not
+    /// 1d, then 30d but not 7d).
+    by_window: [Vec<Millis>; WINDOWS.len()],
+    values: Vec<Millis>,
 }
 
-/// One window's figures, counted in one pass; the quantiles reuse `scratch`,
-/// so a scrape allocates nothing per group and window.
-fn window(
-    label: &'static str,
-    from: Millis,
-    to: Millis,
-    finished: &[Option<&Settled>],
-    stats: &GroupStats,
-    scratch: &mut Vec<Millis>,
-) -> WindowFigures {
-    let inside = |at: Millis| at > from && at <= to;
-    let (mut all, mut succeeded, mut changes, mut change_failures, mut not_rollbacks, mut rolled_back) =
-        (0, 0, 0, 0, 0, 0);
-    scratch.clear();
+/// Counts of one window, or of the deployments whose narrowest window it is.
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    all: usize,
+    succeeded: usize,
+    changes: usize,
+    change_failures: usize,
+    not_rollbacks: usize,
+    rolled_back: usize,
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, other: Counts) {
+        self.all += other.all;
+        self.succeeded += other.succeeded;
+        self.changes += other.changes;
+        self.change_failures += other.change_failures;
+        self.not_rollbacks += other.not_rollbacks;
+        self.rolled_back += other.rolled_back;
+    }
+}
+
+/// Index of the narrowest window holding `at` (windows are nested and listed
+/// narrowest first); none for a time outside them all.
+fn narrowest(at: Millis, now: Millis) -> Option<usize> {
+    if at > now {
+        return None;
+    }
+    WINDOWS.iter().position(|(_, width)| at > now - width)
+}
+
+/// The figures of every window in one pass over the group's deployments: each
+/// counts once, in its narrowest window, and a window adds up the narrower ones.
+fn windows(now: Millis, finished: &[Option<&Settled>], stats: &GroupStats, scratch: &mut Scratch) -> Vec<WindowFigures> {
+    let mut counts = [Counts::default(); WINDOWS.len()];
+    scratch.by_window.iter_mut().for_each(Vec::clear);
     for entry in finished.iter().flatten() {
         let outcome = entry.outcome();
-        if !outcome.finished_at.is_some_and(inside) {
-            continue;
-        }
-        all += 1;
-        succeeded += usize::from(entry.status == Status::Succeeded);
+        let Some(level) = outcome.finished_at.and_then(|at| narrowest(at, now)) else { continue };
+        let c = &mut counts[level];
+        c.all += 1;
+        c.succeeded += usize::from(entry.status == Status::Succeeded);
         if outcome.is_change {
-            changes += 1;
-            change_failures += usize::from(outcome.is_change_failure);
+            c.changes += 1;
+            c.change_failures += usize::from(outcome.is_change_failure);
         }
         if !outcome.is_rollback {
-            not_rollbacks += 1;
-            rolled_back += usize::from(outcome.rolled_back);
+            c.not_rollbacks += 1;
+            c.rolled_back += usize::from(outcome.rolled_back);
         }
-        scratch.extend(outcome.duration_ms);
+        scratch.by_window[level].extend(outcome.duration_ms);
     }
-    let duration = quantiles(scratch);
-    scratch.clear();
-    scratch.extend(stats.restores.iter().filter(|(at, _)| inside(*at)).map(|(_, ttr)| *ttr));
-    let time_to_restore = quantiles(scratch);
-    scratch.clear();
-    scratch.extend(stats.lead_times.iter().filter(|(at, _)| inside(*at)).map(|(_, lead)| *lead));
-    let lead_time = quantiles(scratch);
-    WindowFigures {
-        window: label,
-        deployments: changes as u64,
-        success_ratio: ratio(succeeded, all),
-        rollback_ratio: ratio(rolled_back, not_rollbacks),
-        change_failure_ratio: ratio(change_failures, changes),
-        time_to_restore,
-        duration,
-        lead_time,
+    let duration = nested_quantiles(scratch);
+    let time_to_restore = timed_quantiles(&stats.restores, now, scratch);
+    let lead_time = timed_quantiles(&stats.lead_times, now, scratch);
+    let mut total = Counts::default();
+    WINDOWS
+        .iter()
+        .enumerate()
+        .map(|(k, (label, _))| {
+            total += counts[k];
+            WindowFigures {
+                window: label,
+                deployments: total.changes as u64,
+                success_ratio: ratio(total.succeeded, total.all),
+                rollback_ratio: ratio(total.rolled_back, total.not_rollbacks),
+                change_failure_ratio: ratio(total.change_failures, total.changes),
+                time_to_restore: time_to_restore[k],
+                duration: duration[k],
+                lead_time: lead_time[k],
+            }
+        })
+        .collect()
+}
+
+/// Quantiles per window of (at, value) pairs.
+fn timed_quantiles(timed: &[(Millis, Millis)], now: Millis, scratch: &mut Scratch) -> [[f64; 3]; WINDOWS.len()] {
+    scratch.by_window.iter_mut().for_each(Vec::clear);
+    for (at, value) in timed {
+        if let Some(level) = narrowest(*at, now) {
+            scratch.by_window[level].push(*value);
+        }
     }
+    nested_quantiles(scratch)
+}
+
+/// Window k's quantiles are over the values of windows 0..=k: each window's
+/// values are added to what the narrower ones left in the scratch.
+fn nested_quantiles(scratch: &mut Scratch) -> [[f64; 3]; WINDOWS.len()] {
+    scratch.values.clear();
+    let mut figures = [[f64::NAN; 3]; WINDOWS.len()];
+    for (k, level) in scratch.by_window.iter().enumerate() {
+        scratch.values.extend_from_slice(level);
+        figures[k] = quantiles(&mut scratch.values);
+    }
+    figures
 }
 
 #[cfg(test)]
