@@ -55,8 +55,11 @@ fn help_explains_every_flag() {
 
 #[test]
 fn sigterm_stops_the_server_gracefully() {
+    // The default store is ./data: run where it is a fresh directory, not in the checkout.
+    let workdir = tempfile::tempdir().expect("a working directory");
     let mut child = Command::new(BIN)
         .args(["serve", "--web.listen-address", "127.0.0.1:0", "--log.level", "info"])
+        .current_dir(workdir.path())
         .stderr(Stdio::piped())
         .spawn()
         .expect("starts");
