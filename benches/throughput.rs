@@ -1445,6 +1445,9 @@ fn render_phase(args: &Args) -> Res {
         gzip_bytes = bytes;
         gzip_ms.push(ms(encode));
         total_gzip.push(ms(snap + encode));
+        // What the server does once a scrape is sent (`Exposition::scrape`).
+        drop(exposition);
+        codedeploy_exporter::metrics::release_freed_heap();
     }
     // Memory after streamed scrapes, before the whole body is built below for counting series.
     let (rss_after, hwm_after) = memory_kib();

@@ -119,7 +119,7 @@ async fn metrics(State(exporter): State<SharedExporter>, headers: HeaderMap) -> 
     // hands the body over chunk by chunk as the connection takes it.
     let (chunks, body) = mpsc::channel(CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
-        if let Err(error) = exposition.write_encoded(format, encoding, &mut ChunkSender(chunks)) {
+        if let Err(error) = exposition.scrape(format, encoding, &mut ChunkSender(chunks)) {
             tracing::debug!(%error, "scrape abandoned by the client");
         }
     });
