@@ -1447,7 +1447,7 @@ fn render_phase(args: &Args) -> Res {
         total_gzip.push(ms(snap + encode));
         // What the server does once a scrape is sent (`Exposition::scrape`).
         drop(exposition);
-        codedeploy_exporter::metrics::release_freed_heap();
+        codedeploy_exporter::heap::release_freed();
     }
     // Memory after streamed scrapes, before the whole body is built below for counting series.
     let (rss_after, hwm_after) = memory_kib();
@@ -1586,6 +1586,8 @@ fn restart_open(args: &Args) -> Res {
     let started = Instant::now();
     let mut exporter = Exporter::restore(120_000, stored);
     exporter.resume(codedeploy_exporter::ingest::now_ms());
+    // As the app does after restoring.
+    codedeploy_exporter::heap::release_freed();
     let restore = started.elapsed();
     let started = Instant::now();
     // The history's end as "now", so that the windows hold 30 days, as in production.

@@ -58,6 +58,8 @@ impl App {
         let mut exporter =
             Exporter::restore(config.settle_time_ms, stored).with_lead_time(config.lead_time.ledger.clone());
         exporter.resume(now_ms());
+        // What the store loaded is rebuilt into the ledger and freed by now.
+        crate::heap::release_freed();
         if let Some(path) = &config.storage_path {
             tracing::info!(path = %path.display(), deployments = restored, elapsed = ?started.elapsed(), "store opened");
         }

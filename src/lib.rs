@@ -35,6 +35,7 @@
 //! - [`sources`]: where messages come from (webhook, files, the demo, SQS, the API
 //!   poller), and the commit-time resolver that reads S3 metadata and git for lead time.
 //! - [`http`], [`config`], [`app`]: the server, the validated flags, start-up and shutdown.
+//! - [`heap`]: freed memory handed back after a scrape and after start-up.
 //! - [`simulator`]: a deterministic fleet for `demo`.
 
 pub mod app;
@@ -42,6 +43,7 @@ pub mod aws;
 pub mod config;
 pub mod decode;
 pub mod domain;
+pub mod heap;
 pub mod http;
 pub mod ingest;
 pub mod ledger;

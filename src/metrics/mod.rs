@@ -120,7 +120,7 @@ impl Exposition {
     pub fn scrape(self, format: Format, encoding: Encoding, sink: &mut dyn Write) -> io::Result<()> {
         let written = self.write_encoded(format, encoding, sink);
         drop(self);
-        release_freed_heap();
+        crate::heap::release_freed();
         written
     }
 
@@ -131,22 +131,6 @@ impl Exposition {
         let written = self.write(format, &mut body);
         debug_assert!(written.is_ok());
         String::from_utf8(body).expect("the writer writes only UTF-8 text")
-    }
-}
-
-/// Returns the heap a scrape freed to the system. glibc keeps freed memory
-/// in its arenas (a scrape allocates the snapshot and the chunks on a
-/// blocking thread with an arena of its own), so without this the resident
-/// size stays at the high-water mark of the largest scrape for good.
-///
-/// The crate's one `unsafe` block: a call into libc with no arguments.
-#[allow(unsafe_code)]
-pub fn release_freed_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages of glibc's own arenas to the
-    // kernel; it takes no pointer and touches no live allocation.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

@@ -38,6 +38,11 @@ use crate::metrics::ExporterMetrics;
 /// 2: settled entries no longer carry their location (24 bytes; the location
 /// is the group's); histograms keep fewer buckets and no per-bucket sums.
 pub const FORMAT_VERSION: u32 = 2;
+/// redb's page cache. The ledger lives in memory and the store is only
+/// written to (and read once, at start-up), so the cache needs to hold little
+/// more than the pages a commit rewrites; redb's default (1 GiB) would let it
+/// grow to the whole file, which at 10k groups is larger than the ledger.
+const CACHE_BYTES: usize = 4 * 1024 * 1024;
 /// The store's file name inside `--storage.path`.
 pub const FILE_NAME: &str = "ledger.redb";
 
@@ -134,7 +139,7 @@ impl RedbStore {
         std::fs::create_dir_all(directory)
             .map_err(|source| StoreError::Directory { path: directory.to_owned(), source })?;
         let path = directory.join(FILE_NAME);
-        let db = Database::create(&path).map_err(|e| match e {
+        let db = Database::builder().set_cache_size(CACHE_BYTES).create(&path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path: path.clone() },
             other => StoreError::Database { path: path.clone(), source: Box::new(other.into()) },
         })?;
