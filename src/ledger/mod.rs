@@ -521,13 +521,21 @@ impl Ledger {
     }
 
     fn join_into(&mut self, key: DeploymentKey, observation: &Observation, now: Millis) -> bool {
-        if !self.records.contains_key(&key) && !Facts::default().join(observation) {
-            // It says nothing (an id and no facts): no record, or an empty one
-            // would sit in memory, never stored, never trimmed.
-            return false;
-        }
-        let record = self.records.entry(key.clone()).or_default();
-        let mut changed = record.facts.join(observation);
+        let (record, mut changed) = match self.records.get_mut(&key) {
+            Some(record) => {
+                let changed = record.facts.join(observation);
+                (record, changed)
+            }
+            None => {
+                let mut record = Record::default();
+                if !record.facts.join(observation) {
+                    // It says nothing (an id and no facts): no record, or an empty one
+                    // would sit in memory, never stored, never trimmed.
+                    return false;
+                }
+                (self.records.entry(key.clone()).or_insert(record), true)
+            }
+        };
         if changed && !key.is_complete() {
             record.unresolved.push(observation.clone());
         }
