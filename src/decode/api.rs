@@ -10,52 +10,52 @@ use crate::domain::{DeploymentRef, Observation, Provenance, Revision, TargetObse
 json_object! {
     /// One `DeploymentInfo` (GetDeployment, BatchGetDeployments).
     struct DeploymentInfo {
-        deployment_id: Leaf<'a> = "deploymentid",
-        application_name: Leaf<'a> = "applicationname",
-        deployment_group_name: Leaf<'a> = "deploymentgroupname",
-        status: Leaf<'a> = "status",
-        create_time: Leaf<'a> = "createtime",
-        start_time: Leaf<'a> = "starttime",
-        complete_time: Leaf<'a> = "completetime",
-        creator: Leaf<'a> = "creator",
-        compute_platform: Leaf<'a> = "computeplatform",
-        deployment_style: Obj<'a, DeploymentStyle<'a>> = "deploymentstyle",
-        deployment_overview: Obj<'a, Overview<'a>> = "deploymentoverview",
-        error_information: Obj<'a, ErrorInformation<'a>> = "errorinformation",
-        rollback_info: Obj<'a, Rollback<'a>> = "rollbackinfo",
-        description: Leaf<'a> = "description",
-        revision: Obj<'a, RevisionLocation<'a>> = "revision",
+        deployment_id: Leaf<'a> = b"deploymentid",
+        application_name: Leaf<'a> = b"applicationname",
+        deployment_group_name: Leaf<'a> = b"deploymentgroupname",
+        status: Leaf<'a> = b"status",
+        create_time: Leaf<'a> = b"createtime",
+        start_time: Leaf<'a> = b"starttime",
+        complete_time: Leaf<'a> = b"completetime",
+        creator: Leaf<'a> = b"creator",
+        compute_platform: Leaf<'a> = b"computeplatform",
+        deployment_style: Obj<'a, DeploymentStyle<'a>> = b"deploymentstyle",
+        deployment_overview: Obj<'a, Overview<'a>> = b"deploymentoverview",
+        error_information: Obj<'a, ErrorInformation<'a>> = b"errorinformation",
+        rollback_info: Obj<'a, Rollback<'a>> = b"rollbackinfo",
+        description: Leaf<'a> = b"description",
+        revision: Obj<'a, RevisionLocation<'a>> = b"revision",
     }
 }
 
 json_object! {
     struct DeploymentStyle {
-        deployment_type: Leaf<'a> = "deploymenttype",
+        deployment_type: Leaf<'a> = b"deploymenttype",
     }
 }
 
 json_object! {
     /// `revision` (`RevisionLocation`): an S3 bundle, a GitHub commit, or inline AppSpec content.
     struct RevisionLocation {
-        revision_type: Leaf<'a> = "revisiontype",
-        s3_location: Obj<'a, S3Location<'a>> = "s3location",
-        git_hub_location: Obj<'a, GitHubLocation<'a>> = "githublocation",
+        revision_type: Leaf<'a> = b"revisiontype",
+        s3_location: Obj<'a, S3Location<'a>> = b"s3location",
+        git_hub_location: Obj<'a, GitHubLocation<'a>> = b"githublocation",
     }
 }
 
 json_object! {
     struct S3Location {
-        bucket: Leaf<'a> = "bucket",
-        key: Leaf<'a> = "key",
-        version: Leaf<'a> = "version",
-        e_tag: Leaf<'a> = "etag",
+        bucket: Leaf<'a> = b"bucket",
+        key: Leaf<'a> = b"key",
+        version: Leaf<'a> = b"version",
+        e_tag: Leaf<'a> = b"etag",
     }
 }
 
 json_object! {
     struct GitHubLocation {
-        repository: Leaf<'a> = "repository",
-        commit_id: Leaf<'a> = "commitid",
+        repository: Leaf<'a> = b"repository",
+        commit_id: Leaf<'a> = b"commitid",
     }
 }
 
@@ -63,7 +63,7 @@ json_object! {
     /// One `DeploymentTarget` (GetDeploymentTarget, BatchGetDeploymentTargets).
     struct TargetWrapper {
         /// One member per compute platform: see [`TARGET_MEMBERS`].
-        target: Obj<'a, Target<'a>> = "instancetarget" | "lambdatarget" | "ecstarget" | "cloudformationtarget",
+        target: Obj<'a, Target<'a>> = b"instancetarget" | b"lambdatarget" | b"ecstarget" | b"cloudformationtarget",
     }
 }
 

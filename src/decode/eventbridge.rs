@@ -10,12 +10,12 @@ const INSTANCE_STATE_CHANGE: &str = "CodeDeploy Instance State-change Notificati
 json_object! {
     /// An event's `detail`.
     struct Detail {
-        deployment_id: Leaf<'a> = "deploymentid",
-        application: Leaf<'a> = "application",
-        deployment_group: Leaf<'a> = "deploymentgroup",
-        region: Leaf<'a> = "region",
-        state: Leaf<'a> = "state",
-        instance_id: Leaf<'a> = "instanceid",
+        deployment_id: Leaf<'a> = b"deploymentid",
+        application: Leaf<'a> = b"application",
+        deployment_group: Leaf<'a> = b"deploymentgroup",
+        region: Leaf<'a> = b"region",
+        state: Leaf<'a> = b"state",
+        instance_id: Leaf<'a> = b"instanceid",
     }
 }
 

@@ -42,7 +42,7 @@ const MAX_TARGET_ID_LEN: usize = 512;
 const MAX_COUNT: u64 = 1_000_000;
 
 /// Longer than any key a struct declares: longer keys are skipped unread.
-const LONGEST_KEY: usize = 32;
+pub(crate) const LONGEST_KEY: usize = 32;
 
 /// The JSON type of a value, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -358,17 +358,18 @@ impl<'de> Deserialize<'de> for Key<'de> {
 }
 
 /// `key` in ASCII lower case, in `buffer`; `None` when it is too long to be a known key.
-pub(crate) fn lower_case<'b>(key: &str, buffer: &'b mut [u8; LONGEST_KEY]) -> Option<&'b str> {
+pub(crate) fn lower_case<'b>(key: &str, buffer: &'b mut [u8; LONGEST_KEY]) -> Option<&'b [u8]> {
     let lowered = buffer.get_mut(..key.len())?;
     for (to, from) in lowered.iter_mut().zip(key.bytes()) {
         *to = from.to_ascii_lowercase();
     }
-    std::str::from_utf8(lowered).ok()
+    Some(lowered)
 }
 
 /// Declares a struct read from a JSON object: each field is a [`Slot`] filled by
-/// the keys equal, ignoring ASCII case, to one of its lower-case spellings; every
-/// other key is skipped.
+/// the keys equal, ignoring ASCII case, to one of its lower-case spellings (byte
+/// strings); every other key is skipped. Whoever reads a field asks for all its
+/// spellings (see [`Slot::get`]).
 macro_rules! json_object {
     ($(#[$meta:meta])* struct $name:ident {
         $($(#[$field_meta:meta])* $field:ident: $type:ty = $($spelling:literal)|+,)*
@@ -386,7 +387,7 @@ macro_rules! json_object {
 
         impl<'de> $crate::decode::json::FromMap<'de> for $name<'de> {
             fn fill<A: serde::de::MapAccess<'de>>(&mut self, mut map: A) -> Result<(), A::Error> {
-                let mut buffer = [0u8; 32];
+                let mut buffer = [0u8; $crate::decode::json::LONGEST_KEY];
                 while let Some($crate::decode::json::Key(key)) = map.next_key()? {
                     match $crate::decode::json::lower_case(&key, &mut buffer) {
                         $(Some($($spelling)|+) => self.$field.push(key, map.next_value()?),)*
@@ -468,9 +469,11 @@ impl<'a, V> Slot<'a, V> {
     pub(crate) fn get(&self, names: &[&str]) -> Option<&V> {
         let (key, value) = self.first.as_ref()?;
         if self.more.is_none() {
-            // The usual case, one key: whichever tier it matches in, it wins.
-            let matches = names.iter().any(|name| key.eq_ignore_ascii_case(name));
-            return matches.then_some(value);
+            // The usual case, one key: it was put here for matching one of the slot's
+            // spellings ignoring case, and every reader asks for all of them, so it
+            // wins whichever tier it matches in.
+            debug_assert!(names.iter().any(|name| key.eq_ignore_ascii_case(name)), "{key} read as {names:?}");
+            return Some(value);
         }
         let entries = || self.first.iter().chain(self.more.iter().flat_map(|more| more.iter()));
         for name in names {
@@ -719,38 +722,38 @@ mod tests {
     json_object! {
         /// Fields for the tests below.
         struct Sample {
-            error_code: Leaf<'a> = "errorcode",
-            message: Leaf<'a> = "message",
-            name: Leaf<'a> = "lifecycleeventname" | "lifecycleevent",
-            a: Leaf<'a> = "a",
-            b: Leaf<'a> = "b",
-            c: Obj<'a, Counts<'a>> = "c",
-            d: Leaf<'a> = "d",
-            o: Obj<'a, Counts<'a>> = "o",
-            p: Obj<'a, Counts<'a>> = "p",
-            q: Obj<'a, Counts<'a>> = "q",
-            ok: Leaf<'a> = "ok",
-            ctl: Leaf<'a> = "ctl",
-            long: Leaf<'a> = "long",
-            num: Leaf<'a> = "num",
-            empty: Leaf<'a> = "empty",
-            absent: Leaf<'a> = "absent",
-            arn: Leaf<'a> = "arn",
-            ecs: Leaf<'a> = "ecs",
+            error_code: Leaf<'a> = b"errorcode",
+            message: Leaf<'a> = b"message",
+            name: Leaf<'a> = b"lifecycleeventname" | b"lifecycleevent",
+            a: Leaf<'a> = b"a",
+            b: Leaf<'a> = b"b",
+            c: Obj<'a, Counts<'a>> = b"c",
+            d: Leaf<'a> = b"d",
+            o: Obj<'a, Counts<'a>> = b"o",
+            p: Obj<'a, Counts<'a>> = b"p",
+            q: Obj<'a, Counts<'a>> = b"q",
+            ok: Leaf<'a> = b"ok",
+            ctl: Leaf<'a> = b"ctl",
+            long: Leaf<'a> = b"long",
+            num: Leaf<'a> = b"num",
+            empty: Leaf<'a> = b"empty",
+            absent: Leaf<'a> = b"absent",
+            arn: Leaf<'a> = b"arn",
+            ecs: Leaf<'a> = b"ecs",
         }
     }
 
     json_object! {
         struct Counts {
-            failed: Leaf<'a> = "failed",
-            max: Leaf<'a> = "max",
-            over: Leaf<'a> = "over",
-            huge: Leaf<'a> = "huge",
-            text: Leaf<'a> = "text",
-            a: Leaf<'a> = "a",
-            b: Leaf<'a> = "b",
-            c: Leaf<'a> = "c",
-            d: Leaf<'a> = "d",
+            failed: Leaf<'a> = b"failed",
+            max: Leaf<'a> = b"max",
+            over: Leaf<'a> = b"over",
+            huge: Leaf<'a> = b"huge",
+            text: Leaf<'a> = b"text",
+            a: Leaf<'a> = b"a",
+            b: Leaf<'a> = b"b",
+            c: Leaf<'a> = b"c",
+            d: Leaf<'a> = b"d",
         }
     }
 
@@ -785,8 +788,8 @@ mod tests {
         let names = ["lifecycleEventName", "LifecycleEvent"];
         assert_eq!(f.name.string(&ROOT, &names).unwrap(), Some("Install"));
         let at = Path::Root.key("lifecycleEvents");
-        let err = f.name.deployment_id(&at.index(0), &["id", "Id"]).unwrap_err();
-        assert_eq!(err.to_string(), "missing field `lifecycleEvents[0].id`");
+        let err = f.absent.deployment_id(&at.index(0), &["absent"]).unwrap_err();
+        assert_eq!(err.to_string(), "missing field `lifecycleEvents[0].absent`");
     }
 
     #[test]

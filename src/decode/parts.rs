@@ -7,19 +7,19 @@ use crate::domain::{LifecycleEvent as Hook, Observation, Overview as Counts, Tar
 json_object! {
     /// `deploymentOverview`: counts as numbers or strings.
     struct Overview {
-        pending: Leaf<'a> = "pending",
-        in_progress: Leaf<'a> = "inprogress",
-        succeeded: Leaf<'a> = "succeeded",
-        failed: Leaf<'a> = "failed",
-        skipped: Leaf<'a> = "skipped",
-        ready: Leaf<'a> = "ready",
+        pending: Leaf<'a> = b"pending",
+        in_progress: Leaf<'a> = b"inprogress",
+        succeeded: Leaf<'a> = b"succeeded",
+        failed: Leaf<'a> = b"failed",
+        skipped: Leaf<'a> = b"skipped",
+        ready: Leaf<'a> = b"ready",
     }
 }
 
 json_object! {
     /// `errorInformation`: `code` in the API, `ErrorCode` in SNS triggers.
     struct ErrorInformation {
-        code: Leaf<'a> = "code" | "errorcode",
+        code: Leaf<'a> = b"code" | b"errorcode",
     }
 }
 
@@ -27,8 +27,8 @@ json_object! {
     /// `rollbackInfo` in the API, `rollbackInformation` in SNS triggers (the inner
     /// keys differ only in case).
     struct Rollback {
-        rollback_triggering_deployment_id: Leaf<'a> = "rollbacktriggeringdeploymentid",
-        rollback_deployment_id: Leaf<'a> = "rollbackdeploymentid",
+        rollback_triggering_deployment_id: Leaf<'a> = b"rollbacktriggeringdeploymentid",
+        rollback_deployment_id: Leaf<'a> = b"rollbackdeploymentid",
     }
 }
 
@@ -36,17 +36,17 @@ json_object! {
     /// One lifecycle event: camelCase with `diagnostics` in the API, PascalCase
     /// without diagnostics in SNS instance triggers.
     struct LifecycleEvent {
-        name: Leaf<'a> = "lifecycleeventname" | "lifecycleevent",
-        status: Leaf<'a> = "status" | "lifecycleeventstatus",
-        start_time: Leaf<'a> = "starttime",
-        end_time: Leaf<'a> = "endtime",
-        diagnostics: Obj<'a, Diagnostics<'a>> = "diagnostics",
+        name: Leaf<'a> = b"lifecycleeventname" | b"lifecycleevent",
+        status: Leaf<'a> = b"status" | b"lifecycleeventstatus",
+        start_time: Leaf<'a> = b"starttime",
+        end_time: Leaf<'a> = b"endtime",
+        diagnostics: Obj<'a, Diagnostics<'a>> = b"diagnostics",
     }
 }
 
 json_object! {
     struct Diagnostics {
-        error_code: Leaf<'a> = "errorcode",
+        error_code: Leaf<'a> = b"errorcode",
     }
 }
 
@@ -54,11 +54,11 @@ json_object! {
     /// An API `instanceTarget`/`lambdaTarget`/… (`targetId`, `status`), or a
     /// deprecated `instanceSummary` (`instanceId`, `status`).
     struct Target {
-        deployment_id: Leaf<'a> = "deploymentid",
-        target_id: Leaf<'a> = "targetid",
-        instance_id: Leaf<'a> = "instanceid",
-        status: Leaf<'a> = "status",
-        lifecycle_events: List<'a, Obj<'a, LifecycleEvent<'a>>> = "lifecycleevents",
+        deployment_id: Leaf<'a> = b"deploymentid",
+        target_id: Leaf<'a> = b"targetid",
+        instance_id: Leaf<'a> = b"instanceid",
+        status: Leaf<'a> = b"status",
+        lifecycle_events: List<'a, Obj<'a, LifecycleEvent<'a>>> = b"lifecycleevents",
     }
 }
 

@@ -8,7 +8,7 @@ use crate::domain::Observation;
 json_object! {
     /// One record of a Lambda batch.
     struct Record {
-        sns: Obj<'a, Envelope<'a>> = "sns",
+        sns: Obj<'a, Envelope<'a>> = b"sns",
     }
 }
 
@@ -16,10 +16,10 @@ json_object! {
     /// The `Sns` of a Lambda record. Only `Type`, `Subject`, `Message` and `Timestamp`
     /// are read: the signing fields are spelled differently by each delivery channel.
     struct Envelope {
-        kind: Leaf<'a> = "type",
-        subject: Leaf<'a> = "subject",
-        timestamp: Leaf<'a> = "timestamp",
-        message: Leaf<'a> = "message",
+        kind: Leaf<'a> = b"type",
+        subject: Leaf<'a> = b"subject",
+        timestamp: Leaf<'a> = b"timestamp",
+        message: Leaf<'a> = b"message",
     }
 }
 
