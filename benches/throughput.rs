@@ -24,7 +24,8 @@
 //! - `webhook FILE [--events 50000] [--connections 1,16,64,256]`: starts the real
 //!   binary (`serve`, durable store) and POSTs the stream over N keep-alive
 //!   connections: events/s and acknowledgement latency.
-//! - `profile-ingest FILE --lines N`, `profile-parse FILE --lines N` and
+//! - `profile-ingest FILE --lines N`, `profile-parse FILE --lines N`,
+//!   `profile-decode FILE --lines N` and
 //!   `profile-render --store DIR` (a store from `restart-build FILE --store DIR`),
 //!   `profile-live FILE`: fixed workloads for `valgrind --tool=callgrind`.
 //!
@@ -72,10 +73,11 @@ fn main() {
         Some("profile-ingest") => profile_ingest(&args),
         Some("profile-render") => profile_render(&args),
         Some("profile-parse") => profile_parse(&args),
+        Some("profile-decode") => profile_decode(&args),
         Some("profile-live") => profile_live(&args),
         other => Err(format!(
             "unknown phase {}; one of generate, replay, render, memory, restart, webhook, \
-             profile-ingest, profile-parse, profile-render, profile-live",
+             profile-ingest, profile-parse, profile-decode, profile-render, profile-live",
             other.unwrap_or("(none)")
         )
         .into()),
@@ -247,6 +249,17 @@ fn parse_only(bytes: &[u8]) -> usize {
     replay::lines(bytes)
         .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
         .filter(|line| codedeploy_exporter::decode::parse_structs(line))
+        .count()
+}
+
+/// Parse and conversion without the fold: `decode::decode` of every line, the
+/// observations dropped. Between parse-only and ingest, it splits the decoder's
+/// cost from the ledger's.
+#[inline(never)]
+fn decode_only(bytes: &[u8]) -> usize {
+    replay::lines(bytes)
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .filter(|line| std::hint::black_box(codedeploy_exporter::decode::decode(line)).is_ok())
         .count()
 }
 
@@ -1177,7 +1190,7 @@ fn replay_phase(args: &Args) -> Res {
         }
     };
     let (mut parse_rates, mut ingest_rates, mut settle_ms, mut drop_ms) = (vec![], vec![], vec![], vec![]);
-    let mut scan_rates = vec![];
+    let (mut scan_rates, mut decode_rates) = (vec![], vec![]);
     let mut rejected = 0;
     let mut settled = 0;
     for run in 0..runs {
@@ -1199,6 +1212,15 @@ fn replay_phase(args: &Args) -> Res {
         })?;
         scan_rates.push(scanned as f64 / elapsed.as_secs_f64());
 
+        let mut elapsed = Duration::ZERO;
+        let mut decoded = 0;
+        each(&mut |bytes| {
+            let started = Instant::now();
+            decoded += decode_only(bytes);
+            elapsed += started.elapsed();
+        })?;
+        decode_rates.push(decoded as f64 / elapsed.as_secs_f64());
+
         let mut exporter = Exporter::new(0);
         exporter.register(Source::Replay);
         let mut elapsed = Duration::ZERO;
@@ -1216,9 +1238,10 @@ fn replay_phase(args: &Args) -> Res {
         drop(exporter);
         drop_ms.push(ms(started.elapsed()));
         eprintln!(
-            "run {}: parse-only {:.0} ev/s, ingest {:.0} ev/s",
+            "run {}: parse-only {:.0} ev/s, decode-only {:.0} ev/s, ingest {:.0} ev/s",
             run + 1,
             parse_rates[run],
+            decode_rates[run],
             ingest_rates[run]
         );
     }
@@ -1233,6 +1256,11 @@ fn replay_phase(args: &Args) -> Res {
         vec!["parse-only (the decoder's typed structs, no fold), events/s".into(), thousands(parse), runs.to_string()],
         vec!["ingest (Exporter::ingest via replay_bytes), events/s".into(), thousands(ingest), runs.to_string()],
         vec!["ingest / parse-only".into(), format!("{:.3}", ingest / parse), String::new()],
+        vec![
+            "decode-only (decode::decode, no fold), events/s".into(),
+            thousands(median(&mut decode_rates)),
+            runs.to_string(),
+        ],
         vec![
             "scan-only (serde::de::IgnoredAny, builds nothing), events/s".into(),
             thousands(median(&mut scan_rates)),
@@ -1807,11 +1835,7 @@ fn webhook_phase(args: &Args) -> Res {
 fn profile_ingest(args: &Args) -> Res {
     let path = args.file()?;
     let lines: usize = args.get("lines", 20_000);
-    let mut bytes = Vec::new();
-    for line in first_lines(&path, lines)? {
-        bytes.extend_from_slice(&line);
-        bytes.push(b'\n');
-    }
+    let bytes = first_lines_bytes(args)?;
     let mut exporter = Exporter::new(0);
     exporter.register(Source::Replay);
     let rejected = replay::replay_bytes(&mut exporter, &path, &bytes, Source::Replay, 0).len();
@@ -1846,6 +1870,21 @@ fn profile_live(args: &Args) -> Res {
 }
 
 fn profile_parse(args: &Args) -> Res {
+    let bytes = first_lines_bytes(args)?;
+    let parsed = parse_only(&bytes);
+    println!("profile-parse: {parsed} lines parsed");
+    std::process::exit(0);
+}
+
+fn profile_decode(args: &Args) -> Res {
+    let bytes = first_lines_bytes(args)?;
+    let decoded = decode_only(&bytes);
+    println!("profile-decode: {decoded} lines decoded");
+    std::process::exit(0);
+}
+
+/// The first `--lines` lines of the file, as one buffer.
+fn first_lines_bytes(args: &Args) -> Res<Vec<u8>> {
     let path = args.file()?;
     let lines: usize = args.get("lines", 20_000);
     let mut bytes = Vec::new();
@@ -1853,9 +1892,7 @@ fn profile_parse(args: &Args) -> Res {
         bytes.extend_from_slice(&line);
         bytes.push(b'\n');
     }
-    let parsed = parse_only(&bytes);
-    println!("profile-parse: {parsed} lines parsed");
-    std::process::exit(0);
+    Ok(bytes)
 }
 
 /// A separate function, so that callgrind can toggle collection on it.
