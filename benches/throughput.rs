@@ -1193,33 +1193,20 @@ fn replay_phase(args: &Args) -> Res {
     let (mut scan_rates, mut decode_rates) = (vec![], vec![]);
     let mut rejected = 0;
     let mut settled = 0;
+    // Lines handled per second of `count`, which returns how many it handled.
+    let rate = |count: fn(&[u8]) -> usize| -> Res<f64> {
+        let (mut elapsed, mut handled) = (Duration::ZERO, 0);
+        each(&mut |bytes| {
+            let started = Instant::now();
+            handled += count(bytes);
+            elapsed += started.elapsed();
+        })?;
+        Ok(handled as f64 / elapsed.as_secs_f64())
+    };
     for run in 0..runs {
-        let mut elapsed = Duration::ZERO;
-        let mut parsed = 0;
-        each(&mut |bytes| {
-            let started = Instant::now();
-            parsed += parse_only(bytes);
-            elapsed += started.elapsed();
-        })?;
-        parse_rates.push(parsed as f64 / elapsed.as_secs_f64());
-
-        let mut elapsed = Duration::ZERO;
-        let mut scanned = 0;
-        each(&mut |bytes| {
-            let started = Instant::now();
-            scanned += scan_only(bytes);
-            elapsed += started.elapsed();
-        })?;
-        scan_rates.push(scanned as f64 / elapsed.as_secs_f64());
-
-        let mut elapsed = Duration::ZERO;
-        let mut decoded = 0;
-        each(&mut |bytes| {
-            let started = Instant::now();
-            decoded += decode_only(bytes);
-            elapsed += started.elapsed();
-        })?;
-        decode_rates.push(decoded as f64 / elapsed.as_secs_f64());
+        parse_rates.push(rate(parse_only)?);
+        scan_rates.push(rate(scan_only)?);
+        decode_rates.push(rate(decode_only)?);
 
         let mut exporter = Exporter::new(0);
         exporter.register(Source::Replay);
