@@ -441,12 +441,17 @@ fn invalid(at: &Path, names: &[&'static str], detail: String) -> DecodeError {
     DecodeError::InvalidField { field: at.key(names[0]).to_string(), detail }
 }
 
+/// One key of an object and its value.
+type Entry<'a, V> = (Cow<'a, str>, V);
+
 /// Every value given for one field: almost always exactly one.
 pub(crate) struct Slot<'a, V> {
-    first: Option<(Cow<'a, str>, V)>,
+    first: Option<Entry<'a, V>>,
     /// Repeated keys and other spellings, kept so that the right one wins whatever
-    /// the order. Boxed: structs hold many slots, and this is almost always empty.
-    more: Option<Box<Vec<(Cow<'a, str>, V)>>>,
+    /// the order. Boxed: structs hold many slots, and this is almost always empty
+    /// (8 bytes instead of a `Vec`'s 24).
+    #[allow(clippy::box_collection)]
+    more: Option<Box<Vec<Entry<'a, V>>>>,
 }
 
 impl<V> Default for Slot<'_, V> {
@@ -482,7 +487,7 @@ impl<'a, V> Slot<'a, V> {
             }
         }
         for name in names {
-            let mut smallest: Option<&(Cow<'a, str>, V)> = None;
+            let mut smallest: Option<&Entry<'a, V>> = None;
             for entry in entries().filter(|(key, _)| key.eq_ignore_ascii_case(name)) {
                 if smallest.is_none_or(|(key, _)| entry.0 <= *key) {
                     smallest = Some(entry);
