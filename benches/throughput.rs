@@ -9,7 +9,8 @@
 //!   `DIR/stream.meta.json` with what it holds.
 //! - `replay FILE [--runs 3]`: single-threaded ingest through `Exporter::ingest`
 //!   exactly as `replay` does (`replay::replay_bytes`), against the parse-only
-//!   limit (`serde_json::from_slice::<Value>` of every line).
+//!   limit (every line deserialized into the decoder's typed structs, no fold:
+//!   `decode::parse_structs`) and a scan that builds nothing (`IgnoredAny`).
 //! - `render FILE [--runs 5] [--mode live|replay]`: loads the whole file, then
 //!   times `/metrics` (snapshot + streamed encoding: text, OpenMetrics, and text
 //!   through gzip -1, by the server's own `Exposition::write_encoded`), body sizes,
@@ -24,7 +25,8 @@
 //! - `webhook FILE [--events 50000] [--connections 1,16,64,256]`: starts the real
 //!   binary (`serve`, durable store) and POSTs the stream over N keep-alive
 //!   connections: events/s and acknowledgement latency.
-//! - `profile-ingest FILE --lines N`, `profile-parse FILE --lines N` and
+//! - `profile-ingest FILE --lines N`, `profile-parse FILE --lines N`,
+//!   `profile-decode FILE --lines N` and
 //!   `profile-render --store DIR` (a store from `restart-build FILE --store DIR`),
 //!   `profile-live FILE`: fixed workloads for `valgrind --tool=callgrind`.
 //!
@@ -72,10 +74,11 @@ fn main() {
         Some("profile-ingest") => profile_ingest(&args),
         Some("profile-render") => profile_render(&args),
         Some("profile-parse") => profile_parse(&args),
+        Some("profile-decode") => profile_decode(&args),
         Some("profile-live") => profile_live(&args),
         other => Err(format!(
             "unknown phase {}; one of generate, replay, render, memory, restart, webhook, \
-             profile-ingest, profile-parse, profile-render, profile-live",
+             profile-ingest, profile-parse, profile-decode, profile-render, profile-live",
             other.unwrap_or("(none)")
         )
         .into()),
@@ -227,8 +230,7 @@ fn for_each_chunk(path: &Path, chunk: usize, mut f: impl FnMut(&[u8])) -> Res {
 /// A lower bound for any JSON decoder: validate every line, build nothing.
 #[inline(never)]
 fn scan_only(bytes: &[u8]) -> usize {
-    bytes
-        .split(|b| *b == b'\n')
+    replay::lines(bytes)
         .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
         .filter(|line| serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok())
         .count()
@@ -236,23 +238,30 @@ fn scan_only(bytes: &[u8]) -> usize {
 
 /// Non-blank lines: what `replay` counts as messages.
 fn count_lines(bytes: &[u8]) -> usize {
-    bytes.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).count()
+    replay::lines(bytes).filter(|l| !l.iter().all(u8::is_ascii_whitespace)).count()
 }
 
-/// The parse-only limit: what the decoder does before decoding, for every line.
+/// The parse-only limit (issue 6: "serde_json into the same structs, no fold"):
+/// every line deserialized into the typed structs the decoder reads, the SNS
+/// `Message` and the JSON strings inside it included, with no observation built
+/// and nothing folded.
 #[inline(never)]
 fn parse_only(bytes: &[u8]) -> usize {
-    let mut parsed = 0;
-    for line in bytes.split(|b| *b == b'\n') {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        if let Ok(value) = serde_json::from_slice::<Value>(line) {
-            std::hint::black_box(&value);
-            parsed += 1;
-        }
-    }
-    parsed
+    replay::lines(bytes)
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .filter(|line| codedeploy_exporter::decode::parse_structs(line))
+        .count()
+}
+
+/// Parse and conversion without the fold: `decode::decode` of every line, the
+/// observations dropped. Between parse-only and ingest, it splits the decoder's
+/// cost from the ledger's.
+#[inline(never)]
+fn decode_only(bytes: &[u8]) -> usize {
+    replay::lines(bytes)
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .filter(|line| std::hint::black_box(codedeploy_exporter::decode::decode(line)).is_ok())
+        .count()
 }
 
 /// Loads a whole stream file as `replay` does (settling at the end), in chunks so
@@ -1182,27 +1191,23 @@ fn replay_phase(args: &Args) -> Res {
         }
     };
     let (mut parse_rates, mut ingest_rates, mut settle_ms, mut drop_ms) = (vec![], vec![], vec![], vec![]);
-    let mut scan_rates = vec![];
+    let (mut scan_rates, mut decode_rates) = (vec![], vec![]);
     let mut rejected = 0;
     let mut settled = 0;
+    // Lines handled per second of `count`, which returns how many it handled.
+    let rate = |count: fn(&[u8]) -> usize| -> Res<f64> {
+        let (mut elapsed, mut handled) = (Duration::ZERO, 0);
+        each(&mut |bytes| {
+            let started = Instant::now();
+            handled += count(bytes);
+            elapsed += started.elapsed();
+        })?;
+        Ok(handled as f64 / elapsed.as_secs_f64())
+    };
     for run in 0..runs {
-        let mut elapsed = Duration::ZERO;
-        let mut parsed = 0;
-        each(&mut |bytes| {
-            let started = Instant::now();
-            parsed += parse_only(bytes);
-            elapsed += started.elapsed();
-        })?;
-        parse_rates.push(parsed as f64 / elapsed.as_secs_f64());
-
-        let mut elapsed = Duration::ZERO;
-        let mut scanned = 0;
-        each(&mut |bytes| {
-            let started = Instant::now();
-            scanned += scan_only(bytes);
-            elapsed += started.elapsed();
-        })?;
-        scan_rates.push(scanned as f64 / elapsed.as_secs_f64());
+        parse_rates.push(rate(parse_only)?);
+        scan_rates.push(rate(scan_only)?);
+        decode_rates.push(rate(decode_only)?);
 
         let mut exporter = Exporter::new(0);
         exporter.register(Source::Replay);
@@ -1221,9 +1226,10 @@ fn replay_phase(args: &Args) -> Res {
         drop(exporter);
         drop_ms.push(ms(started.elapsed()));
         eprintln!(
-            "run {}: parse-only {:.0} ev/s, ingest {:.0} ev/s",
+            "run {}: parse-only {:.0} ev/s, decode-only {:.0} ev/s, ingest {:.0} ev/s",
             run + 1,
             parse_rates[run],
+            decode_rates[run],
             ingest_rates[run]
         );
     }
@@ -1235,9 +1241,14 @@ fn replay_phase(args: &Args) -> Res {
             thousands(events as f64),
             format!("{:.0} MiB", size as f64 / 1048576.0),
         ],
-        vec!["parse-only (serde_json::Value), events/s".into(), thousands(parse), runs.to_string()],
+        vec!["parse-only (the decoder's typed structs, no fold), events/s".into(), thousands(parse), runs.to_string()],
         vec!["ingest (Exporter::ingest via replay_bytes), events/s".into(), thousands(ingest), runs.to_string()],
         vec!["ingest / parse-only".into(), format!("{:.3}", ingest / parse), String::new()],
+        vec![
+            "decode-only (decode::decode, no fold), events/s".into(),
+            thousands(median(&mut decode_rates)),
+            runs.to_string(),
+        ],
         vec![
             "scan-only (serde::de::IgnoredAny, builds nothing), events/s".into(),
             thousands(median(&mut scan_rates)),
@@ -1844,11 +1855,7 @@ fn webhook_phase(args: &Args) -> Res {
 fn profile_ingest(args: &Args) -> Res {
     let path = args.file()?;
     let lines: usize = args.get("lines", 20_000);
-    let mut bytes = Vec::new();
-    for line in first_lines(&path, lines)? {
-        bytes.extend_from_slice(&line);
-        bytes.push(b'\n');
-    }
+    let bytes = first_lines_bytes(args)?;
     let mut exporter = Exporter::new(0);
     exporter.register(Source::Replay);
     let rejected = replay::replay_bytes(&mut exporter, &path, &bytes, Source::Replay, 0).len();
@@ -1883,6 +1890,21 @@ fn profile_live(args: &Args) -> Res {
 }
 
 fn profile_parse(args: &Args) -> Res {
+    let bytes = first_lines_bytes(args)?;
+    let parsed = parse_only(&bytes);
+    println!("profile-parse: {parsed} lines parsed");
+    std::process::exit(0);
+}
+
+fn profile_decode(args: &Args) -> Res {
+    let bytes = first_lines_bytes(args)?;
+    let decoded = decode_only(&bytes);
+    println!("profile-decode: {decoded} lines decoded");
+    std::process::exit(0);
+}
+
+/// The first `--lines` lines of the file, as one buffer.
+fn first_lines_bytes(args: &Args) -> Res<Vec<u8>> {
     let path = args.file()?;
     let lines: usize = args.get("lines", 20_000);
     let mut bytes = Vec::new();
@@ -1890,9 +1912,7 @@ fn profile_parse(args: &Args) -> Res {
         bytes.extend_from_slice(&line);
         bytes.push(b'\n');
     }
-    let parsed = parse_only(&bytes);
-    println!("profile-parse: {parsed} lines parsed");
-    std::process::exit(0);
+    Ok(bytes)
 }
 
 /// A separate function, so that callgrind can toggle collection on it.

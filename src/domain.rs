@@ -61,12 +61,7 @@ impl Status {
     /// `InProgress`, SNS triggers' `IN_PROGRESS`, and plain `inprogress`.
     /// Returns `None` for values with no meaning (SNS sometimes sends `unknown`).
     pub fn parse(raw: &str) -> Option<Status> {
-        let normalized: String = raw
-            .chars()
-            .filter(|c| *c != '_' && *c != '-' && *c != ' ')
-            .flat_map(char::to_lowercase)
-            .collect();
-        Some(match normalized.as_str() {
+        lookup_normalized(raw, |normalized| Some(match normalized {
             "created" => Status::Created,
             "queued" => Status::Queued,
             "inprogress" => Status::InProgress,
@@ -76,7 +71,7 @@ impl Status {
             "failed" => Status::Failed,
             "stopped" => Status::Stopped,
             _ => return None,
-        })
+        }))
     }
 
     /// The `status` label value of finished-deployment metrics.
@@ -98,6 +93,24 @@ impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.label())
     }
+}
+
+/// Runs `lookup` on `raw` lower-cased and without `_`, `-` and spaces: the form
+/// every status vocabulary shares. ASCII (every real status) is normalized on the
+/// stack, the rest as Unicode; nothing longer than the buffer is a status.
+fn lookup_normalized<T>(raw: &str, lookup: fn(&str) -> Option<T>) -> Option<T> {
+    let kept = |c: char| !matches!(c, '_' | '-' | ' ');
+    if !raw.is_ascii() {
+        let normalized: String = raw.chars().filter(|c| kept(*c)).flat_map(char::to_lowercase).collect();
+        return lookup(&normalized);
+    }
+    let mut buffer = [0u8; 16];
+    let mut len = 0;
+    for byte in raw.bytes().filter(|b| kept(char::from(*b))) {
+        *buffer.get_mut(len)? = byte.to_ascii_lowercase();
+        len += 1;
+    }
+    lookup(std::str::from_utf8(&buffer[..len]).ok()?)
 }
 
 /// Status of one deployment target or one lifecycle event on it
@@ -128,12 +141,7 @@ impl TargetStatus {
     }
 
     pub fn parse(raw: &str) -> Option<TargetStatus> {
-        let normalized: String = raw
-            .chars()
-            .filter(|c| *c != '_' && *c != '-' && *c != ' ')
-            .flat_map(char::to_lowercase)
-            .collect();
-        Some(match normalized.as_str() {
+        lookup_normalized(raw, |normalized| Some(match normalized {
             "pending" => TargetStatus::Pending,
             "inprogress" | "start" => TargetStatus::InProgress,
             "ready" => TargetStatus::Ready,
@@ -142,7 +150,7 @@ impl TargetStatus {
             "skipped" => TargetStatus::Skipped,
             "unknown" => TargetStatus::Unknown,
             _ => return None,
-        })
+        }))
     }
 
     pub fn label(self) -> &'static str {
@@ -424,6 +432,12 @@ mod tests {
         assert_eq!(Status::parse("Failed"), Some(Status::Failed));
         assert_eq!(Status::parse("unknown"), None);
         assert_eq!(TargetStatus::parse("Skipped"), Some(TargetStatus::Skipped));
+        assert_eq!(Status::parse("in-progress"), Some(Status::InProgress));
+        assert_eq!(Status::parse(" Ready "), Some(Status::Ready));
+        assert_eq!(Status::parse("IN_PROGRESS_AND_SOMETHING_LONGER"), None);
+        // Unicode case folding: the Kelvin sign lower-cases to an ASCII `k`.
+        assert_eq!(Status::parse("BA\u{212A}ING"), Some(Status::Baking));
+        assert_eq!(TargetStatus::parse("S\u{212A}IPPED"), Some(TargetStatus::Skipped));
     }
 
     #[test]

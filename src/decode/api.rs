@@ -2,95 +2,170 @@
 //! The API knows neither account nor region: the ledger joins these observations to
 //! a record by deployment id.
 
-use super::fields::Fields;
-use super::{parts, DecodeError};
-use crate::domain::{DeploymentRef, Observation, Provenance, TargetObservation};
+use super::json::{json_object, Leaf, Nested, Obj, Path, Slot};
+use super::parts::{self, ErrorInformation, Overview, Rollback, Target, TargetFields};
+use super::DecodeError;
+use crate::domain::{DeploymentRef, Observation, Provenance, Revision, TargetObservation};
 
-/// One `DeploymentInfo` (GetDeployment, BatchGetDeployments).
-pub(super) fn deployment_info(mut info: Fields) -> Result<Observation, DecodeError> {
+json_object! {
+    /// One `DeploymentInfo` (GetDeployment, BatchGetDeployments).
+    struct DeploymentInfo {
+        deployment_id: Leaf<'a> = b"deploymentid",
+        application_name: Leaf<'a> = b"applicationname",
+        deployment_group_name: Leaf<'a> = b"deploymentgroupname",
+        status: Leaf<'a> = b"status",
+        create_time: Leaf<'a> = b"createtime",
+        start_time: Leaf<'a> = b"starttime",
+        complete_time: Leaf<'a> = b"completetime",
+        creator: Leaf<'a> = b"creator",
+        compute_platform: Leaf<'a> = b"computeplatform",
+        deployment_style: Obj<'a, DeploymentStyle<'a>> = b"deploymentstyle",
+        deployment_overview: Obj<'a, Overview<'a>> = b"deploymentoverview",
+        error_information: Obj<'a, ErrorInformation<'a>> = b"errorinformation",
+        rollback_info: Obj<'a, Rollback<'a>> = b"rollbackinfo",
+        description: Leaf<'a> = b"description",
+        revision: Obj<'a, RevisionLocation<'a>> = b"revision",
+    }
+}
+
+json_object! {
+    struct DeploymentStyle {
+        deployment_type: Leaf<'a> = b"deploymenttype",
+    }
+}
+
+json_object! {
+    /// `revision` (`RevisionLocation`): an S3 bundle, a GitHub commit, or inline AppSpec content.
+    struct RevisionLocation {
+        revision_type: Leaf<'a> = b"revisiontype",
+        s3_location: Obj<'a, S3Location<'a>> = b"s3location",
+        git_hub_location: Obj<'a, GitHubLocation<'a>> = b"githublocation",
+    }
+}
+
+json_object! {
+    struct S3Location {
+        bucket: Leaf<'a> = b"bucket",
+        key: Leaf<'a> = b"key",
+        version: Leaf<'a> = b"version",
+        e_tag: Leaf<'a> = b"etag",
+    }
+}
+
+json_object! {
+    struct GitHubLocation {
+        repository: Leaf<'a> = b"repository",
+        commit_id: Leaf<'a> = b"commitid",
+    }
+}
+
+json_object! {
+    /// One `DeploymentTarget` (GetDeploymentTarget, BatchGetDeploymentTargets).
+    struct TargetWrapper {
+        /// One member per compute platform: see [`TARGET_MEMBERS`].
+        target: Obj<'a, Target<'a>> = b"instancetarget" | b"lambdatarget" | b"ecstarget" | b"cloudformationtarget",
+    }
+}
+
+/// Where the target sits in a `DeploymentTarget`, by compute platform.
+pub(super) const TARGET_MEMBERS: [&str; 4] = ["instanceTarget", "lambdaTarget", "ecsTarget", "cloudFormationTarget"];
+
+/// One `DeploymentInfo`.
+pub(super) fn deployment_info(info: &DeploymentInfo, at: &Path) -> Result<Observation, DecodeError> {
     let deployment = DeploymentRef {
-        deployment_id: info.deployment_id("deploymentId")?,
+        deployment_id: info.deployment_id.deployment_id(at, &["deploymentId"])?.to_owned(),
         ..DeploymentRef::default()
     };
+    let text = |slot: &Slot<'_, Leaf<'_>>, name| -> Result<Option<String>, DecodeError> {
+        Ok(slot.string(at, &[name])?.map(str::to_owned))
+    };
     let mut observation = Observation::new(deployment, Provenance::Api);
-    observation.application = info.string("applicationName")?;
-    observation.deployment_group = info.string("deploymentGroupName")?;
-    observation.status = info.status("status")?;
-    observation.create_time = info.time("createTime")?;
-    observation.start_time = info.time("startTime")?;
-    observation.complete_time = info.time("completeTime")?;
-    observation.creator = info.string("creator")?;
-    observation.compute_platform = info.string("computePlatform")?;
-    observation.deployment_type = match info.object("deploymentStyle")? {
-        Some(mut style) => style.string("deploymentType")?,
+    observation.application = text(&info.application_name, "applicationName")?;
+    observation.deployment_group = text(&info.deployment_group_name, "deploymentGroupName")?;
+    observation.status = info.status.status(at, &["status"])?;
+    observation.create_time = info.create_time.time(at, &["createTime"])?;
+    observation.start_time = info.start_time.time(at, &["startTime"])?;
+    observation.complete_time = info.complete_time.time(at, &["completeTime"])?;
+    observation.creator = text(&info.creator, "creator")?;
+    observation.compute_platform = text(&info.compute_platform, "computePlatform")?;
+    observation.deployment_type = match info.deployment_style.object(at, &["deploymentStyle"])? {
+        Some(style) => style.deployment_type.string(&at.key("deploymentStyle"), &["deploymentType"])?.map(str::to_owned),
         None => None,
     };
-    observation.overview = parts::overview(&mut info)?;
-    observation.error_code = parts::error_code(&mut info)?;
-    parts::rollback(&mut info, "rollbackInfo", &mut observation)?;
+    observation.overview = parts::overview(&info.deployment_overview, at)?;
+    observation.error_code = parts::error_code(&info.error_information, at)?;
+    parts::rollback(&info.rollback_info, at, "rollbackInfo", &mut observation)?;
     // What lead time needs is optional: a malformed description or revision
     // loses the lead time, never the deployment.
-    observation.description = info.string("description").ok().flatten().map(bounded);
-    observation.revision = info.object("revision").ok().flatten().and_then(revision);
+    observation.description = info.description.string(at, &["description"]).ok().flatten().map(bounded);
+    observation.revision = info
+        .revision
+        .object(at, &["revision"])
+        .ok()
+        .flatten()
+        .and_then(|location| revision(&location, &at.key("revision")));
     Ok(observation)
 }
 
 /// Longest description or revision field kept (CodeDeploy allows far less).
 const MAX_TEXT_CHARS: usize = 2048;
 
-fn bounded(text: String) -> String {
+fn bounded(text: &str) -> String {
     match text.char_indices().nth(MAX_TEXT_CHARS) {
         Some((cut, _)) => text[..cut].to_owned(),
-        None => text,
+        None => text.to_owned(),
     }
 }
 
-/// `revision` (`RevisionLocation`): an S3 bundle, a GitHub commit, or inline AppSpec content.
-fn revision(mut rev: Fields) -> Option<crate::domain::Revision> {
-    use crate::domain::Revision;
-    let kind = rev.string("revisionType").ok().flatten().unwrap_or_default().to_ascii_lowercase();
-    let text = |obj: &mut Fields, key: &str| obj.string(key).ok().flatten().map(bounded);
-    if let Some(mut s3) = rev.object("s3Location").ok().flatten().filter(|_| kind.is_empty() || kind == "s3") {
-        let (bucket, key) = (text(&mut s3, "bucket")?, text(&mut s3, "key")?);
-        let version = text(&mut s3, "version");
-        let etag = text(&mut s3, "eTag").map(|e| e.trim_matches('"').to_owned()).filter(|e| !e.is_empty());
+fn revision(location: &RevisionLocation, at: &Path) -> Option<Revision> {
+    let kind = location.revision_type.string(at, &["revisionType"]).ok().flatten().unwrap_or_default().to_ascii_lowercase();
+    let text = |slot: &Slot<'_, Leaf<'_>>, at: &Path, name| slot.string(at, &[name]).ok().flatten().map(bounded);
+    let wanted = |of: &str| kind.is_empty() || kind == of;
+    if let Some(s3) = location.s3_location.object(at, &["s3Location"]).ok().flatten().filter(|_| wanted("s3")) {
+        let at = at.key("s3Location");
+        let (bucket, key) = (text(&s3.bucket, &at, "bucket")?, text(&s3.key, &at, "key")?);
+        let version = text(&s3.version, &at, "version");
+        let etag = text(&s3.e_tag, &at, "eTag").map(|e| e.trim_matches('"').to_owned()).filter(|e| !e.is_empty());
         return Some(Revision::S3 { bucket, key, version, etag });
     }
-    if let Some(mut github) = rev.object("gitHubLocation").ok().flatten().filter(|_| kind.is_empty() || kind == "github") {
-        let (repository, commit) = (text(&mut github, "repository")?, text(&mut github, "commitId")?);
+    if let Some(github) =
+        location.git_hub_location.object(at, &["gitHubLocation"]).ok().flatten().filter(|_| wanted("github"))
+    {
+        let at = at.key("gitHubLocation");
+        let (repository, commit) = (text(&github.repository, &at, "repository")?, text(&github.commit_id, &at, "commitId")?);
         return Some(Revision::GitHub { repository, commit });
     }
     matches!(kind.as_str(), "appspeccontent" | "string").then_some(Revision::Inline)
 }
 
-/// Where the target sits in a `DeploymentTarget`: one member per compute platform.
-const TARGET_MEMBERS: &str = "instanceTarget|lambdaTarget|ecsTarget|cloudFormationTarget";
-
-/// The target inside one `DeploymentTarget` (GetDeploymentTarget, BatchGetDeploymentTargets).
-pub(super) fn deployment_target(mut wrapper: Fields) -> Result<Fields, DecodeError> {
-    wrapper
-        .object(TARGET_MEMBERS)?
-        .ok_or_else(|| DecodeError::MissingField {
-            field: format!(
-                "{}.{{{}}}",
-                wrapper.path(),
-                TARGET_MEMBERS.replace('|', ",")
-            ),
-        })
+/// The target inside one `DeploymentTarget`.
+pub(super) fn deployment_target<'s>(wrapper: &'s TargetWrapper<'s>, at: &Path) -> Result<Nested<'s, Target<'s>>, DecodeError> {
+    wrapper.target.object(at, &TARGET_MEMBERS)?.ok_or_else(|| DecodeError::MissingField {
+        field: format!("{at}.{{{}}}", TARGET_MEMBERS.join(",")),
+    })
 }
 
-/// Groups targets (API deployment targets, whose id is `targetId`, or deprecated
-/// instance summaries, whose id is `instanceId`) into one observation per deployment,
-/// in the order the deployments first appear.
-pub(super) fn targets(items: Vec<Fields>, id_key: &str) -> Result<Vec<Observation>, DecodeError> {
-    let mut by_deployment: Vec<(String, Vec<TargetObservation>)> = Vec::new();
-    for mut item in items {
-        let deployment_id = item.deployment_id("deploymentId")?;
-        let target = parts::target(&mut item, id_key, "status")?;
-        match by_deployment
-            .iter_mut()
-            .find(|(id, _)| *id == deployment_id)
-        {
+/// Which key holds a target's id: `targetId` in API deployment targets, `instanceId`
+/// in deprecated instance summaries.
+#[derive(Clone, Copy)]
+pub(super) enum TargetKey {
+    TargetId,
+    InstanceId,
+}
+
+/// Groups targets into one observation per deployment, in the order the deployments
+/// first appear. Each target comes with its path in the message.
+pub(super) fn targets(items: Vec<(Nested<'_, Target<'_>>, Path)>, key: TargetKey) -> Result<Vec<Observation>, DecodeError> {
+    let mut by_deployment: Vec<(&str, Vec<TargetObservation>)> = Vec::new();
+    for (item, at) in &items {
+        let deployment_id = item.deployment_id.deployment_id(at, &["deploymentId"])?;
+        let id = match key {
+            TargetKey::TargetId => (&item.target_id, "targetId"),
+            TargetKey::InstanceId => (&item.instance_id, "instanceId"),
+        };
+        let fields = TargetFields { id, status: (&item.status, "status"), lifecycle_events: &item.lifecycle_events };
+        let target = parts::target(fields, at)?;
+        match by_deployment.iter_mut().find(|(id, _)| *id == deployment_id) {
             Some((_, targets)) => targets.push(target),
             None => by_deployment.push((deployment_id, vec![target])),
         }
@@ -98,14 +173,8 @@ pub(super) fn targets(items: Vec<Fields>, id_key: &str) -> Result<Vec<Observatio
     Ok(by_deployment
         .into_iter()
         .map(|(deployment_id, targets)| {
-            let deployment = DeploymentRef {
-                deployment_id,
-                ..DeploymentRef::default()
-            };
-            Observation {
-                targets,
-                ..Observation::new(deployment, Provenance::Api)
-            }
+            let deployment = DeploymentRef { deployment_id: deployment_id.to_owned(), ..DeploymentRef::default() };
+            Observation { targets, ..Observation::new(deployment, Provenance::Api) }
         })
         .collect())
 }

@@ -1,74 +1,73 @@
 //! EventBridge events from `aws.codedeploy`.
 
-use serde_json::Value;
-
-use super::fields::Fields;
-use super::{excerpt, DecodeError, Decoded, IgnoreReason};
-use crate::domain::{
-    DeploymentRef, Observation, Provenance, Status, TargetObservation, TargetStatus,
-};
+use super::json::{json_object, Leaf, Path};
+use super::{excerpt, DecodeError, Decoded, IgnoreReason, Message};
+use crate::domain::{DeploymentRef, Observation, Provenance, Status, TargetObservation, TargetStatus};
 
 const DEPLOYMENT_STATE_CHANGE: &str = "CodeDeploy Deployment State-change Notification";
 const INSTANCE_STATE_CHANGE: &str = "CodeDeploy Instance State-change Notification";
 
-pub(super) fn decode(mut event: Fields) -> Result<Decoded, DecodeError> {
-    let source = event.string("source")?.unwrap_or_default();
+json_object! {
+    /// An event's `detail`.
+    struct Detail {
+        deployment_id: Leaf<'a> = b"deploymentid",
+        application: Leaf<'a> = b"application",
+        deployment_group: Leaf<'a> = b"deploymentgroup",
+        region: Leaf<'a> = b"region",
+        state: Leaf<'a> = b"state",
+        instance_id: Leaf<'a> = b"instanceid",
+    }
+}
+
+pub(super) fn decode(event: &Message, at: &Path) -> Result<Decoded, DecodeError> {
+    let source = event.source.string(at, &["source"])?.unwrap_or_default();
     if source != "aws.codedeploy" {
         return Err(DecodeError::UnknownFormat {
-            detail: format!(
-                "EventBridge event from source {}, not aws.codedeploy",
-                excerpt(&source)
-            ),
+            detail: format!("EventBridge event from source {}, not aws.codedeploy", excerpt(source)),
         });
     }
-    let detail_type = event.string("detail-type")?.unwrap_or_default();
-    let is_deployment = match detail_type.as_str() {
+    let is_deployment = match event.detail_type.string(at, &["detail-type"])?.unwrap_or_default() {
         DEPLOYMENT_STATE_CHANGE => true,
         INSTANCE_STATE_CHANGE => false,
         // CloudTrail API-call events and anything CodeDeploy adds later.
         _ => return Ok(Decoded::Ignored(IgnoreReason::NotLifecycleEvent)),
     };
-    let mut detail = event.required_object("detail")?;
-    let deployment_id = detail.deployment_id("deploymentId")?;
+    let detail = event.detail.required_object(at, &["detail"])?;
+    let detail_at = at.key("detail");
+    let deployment_id = detail.deployment_id.deployment_id(&detail_at, &["deploymentId"])?;
 
     // moto leaves out `account`; the ARNs in `resources` still carry it.
-    let arn = event
-        .array("resources")?
-        .as_deref()
-        .and_then(codedeploy_arn);
-    let account = match event.string("account")? {
+    let arn = event.resources.array(at, &["resources"])?.and_then(|resources| codedeploy_arn(resources));
+    let account = match event.account.string(at, &["account"])? {
         Some(account) => Some(account),
-        None => arn.as_ref().map(|(_, account)| account.clone()),
+        None => arn.map(|(_, account)| account),
     };
-    let region = match (event.string("region")?, detail.string("region")?) {
+    let region = match (event.region.string(at, &["region"])?, detail.region.string(&detail_at, &["region"])?) {
         (Some(region), _) | (None, Some(region)) => Some(region),
         (None, None) => arn.map(|(region, _)| region),
     };
 
     let mut observation = Observation::new(
         DeploymentRef {
-            account,
-            region,
-            deployment_id,
+            account: account.map(str::to_owned),
+            region: region.map(str::to_owned),
+            deployment_id: deployment_id.to_owned(),
         },
         Provenance::Event,
     );
-    observation.event_time = event.time("time")?;
-    observation.application = detail.string("application")?;
-    observation.deployment_group = detail.string("deploymentGroup")?;
-    let state = detail.required_string("state")?;
-    let unknown_state = || DecodeError::UnknownState {
-        field: detail.path_of("state"),
-        value: excerpt(&state),
-    };
+    observation.event_time = event.time.time(at, &["time"])?;
+    observation.application = detail.application.string(&detail_at, &["application"])?.map(str::to_owned);
+    observation.deployment_group = detail.deployment_group.string(&detail_at, &["deploymentGroup"])?.map(str::to_owned);
+    let state = detail.state.required_string(&detail_at, &["state"])?;
+    let unknown_state = || DecodeError::UnknownState { field: detail_at.key("state").to_string(), value: excerpt(state) };
     if is_deployment {
         observation.is_state_change = true;
-        observation.status = Some(deployment_state(&state).ok_or_else(unknown_state)?);
+        observation.status = Some(deployment_state(state).ok_or_else(unknown_state)?);
     } else {
-        let status = instance_state(&state).ok_or_else(unknown_state)?;
-        let target_id = detail.target_id("instanceId")?;
+        let status = instance_state(state).ok_or_else(unknown_state)?;
+        let target_id = detail.instance_id.target_id(&detail_at, &["instanceId"])?;
         observation.targets = vec![TargetObservation {
-            target_id,
+            target_id: target_id.to_owned(),
             status: Some(status),
             lifecycle_events: Vec::new(),
         }];
@@ -77,39 +76,38 @@ pub(super) fn decode(mut event: Fields) -> Result<Decoded, DecodeError> {
 }
 
 fn deployment_state(state: &str) -> Option<Status> {
-    Some(match state.to_ascii_uppercase().as_str() {
-        "START" => Status::InProgress,
-        "SUCCESS" => Status::Succeeded,
-        "FAILURE" => Status::Failed,
-        "STOP" => Status::Stopped,
-        "READY" => Status::Ready,
-        _ => return None,
-    })
+    const STATES: [(&str, Status); 5] = [
+        ("START", Status::InProgress),
+        ("SUCCESS", Status::Succeeded),
+        ("FAILURE", Status::Failed),
+        ("STOP", Status::Stopped),
+        ("READY", Status::Ready),
+    ];
+    STATES.iter().find(|(name, _)| state.eq_ignore_ascii_case(name)).map(|(_, status)| *status)
 }
 
 /// Instance events share the deployment vocabulary, but a target has no "stopped"
 /// status: a stopped deployment leaves its targets in an unknown state.
 fn instance_state(state: &str) -> Option<TargetStatus> {
-    Some(match state.to_ascii_uppercase().as_str() {
-        "START" => TargetStatus::InProgress,
-        "SUCCESS" => TargetStatus::Succeeded,
-        "FAILURE" => TargetStatus::Failed,
-        "READY" => TargetStatus::Ready,
-        "STOP" => TargetStatus::Unknown,
-        _ => return None,
-    })
+    const STATES: [(&str, TargetStatus); 5] = [
+        ("START", TargetStatus::InProgress),
+        ("SUCCESS", TargetStatus::Succeeded),
+        ("FAILURE", TargetStatus::Failed),
+        ("READY", TargetStatus::Ready),
+        ("STOP", TargetStatus::Unknown),
+    ];
+    STATES.iter().find(|(name, _)| state.eq_ignore_ascii_case(name)).map(|(_, status)| *status)
 }
 
 /// Region and account from the first CodeDeploy ARN in `resources`
 /// (`arn:PARTITION:codedeploy:REGION:ACCOUNT:…`). Their order varies between events.
-fn codedeploy_arn(resources: &[Value]) -> Option<(String, String)> {
-    resources.iter().filter_map(Value::as_str).find_map(|arn| {
+fn codedeploy_arn<'s>(resources: &'s [Leaf<'_>]) -> Option<(&'s str, &'s str)> {
+    resources.iter().filter_map(Leaf::as_str).find_map(|arn| {
         let mut parts = arn.splitn(6, ':');
         let (prefix, _partition, service) = (parts.next()?, parts.next()?, parts.next()?);
         let (region, account) = (parts.next()?, parts.next()?);
-        let usable =
-            prefix == "arn" && service == "codedeploy" && !region.is_empty() && !account.is_empty();
-        usable.then(|| (region.to_owned(), account.to_owned()))
+        let usable = prefix == "arn" && service == "codedeploy" && !region.is_empty() && !account.is_empty();
+        usable.then_some((region, account))
     })
 }
 

@@ -10,7 +10,7 @@
 mod api;
 mod commit;
 mod eventbridge;
-mod fields;
+mod json;
 mod parts;
 mod sns;
 mod time;
@@ -19,7 +19,7 @@ mod trigger;
 use serde_json::Value;
 
 use crate::domain::Observation;
-use fields::{kind, Fields};
+use json::{json_object, FromMap, Kind, Leaf, List, Obj, Path};
 
 /// What one message decodes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +99,91 @@ impl DecodeError {
     }
 }
 
+json_object! {
+    /// One message, whatever its format: every key any format is recognised by or
+    /// reads at its top level. An SNS notification's `Message` is read into one of
+    /// these too.
+    struct Message {
+        // EventBridge
+        source: Leaf<'a> = b"source",
+        detail_type: Leaf<'a> = b"detail-type",
+        detail: Obj<'a, eventbridge::Detail<'a>> = b"detail",
+        resources: List<'a, Leaf<'a>> = b"resources",
+        account: Leaf<'a> = b"account",
+        region: Leaf<'a> = b"region",
+        time: Leaf<'a> = b"time",
+        // SNS notifications and Lambda batches of them
+        /// SNS `Type`, or the `type` of a commit record.
+        kind: Leaf<'a> = b"type",
+        subject: Leaf<'a> = b"subject",
+        timestamp: Leaf<'a> = b"timestamp",
+        message: Leaf<'a> = b"message",
+        topic_arn: Leaf<'a> = b"topicarn",
+        records: List<'a, Obj<'a, sns::Record<'a>>> = b"records",
+        // Trigger messages; a bare `DeploymentInfo` is recognised by these keys too
+        deployment_id: Leaf<'a> = b"deploymentid",
+        account_id: Leaf<'a> = b"accountid",
+        event_trigger_name: Leaf<'a> = b"eventtriggername",
+        application_name: Leaf<'a> = b"applicationname",
+        deployment_group_name: Leaf<'a> = b"deploymentgroupname",
+        status: Leaf<'a> = b"status",
+        create_time: Leaf<'a> = b"createtime",
+        complete_time: Leaf<'a> = b"completetime",
+        deployment_overview: Obj<'a, parts::Overview<'a>> = b"deploymentoverview",
+        error_information: Obj<'a, parts::ErrorInformation<'a>> = b"errorinformation",
+        rollback_information: Obj<'a, parts::Rollback<'a>> = b"rollbackinformation",
+        instance_id: Leaf<'a> = b"instanceid",
+        instance_status: Leaf<'a> = b"instancestatus",
+        last_updated_at: Leaf<'a> = b"lastupdatedat",
+        lifecycle_events: List<'a, Obj<'a, parts::LifecycleEvent<'a>>> = b"lifecycleevents",
+        // CI commit records
+        commit: Leaf<'a> = b"commit",
+        revision: Leaf<'a> = b"revision",
+        committed_at: Leaf<'a> = b"committed_at",
+        // API output
+        deployment_info: Obj<'a, Box<api::DeploymentInfo<'a>>> = b"deploymentinfo",
+        deployments_info: List<'a, Obj<'a, api::DeploymentInfo<'a>>> = b"deploymentsinfo",
+        deployment_target: Obj<'a, Box<api::TargetWrapper<'a>>> = b"deploymenttarget",
+        deployment_targets: List<'a, Obj<'a, api::TargetWrapper<'a>>> = b"deploymenttargets",
+        instance_summary: Obj<'a, Box<parts::Target<'a>>> = b"instancesummary",
+        instances_summary: List<'a, Obj<'a, parts::Target<'a>>> = b"instancessummary",
+        // Recognised, without deployment state
+        deployments: Leaf<'a> = b"deployments",
+        deployment_config_info: Leaf<'a> = b"deploymentconfiginfo",
+        lifecycle_event_hook_execution_id: Leaf<'a> = b"lifecycleeventhookexecutionid",
+    }
+}
+
+/// Where a message comes from: bytes, or a JSON value parsed by the caller. A bare
+/// `DeploymentInfo` is read from it a second time (see [`Shape::DeploymentInfo`]).
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Text(&'a str),
+    Value(&'a Value),
+}
+
+impl<'a> Source<'a> {
+    /// Parses the message into `target` if it is an object; returns the kind of value it is.
+    fn parse_into<T: FromMap<'a>>(self, target: &mut T) -> Result<Kind, DecodeError> {
+        let parsed = match self {
+            Source::Text(text) => json::parse_into(text, target),
+            Source::Value(value) => serde::de::DeserializeSeed::deserialize(json::InPlace(target), value),
+        };
+        // serde_json limits nesting depth, so hostile input cannot exhaust the stack.
+        parsed.map_err(|err| DecodeError::InvalidJson { path: String::new(), detail: err.to_string() })
+    }
+
+    /// Up to `limit` key names of the message, sorted, for telling the sender what we were given.
+    fn key_names(self, limit: usize) -> Vec<String> {
+        let keys = |map: &serde_json::Map<String, Value>| map.keys().take(limit).map(|k| excerpt(k)).collect();
+        match self {
+            Source::Text(text) => serde_json::from_str(text).map(|map| keys(&map)).unwrap_or_default(),
+            Source::Value(Value::Object(map)) => keys(map),
+            Source::Value(_) => Vec::new(),
+        }
+    }
+}
+
 /// Decodes one message (one webhook body, one SQS body, one JSON Lines line), auto-detecting the format.
 ///
 /// # Errors
@@ -106,17 +191,7 @@ impl DecodeError {
 /// When the bytes are not UTF-8 or not JSON, the JSON is of no supported format, or a
 /// field of a recognised format is missing or malformed.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
-    let text = std::str::from_utf8(bytes).map_err(|err| DecodeError::NotUtf8 {
-        valid_up_to: err.valid_up_to(),
-    })?;
-    // Editors on Windows like to start files with a byte-order mark; JSON does not allow one.
-    let text = text.trim_start_matches('\u{feff}');
-    // serde_json limits nesting depth, so hostile input cannot exhaust the stack.
-    let value = serde_json::from_str(text).map_err(|err| DecodeError::InvalidJson {
-        path: String::new(),
-        detail: err.to_string(),
-    })?;
-    decode_value(value)
+    decode_source(Source::Text(text(bytes)?))
 }
 
 /// Same, from an already-parsed JSON value (the replay source splits whole-file JSON arrays into elements).
@@ -125,11 +200,56 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
 ///
 /// As for [`decode`], except for the UTF-8 and JSON syntax checks already done by the caller.
 pub fn decode_value(value: Value) -> Result<Decoded, DecodeError> {
-    match value {
-        Value::Object(map) => decode_object(Fields::new(map, "")),
-        other => Err(DecodeError::UnknownFormat {
-            detail: format!("the message is {}, not a JSON object", kind(&other)),
-        }),
+    decode_source(Source::Value(&value))
+}
+
+fn text(bytes: &[u8]) -> Result<&str, DecodeError> {
+    let text = std::str::from_utf8(bytes).map_err(|err| DecodeError::NotUtf8 { valid_up_to: err.valid_up_to() })?;
+    // Editors on Windows like to start files with a byte-order mark; JSON does not allow one.
+    Ok(text.trim_start_matches('\u{feff}'))
+}
+
+fn decode_source(source: Source) -> Result<Decoded, DecodeError> {
+    let mut message = Message::default();
+    match source.parse_into(&mut message)? {
+        Kind::Object => decode_object(source, &message),
+        other => Err(not_an_object(other)),
+    }
+}
+
+fn not_an_object(kind: Kind) -> DecodeError {
+    DecodeError::UnknownFormat { detail: format!("the message is {kind}, not a JSON object") }
+}
+
+/// Deserializes `bytes` into the structs [`decode`] reads, the SNS `Message` inside
+/// an SNS notification and the objects a trigger encodes as JSON strings included,
+/// and builds nothing from them: the parse-only baseline of the benchmark. Returns
+/// whether the message parsed.
+#[doc(hidden)]
+pub fn parse_structs(bytes: &[u8]) -> bool {
+    let Ok(text) = text(bytes) else { return false };
+    let mut message = Message::default();
+    let Ok(Kind::Object) = Source::Text(text).parse_into(&mut message) else { return false };
+    parse_inner(message.envelope());
+    if let Ok(Some(records)) = message.records.objects(&Path::Root, &["Records"]) {
+        for record in records.iter() {
+            if let Ok(Some(sns)) = record.sns.object(&Path::Root, &["Sns"]) {
+                parse_inner(sns.fields());
+            }
+        }
+    }
+    parts::parse_embedded(&message);
+    std::hint::black_box(&message);
+    true
+}
+
+/// The trigger message inside an SNS envelope, with what it encodes as JSON strings.
+fn parse_inner(envelope: sns::EnvelopeFields) {
+    let Some(text) = envelope.message.value(&["Message"]).and_then(Leaf::as_str) else { return };
+    let mut inner = Message::default();
+    if let Ok(Kind::Object) = json::parse_into(text, &mut inner) {
+        parts::parse_embedded(&inner);
+        std::hint::black_box(&inner);
     }
 }
 
@@ -140,6 +260,8 @@ enum Shape {
     SnsRecords,
     DeploymentTrigger,
     InstanceTrigger,
+    /// A bare `DeploymentInfo`: rare at the top level (the API wraps it), so it is
+    /// read again as one rather than making every message carry its keys.
     DeploymentInfo,
     GetDeployment,
     BatchGetDeployments,
@@ -151,42 +273,41 @@ enum Shape {
     CommitRecord,
 }
 
-fn detect(message: &Fields) -> Option<Shape> {
-    let has = |key| message.has(key);
-    let shape = if has("detail-type") && has("source") {
+fn detect(m: &Message) -> Option<Shape> {
+    let shape = if m.detail_type.has(&["detail-type"]) && m.source.has(&["source"]) {
         Shape::EventBridge
-    } else if has("committed_at") && has("type") && !has("deploymentId") {
+    } else if m.committed_at.has(&["committed_at"]) && m.kind.has(&["type"]) && !m.deployment_id.has(&["deploymentId"]) {
         Shape::CommitRecord
-    } else if has("Records") {
+    } else if m.records.has(&["Records"]) {
         Shape::SnsRecords
-    } else if has("Type") && (has("Message") || has("TopicArn")) {
+    } else if m.kind.has(&["Type"]) && (m.message.has(&["Message"]) || m.topic_arn.has(&["TopicArn"])) {
         Shape::SnsNotification
-    } else if has("deploymentInfo") {
+    } else if m.deployment_info.has(&["deploymentInfo"]) {
         Shape::GetDeployment
-    } else if has("deploymentsInfo") {
+    } else if m.deployments_info.has(&["deploymentsInfo"]) {
         Shape::BatchGetDeployments
-    } else if has("deploymentTarget") {
+    } else if m.deployment_target.has(&["deploymentTarget"]) {
         Shape::GetDeploymentTarget
-    } else if has("deploymentTargets") {
+    } else if m.deployment_targets.has(&["deploymentTargets"]) {
         Shape::BatchGetDeploymentTargets
-    } else if has("instanceSummary") {
+    } else if m.instance_summary.has(&["instanceSummary"]) {
         Shape::InstanceSummary
-    } else if has("instancesSummary") {
+    } else if m.instances_summary.has(&["instancesSummary"]) {
         Shape::InstancesSummary
-    } else if has("deployments")
-        || has("deploymentConfigInfo")
-        || has("LifecycleEventHookExecutionId")
+    } else if m.deployments.has(&["deployments"])
+        || m.deployment_config_info.has(&["deploymentConfigInfo"])
+        || m.lifecycle_event_hook_execution_id.has(&["LifecycleEventHookExecutionId"])
     {
         Shape::NoDeploymentState
-    } else if !has("deploymentId") {
+    } else if !m.deployment_id.has(&["deploymentId"]) {
         return None;
-    } else if has("instanceStatus") {
+    } else if m.instance_status.has(&["instanceStatus"]) {
         Shape::InstanceTrigger
-    } else if has("accountId") || has("eventTriggerName") || has("region") {
+    } else if m.account_id.has(&["accountId"]) || m.event_trigger_name.has(&["eventTriggerName"]) || m.region.has(&["region"]) {
         // Only triggers say which account and trigger they come from; `DeploymentInfo`
         // has neither, nor a region.
         Shape::DeploymentTrigger
-    } else if has("applicationName") && (has("status") || has("createTime")) {
+    } else if m.application_name.has(&["applicationName"]) && (m.status.has(&["status"]) || m.create_time.has(&["createTime"])) {
         Shape::DeploymentInfo
     } else {
         return None;
@@ -194,56 +315,71 @@ fn detect(message: &Fields) -> Option<Shape> {
     Some(shape)
 }
 
-fn decode_object(mut message: Fields) -> Result<Decoded, DecodeError> {
-    let Some(shape) = detect(&message) else {
-        let keys = message.key_names(8);
+fn decode_object(source: Source, message: &Message) -> Result<Decoded, DecodeError> {
+    let Some(shape) = detect(message) else {
+        let keys = source.key_names(8);
         let detail = if keys.is_empty() {
             "an empty JSON object".to_owned()
         } else {
-            format!(
-                "a JSON object with keys {} matches no supported format",
-                keys.join(", ")
-            )
+            format!("a JSON object with keys {} matches no supported format", keys.join(", "))
         };
         return Err(DecodeError::UnknownFormat { detail });
     };
+    let root = Path::Root;
     let observations = match shape {
-        Shape::EventBridge => return eventbridge::decode(message),
-        Shape::SnsNotification => return sns::envelope(message),
+        Shape::EventBridge => return eventbridge::decode(message, &root),
+        Shape::SnsNotification => return sns::envelope(message.envelope(), &root),
         Shape::SnsRecords => return sns::records(message),
         Shape::NoDeploymentState => return Ok(Decoded::Ignored(IgnoreReason::NoDeploymentState)),
-        Shape::DeploymentTrigger => vec![trigger::deployment(message)?],
-        Shape::InstanceTrigger => vec![trigger::instance(message)?],
-        Shape::DeploymentInfo => vec![api::deployment_info(message)?],
+        Shape::DeploymentTrigger => vec![trigger::deployment(message, &root)?],
+        Shape::InstanceTrigger => vec![trigger::instance(message, &root)?],
+        Shape::DeploymentInfo => {
+            let mut info = api::DeploymentInfo::default();
+            match source.parse_into(&mut info)? {
+                Kind::Object => vec![api::deployment_info(&info, &root)?],
+                other => return Err(not_an_object(other)),
+            }
+        }
         Shape::CommitRecord => vec![commit::record(message)?],
-        Shape::GetDeployment => vec![api::deployment_info(
-            message.required_object("deploymentInfo")?,
-        )?],
-        Shape::BatchGetDeployments => message
-            .required_objects("deploymentsInfo")?
-            .into_iter()
-            .map(api::deployment_info)
-            .collect::<Result<_, _>>()?,
-        Shape::GetDeploymentTarget => api::targets(
-            vec![api::deployment_target(
-                message.required_object("deploymentTarget")?,
-            )?],
-            "targetId",
-        )?,
-        Shape::BatchGetDeploymentTargets => api::targets(
-            message
-                .required_objects("deploymentTargets")?
-                .into_iter()
-                .map(api::deployment_target)
-                .collect::<Result<_, _>>()?,
-            "targetId",
-        )?,
-        Shape::InstanceSummary => api::targets(
-            vec![message.required_object("instanceSummary")?],
-            "instanceId",
-        )?,
+        Shape::GetDeployment => {
+            let names = ["deploymentInfo"];
+            vec![api::deployment_info(&*message.deployment_info.required_object(&root, &names)?, &root.key(names[0]))?]
+        }
+        Shape::BatchGetDeployments => {
+            let names = ["deploymentsInfo"];
+            let at = root.key(names[0]);
+            let infos = message.deployments_info.required_objects(&root, &names)?;
+            infos.iter().enumerate().map(|(i, info)| api::deployment_info(info, &at.index(i))).collect::<Result<_, _>>()?
+        }
+        Shape::GetDeploymentTarget => {
+            let names = ["deploymentTarget"];
+            let wrapper = message.deployment_target.required_object(&root, &names)?;
+            let at = root.key(names[0]);
+            api::targets(vec![(api::deployment_target(&wrapper, &at)?, at.key(api::TARGET_MEMBERS[0]))], api::TargetKey::TargetId)?
+        }
+        Shape::BatchGetDeploymentTargets => {
+            let names = ["deploymentTargets"];
+            let at = root.key(names[0]);
+            let wrappers = message.deployment_targets.required_objects(&root, &names)?;
+            let paths: Vec<Path> = (0..wrappers.len()).map(|i| at.index(i)).collect();
+            let targets = wrappers
+                .iter()
+                .zip(&paths)
+                .map(|(wrapper, path)| Ok((api::deployment_target(wrapper, path)?, path.key(api::TARGET_MEMBERS[0]))))
+                .collect::<Result<Vec<_>, DecodeError>>()?;
+            api::targets(targets, api::TargetKey::TargetId)?
+        }
+        Shape::InstanceSummary => {
+            let names = ["instanceSummary"];
+            let summary = message.instance_summary.required_object(&root, &names)?;
+            api::targets(vec![(summary.unboxed(), root.key(names[0]))], api::TargetKey::InstanceId)?
+        }
         Shape::InstancesSummary => {
-            api::targets(message.required_objects("instancesSummary")?, "instanceId")?
+            let names = ["instancesSummary"];
+            let at = root.key(names[0]);
+            let summaries = message.instances_summary.required_objects(&root, &names)?;
+            let items = summaries.iter().enumerate().map(|(i, s)| (json::Nested::Borrowed(s), at.index(i))).collect();
+            api::targets(items, api::TargetKey::InstanceId)?
         }
     };
     Ok(if observations.is_empty() {

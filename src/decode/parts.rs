@@ -1,89 +1,167 @@
 //! Pieces that SNS triggers and API output share, under different spellings.
 
-use super::fields::Fields;
-use super::DecodeError;
-use crate::domain::{LifecycleEvent, Observation, Overview, TargetObservation};
+use super::json::{json_object, Leaf, List, Obj, Path, Slot};
+use super::{DecodeError, Message};
+use crate::domain::{LifecycleEvent as Hook, Observation, Overview as Counts, TargetObservation};
+
+json_object! {
+    /// `deploymentOverview`: counts as numbers or strings.
+    struct Overview {
+        pending: Leaf<'a> = b"pending",
+        in_progress: Leaf<'a> = b"inprogress",
+        succeeded: Leaf<'a> = b"succeeded",
+        failed: Leaf<'a> = b"failed",
+        skipped: Leaf<'a> = b"skipped",
+        ready: Leaf<'a> = b"ready",
+    }
+}
+
+json_object! {
+    /// `errorInformation`: `code` in the API, `ErrorCode` in SNS triggers.
+    struct ErrorInformation {
+        code: Leaf<'a> = b"code" | b"errorcode",
+    }
+}
+
+json_object! {
+    /// `rollbackInfo` in the API, `rollbackInformation` in SNS triggers (the inner
+    /// keys differ only in case).
+    struct Rollback {
+        rollback_triggering_deployment_id: Leaf<'a> = b"rollbacktriggeringdeploymentid",
+        rollback_deployment_id: Leaf<'a> = b"rollbackdeploymentid",
+    }
+}
+
+json_object! {
+    /// One lifecycle event: camelCase with `diagnostics` in the API, PascalCase
+    /// without diagnostics in SNS instance triggers.
+    struct LifecycleEvent {
+        name: Leaf<'a> = b"lifecycleeventname" | b"lifecycleevent",
+        status: Leaf<'a> = b"status" | b"lifecycleeventstatus",
+        start_time: Leaf<'a> = b"starttime",
+        end_time: Leaf<'a> = b"endtime",
+        diagnostics: Obj<'a, Diagnostics<'a>> = b"diagnostics",
+    }
+}
+
+json_object! {
+    struct Diagnostics {
+        error_code: Leaf<'a> = b"errorcode",
+    }
+}
+
+json_object! {
+    /// An API `instanceTarget`/`lambdaTarget`/… (`targetId`, `status`), or a
+    /// deprecated `instanceSummary` (`instanceId`, `status`).
+    struct Target {
+        deployment_id: Leaf<'a> = b"deploymentid",
+        target_id: Leaf<'a> = b"targetid",
+        instance_id: Leaf<'a> = b"instanceid",
+        status: Leaf<'a> = b"status",
+        lifecycle_events: List<'a, Obj<'a, LifecycleEvent<'a>>> = b"lifecycleevents",
+    }
+}
 
 /// Reads `deploymentOverview` (object or JSON string; counts as numbers or strings).
-pub(super) fn overview(parent: &mut Fields) -> Result<Option<Overview>, DecodeError> {
-    let Some(mut counts) = parent.object("deploymentOverview")? else {
+pub(super) fn overview(slot: &Slot<'_, Obj<'_, Overview<'_>>>, at: &Path) -> Result<Option<Counts>, DecodeError> {
+    let names = ["deploymentOverview"];
+    let Some(counts) = slot.object(at, &names)? else {
         return Ok(None);
     };
-    Ok(Some(Overview {
-        pending: counts.count("Pending")?,
-        in_progress: counts.count("InProgress")?,
-        succeeded: counts.count("Succeeded")?,
-        failed: counts.count("Failed")?,
-        skipped: counts.count("Skipped")?,
-        ready: counts.count("Ready")?,
+    let at = at.key(names[0]);
+    Ok(Some(Counts {
+        pending: counts.pending.count(&at, &["Pending"])?,
+        in_progress: counts.in_progress.count(&at, &["InProgress"])?,
+        succeeded: counts.succeeded.count(&at, &["Succeeded"])?,
+        failed: counts.failed.count(&at, &["Failed"])?,
+        skipped: counts.skipped.count(&at, &["Skipped"])?,
+        ready: counts.ready.count(&at, &["Ready"])?,
     }))
 }
 
-/// Reads the code of `errorInformation`: `code` in the API, `ErrorCode` in SNS
-/// triggers. An empty object (moto) means no error.
-pub(super) fn error_code(parent: &mut Fields) -> Result<Option<String>, DecodeError> {
-    match parent.object("errorInformation")? {
-        Some(mut info) => info.string("code|ErrorCode"),
+/// Reads the code of `errorInformation`. An empty object (moto) means no error.
+pub(super) fn error_code(
+    slot: &Slot<'_, Obj<'_, ErrorInformation<'_>>>,
+    at: &Path,
+) -> Result<Option<String>, DecodeError> {
+    let names = ["errorInformation"];
+    match slot.object(at, &names)? {
+        Some(info) => Ok(info.code.string(&at.key(names[0]), &["code", "ErrorCode"])?.map(str::to_owned)),
         None => Ok(None),
     }
 }
 
-/// Fills the rollback links from `key` (`rollbackInfo` in the API,
-/// `rollbackInformation` in SNS triggers; the inner keys differ only in case).
+/// Fills the rollback links from `name` (`rollbackInfo` or `rollbackInformation`).
 pub(super) fn rollback(
-    parent: &mut Fields,
-    key: &str,
+    slot: &Slot<'_, Obj<'_, Rollback<'_>>>,
+    at: &Path,
+    name: &'static str,
     observation: &mut Observation,
 ) -> Result<(), DecodeError> {
-    if let Some(mut info) = parent.object(key)? {
-        observation.rollback_of = info.optional_deployment_id("rollbackTriggeringDeploymentId")?;
-        observation.rolled_back_by = info.optional_deployment_id("rollbackDeploymentId")?;
+    if let Some(info) = slot.object(at, &[name])? {
+        let at = at.key(name);
+        observation.rollback_of = info
+            .rollback_triggering_deployment_id
+            .optional_deployment_id(&at, &["rollbackTriggeringDeploymentId"])?
+            .map(str::to_owned);
+        observation.rolled_back_by =
+            info.rollback_deployment_id.optional_deployment_id(&at, &["rollbackDeploymentId"])?.map(str::to_owned);
     }
     Ok(())
 }
 
-/// Reads one deployment target: an API `instanceTarget`/`lambdaTarget`/… (`targetId`,
-/// `status`), a deprecated `instanceSummary` (`instanceId`, `status`), or an SNS instance
-/// trigger (`instanceId`, `instanceStatus`).
-pub(super) fn target(
-    target: &mut Fields,
-    id_key: &str,
-    status_key: &str,
-) -> Result<TargetObservation, DecodeError> {
-    let target_id = target.target_id(id_key)?;
-    let status = target.target_status(status_key)?;
-    let lifecycle_events = target
-        .objects("lifecycleEvents")?
-        .unwrap_or_default()
-        .into_iter()
-        .map(lifecycle_event)
-        .collect::<Result<_, _>>()?;
-    Ok(TargetObservation {
-        target_id,
-        status,
-        lifecycle_events,
-    })
+/// Parses what a trigger encodes as JSON strings, as reading it would (for the parse-only baseline).
+pub(super) fn parse_embedded(message: &Message) {
+    let root = Path::Root;
+    if let Ok(Some(counts)) = message.deployment_overview.object(&root, &["deploymentOverview"]) {
+        std::hint::black_box(&*counts);
+    }
+    if let Ok(Some(info)) = message.error_information.object(&root, &["errorInformation"]) {
+        std::hint::black_box(&*info);
+    }
+    if let Ok(Some(info)) = message.rollback_information.object(&root, &["rollbackInformation"]) {
+        std::hint::black_box(&*info);
+    }
 }
 
-/// One lifecycle event: camelCase with `diagnostics` in the API, PascalCase without
-/// diagnostics in SNS instance triggers. Skipped events may lack either time.
-fn lifecycle_event(mut event: Fields) -> Result<LifecycleEvent, DecodeError> {
-    let name = event.required_string("lifecycleEventName|LifecycleEvent")?;
-    let status = event.target_status("status|LifecycleEventStatus")?;
-    let start_time = event.time("startTime")?;
-    let end_time = event.time("endTime")?;
-    let error_code = match event.object("diagnostics")? {
+/// Where one target's fields are: in a [`Target`], or at the top of an SNS instance trigger
+/// (`instanceId`, `instanceStatus`).
+pub(super) struct TargetFields<'s, 'a> {
+    pub(super) id: (&'s Slot<'a, Leaf<'a>>, &'static str),
+    pub(super) status: (&'s Slot<'a, Leaf<'a>>, &'static str),
+    pub(super) lifecycle_events: &'s Slot<'a, List<'a, Obj<'a, LifecycleEvent<'a>>>>,
+}
+
+/// Reads one deployment target.
+pub(super) fn target(fields: TargetFields, at: &Path) -> Result<TargetObservation, DecodeError> {
+    let target_id = fields.id.0.target_id(at, &[fields.id.1])?;
+    let status = fields.status.0.target_status(at, &[fields.status.1])?;
+    let names = ["lifecycleEvents"];
+    let lifecycle_events = match fields.lifecycle_events.objects(at, &names)? {
+        Some(events) => {
+            let events_at = at.key(names[0]);
+            events.iter().enumerate().map(|(i, event)| lifecycle_event(event, &events_at.index(i))).collect::<Result<_, _>>()?
+        }
+        None => Vec::new(),
+    };
+    Ok(TargetObservation { target_id: target_id.to_owned(), status, lifecycle_events })
+}
+
+/// One lifecycle event. Skipped events may lack either time.
+fn lifecycle_event(event: &LifecycleEvent, at: &Path) -> Result<Hook, DecodeError> {
+    let name = event.name.required_string(at, &["lifecycleEventName", "LifecycleEvent"])?;
+    let status = event.status.target_status(at, &["status", "LifecycleEventStatus"])?;
+    let start_time = event.start_time.time(at, &["startTime"])?;
+    let end_time = event.end_time.time(at, &["endTime"])?;
+    let names = ["diagnostics"];
+    let error_code = match event.diagnostics.object(at, &names)? {
         // `Success` is what a hook that did not fail reports; it is not an error.
-        Some(mut diagnostics) => diagnostics
-            .string("errorCode")?
-            .filter(|code| !code.eq_ignore_ascii_case("Success")),
+        Some(diagnostics) => diagnostics
+            .error_code
+            .string(&at.key(names[0]), &["errorCode"])?
+            .filter(|code| !code.eq_ignore_ascii_case("Success"))
+            .map(str::to_owned),
         None => None,
     };
-    Ok(LifecycleEvent {
-        name,
-        status,
-        start_time,
-        end_time,
-        error_code,
-    })
+    Ok(Hook { name: name.to_owned(), status, start_time, end_time, error_code })
 }

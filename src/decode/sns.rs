@@ -1,51 +1,78 @@
 //! SNS notifications around trigger messages: the JSON envelope SQS and HTTP
 //! subscribers receive, and the `{"Records":[{"Sns":{…}}]}` batch Lambda receives.
 
-use serde_json::Value;
-
-use super::fields::Fields;
-use super::{detect, excerpt, DecodeError, Decoded, IgnoreReason, Shape};
+use super::json::{self, json_object, Kind, Leaf, Obj, Path, Slot};
+use super::{detect, excerpt, DecodeError, Decoded, IgnoreReason, Message, Shape};
 use crate::domain::Observation;
 
-/// Decodes one SNS envelope. Only `Type`, `Subject`, `Message` and `Timestamp` are
-/// read: the signing fields are spelled differently by each delivery channel.
-pub(super) fn envelope(mut envelope: Fields) -> Result<Decoded, DecodeError> {
-    let kind = envelope.required_string("Type")?;
-    match kind.as_str() {
+json_object! {
+    /// One record of a Lambda batch.
+    struct Record {
+        sns: Obj<'a, Envelope<'a>> = b"sns",
+    }
+}
+
+json_object! {
+    /// The `Sns` of a Lambda record. Only `Type`, `Subject`, `Message` and `Timestamp`
+    /// are read: the signing fields are spelled differently by each delivery channel.
+    struct Envelope {
+        kind: Leaf<'a> = b"type",
+        subject: Leaf<'a> = b"subject",
+        timestamp: Leaf<'a> = b"timestamp",
+        message: Leaf<'a> = b"message",
+    }
+}
+
+/// The fields of an SNS envelope: an [`Envelope`], or the top of a [`Message`] (the
+/// notification SQS and HTTP subscribers receive).
+pub(super) struct EnvelopeFields<'s, 'a> {
+    kind: &'s Slot<'a, Leaf<'a>>,
+    subject: &'s Slot<'a, Leaf<'a>>,
+    timestamp: &'s Slot<'a, Leaf<'a>>,
+    pub(super) message: &'s Slot<'a, Leaf<'a>>,
+}
+
+impl<'a> Envelope<'a> {
+    pub(super) fn fields(&self) -> EnvelopeFields<'_, 'a> {
+        EnvelopeFields { kind: &self.kind, subject: &self.subject, timestamp: &self.timestamp, message: &self.message }
+    }
+}
+
+impl<'a> Message<'a> {
+    pub(super) fn envelope(&self) -> EnvelopeFields<'_, 'a> {
+        EnvelopeFields { kind: &self.kind, subject: &self.subject, timestamp: &self.timestamp, message: &self.message }
+    }
+}
+
+/// Decodes one SNS envelope.
+pub(super) fn envelope(envelope: EnvelopeFields, at: &Path) -> Result<Decoded, DecodeError> {
+    match envelope.kind.required_string(at, &["Type"])? {
         "Notification" => {}
         "SubscriptionConfirmation" | "UnsubscribeConfirmation" => {
             return Ok(Decoded::Ignored(IgnoreReason::SubscriptionControl))
         }
         other => {
-            return Err(DecodeError::UnknownFormat {
-                detail: format!("SNS message of Type {}", excerpt(other)),
-            })
+            return Err(DecodeError::UnknownFormat { detail: format!("SNS message of Type {}", excerpt(other)) })
         }
     }
-    let subject = envelope.string("Subject")?.unwrap_or_default();
-    let published = envelope.time("Timestamp")?;
-    let message_path = envelope.path_of("Message");
-    let message = envelope.required_string("Message")?;
+    let subject = envelope.subject.string(at, &["Subject"])?.unwrap_or_default();
+    let published = envelope.timestamp.time(at, &["Timestamp"])?;
+    let message_at = at.key("Message");
+    let message = envelope.message.required_string(at, &["Message"])?;
 
-    let inner = match serde_json::from_str::<Value>(&message) {
-        Ok(Value::Object(map)) => Fields::new(map, message_path),
-        Ok(_) => return Err(not_a_trigger(&message_path)),
-        Err(_) if is_setup_test(&subject, &message) => {
-            return Ok(Decoded::Ignored(IgnoreReason::TriggerTestMessage))
-        }
-        Err(err) => {
-            return Err(DecodeError::InvalidJson {
-                path: message_path,
-                detail: err.to_string(),
-            })
-        }
-    };
+    let mut inner = Message::default();
+    match json::parse_into(message, &mut inner) {
+        Ok(Kind::Object) => {}
+        Ok(_) => return Err(not_a_trigger(&message_at)),
+        Err(_) if is_setup_test(subject, message) => return Ok(Decoded::Ignored(IgnoreReason::TriggerTestMessage)),
+        Err(err) => return Err(DecodeError::InvalidJson { path: message_at.to_string(), detail: err.to_string() }),
+    }
     let mut observation = match detect(&inner) {
-        Some(Shape::DeploymentTrigger) => super::trigger::deployment(inner)?,
-        Some(Shape::InstanceTrigger) => super::trigger::instance(inner)?,
+        Some(Shape::DeploymentTrigger) => super::trigger::deployment(&inner, &message_at)?,
+        Some(Shape::InstanceTrigger) => super::trigger::instance(&inner, &message_at)?,
         // An EventBridge rule may also target an SNS topic; the event keeps its own time.
-        Some(Shape::EventBridge) => return super::eventbridge::decode(inner),
-        _ => return Err(not_a_trigger(inner.path())),
+        Some(Shape::EventBridge) => return super::eventbridge::decode(&inner, &message_at),
+        _ => return Err(not_a_trigger(&message_at)),
     };
     // A deployment trigger carries no time of its own, so the time SNS accepted it
     // stands for the moment of the state change.
@@ -55,35 +82,33 @@ pub(super) fn envelope(mut envelope: Fields) -> Result<Decoded, DecodeError> {
     Ok(Decoded::Observations(vec![observation]))
 }
 
-fn not_a_trigger(path: &str) -> DecodeError {
-    DecodeError::UnknownFormat {
-        detail: format!("`{path}` is not a CodeDeploy trigger message"),
-    }
+fn not_a_trigger(path: &Path) -> DecodeError {
+    DecodeError::UnknownFormat { detail: format!("`{path}` is not a CodeDeploy trigger message") }
 }
 
 /// Creating a trigger sends a plain-text test notification. It is recognised by its
 /// wording, in the subject or the body, so that a change to one of them is tolerated.
 fn is_setup_test(subject: &str, message: &str) -> bool {
     let contains = |haystack: &str, needle: &str| haystack.to_ascii_lowercase().contains(needle);
-    contains(subject, "notification setup for trigger")
-        || contains(message, "is able to send notifications")
+    contains(subject, "notification setup for trigger") || contains(message, "is able to send notifications")
 }
 
 /// Decodes the Lambda batch, concatenating what its records say. A batch whose
 /// records all carry no state (setup tests, say) is ignored as a whole.
-pub(super) fn records(mut batch: Fields) -> Result<Decoded, DecodeError> {
-    let records = batch.required_objects("Records")?;
-    if records.is_empty() {
-        return Err(DecodeError::InvalidField {
-            field: batch.path_of("Records"),
-            detail: "empty batch".to_owned(),
-        });
+pub(super) fn records(batch: &Message) -> Result<Decoded, DecodeError> {
+    let root = Path::Root;
+    let names = ["Records"];
+    let records = batch.records.required_objects(&root, &names)?;
+    if records.len() == 0 {
+        return Err(DecodeError::InvalidField { field: names[0].to_owned(), detail: "empty batch".to_owned() });
     }
+    let at = root.key(names[0]);
     let mut observations: Vec<Observation> = Vec::new();
     let mut first_ignored = None;
-    for mut record in records {
-        let sns = record.required_object("Sns")?;
-        match envelope(sns)? {
+    for (i, record) in records.iter().enumerate() {
+        let record_at = at.index(i);
+        let sns = record.sns.required_object(&record_at, &["Sns"])?;
+        match envelope(sns.fields(), &record_at.key("Sns"))? {
             Decoded::Observations(found) => observations.extend(found),
             Decoded::Ignored(reason) => {
                 first_ignored.get_or_insert(reason);

@@ -6,10 +6,13 @@
 //! messages (`Wed Aug 10 18:39:05 UTC 2016`). moto's API emits RFC 3339 strings. The
 //! encodings cannot be confused with each other, so every field accepts all of them.
 
+use std::sync::LazyLock;
+
+use chrono::format::{self, Item, Parsed, StrftimeItems};
 use chrono::{DateTime, NaiveDateTime};
-use serde_json::Value;
 
 use super::excerpt;
+use super::json::Json;
 use crate::domain::Millis;
 
 /// 9999-12-31T23:59:59.999Z. Later values are garbage (or milliseconds sent where
@@ -17,17 +20,11 @@ use crate::domain::Millis;
 const MAX_MILLIS: Millis = 253_402_300_799_999;
 
 /// Parses one timestamp value; the error is a human-readable detail.
-pub(super) fn parse(value: &Value) -> Result<Millis, String> {
+pub(super) fn parse<M, S>(value: &Json<'_, M, S>) -> Result<Millis, String> {
     match value {
-        Value::Number(n) => n
-            .as_f64()
-            .ok_or_else(|| format!("{n} is not a number"))
-            .and_then(from_epoch_seconds),
-        Value::String(s) => parse_str(s.trim()),
-        _ => Err(format!(
-            "expected a number or a string, found {}",
-            super::fields::kind(value)
-        )),
+        Json::Number(n) => from_epoch_seconds(n.as_f64()),
+        Json::Str(s) => parse_str(s.trim()),
+        other => Err(format!("expected a number or a string, found {}", other.kind())),
     }
 }
 
@@ -100,13 +97,25 @@ fn parse_java_date(s: &str) -> Option<NaiveDateTime> {
         return None;
     }
     let without_zone = format!("{weekday} {month} {day} {clock} {year}");
-    NaiveDateTime::parse_from_str(&without_zone, "%a %b %d %H:%M:%S %Y").ok()
+    // What `NaiveDateTime::parse_from_str` does, with the format parsed once.
+    static FORMAT: LazyLock<Vec<Item<'static>>> =
+        LazyLock::new(|| StrftimeItems::new("%a %b %d %H:%M:%S %Y").collect());
+    let mut parsed = Parsed::new();
+    format::parse(&mut parsed, &without_zone, FORMAT.iter()).ok()?;
+    parsed.to_naive_datetime_with_offset(0).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::decode::json::Leaf;
+    use serde::Deserialize;
+    use serde_json::{json, Value};
+
+    /// What a field holding `value` gives.
+    fn parse(value: &Value) -> Result<Millis, String> {
+        super::parse(&Leaf::deserialize(value).unwrap())
+    }
 
     #[test]
     fn api_epoch_seconds_round_to_the_millisecond() {

@@ -1,42 +1,47 @@
 //! CodeDeploy trigger messages: the JSON a deployment-group trigger publishes to SNS
 //! (the `Message` of an SNS notification, or the whole body with raw delivery).
 
-use super::fields::Fields;
-use super::{parts, DecodeError};
+use super::json::Path;
+use super::{parts, DecodeError, Message};
 use crate::domain::{DeploymentRef, Observation, Provenance};
 
 /// A deployment trigger (`DeploymentStart`, `DeploymentSuccess`, …).
 ///
 /// Real messages differ from the documented sample: upper-case statuses, Java date
 /// strings, `null` complete times, and nested objects encoded as JSON strings. The
-/// field helpers accept every variant.
-pub(super) fn deployment(mut message: Fields) -> Result<Observation, DecodeError> {
-    let mut observation = Observation::new(reference(&mut message)?, Provenance::Trigger);
+/// field readers accept every variant.
+pub(super) fn deployment(message: &Message, at: &Path) -> Result<Observation, DecodeError> {
+    let mut observation = Observation::new(reference(message, at)?, Provenance::Trigger);
     observation.is_state_change = true;
-    observation.application = message.string("applicationName")?;
-    observation.deployment_group = message.string("deploymentGroupName")?;
-    observation.status = message.status("status")?;
-    observation.create_time = message.time("createTime")?;
-    observation.complete_time = message.time("completeTime")?;
-    observation.overview = parts::overview(&mut message)?;
-    observation.error_code = parts::error_code(&mut message)?;
-    parts::rollback(&mut message, "rollbackInformation", &mut observation)?;
+    observation.application = message.application_name.string(at, &["applicationName"])?.map(str::to_owned);
+    observation.deployment_group = message.deployment_group_name.string(at, &["deploymentGroupName"])?.map(str::to_owned);
+    observation.status = message.status.status(at, &["status"])?;
+    observation.create_time = message.create_time.time(at, &["createTime"])?;
+    observation.complete_time = message.complete_time.time(at, &["completeTime"])?;
+    observation.overview = parts::overview(&message.deployment_overview, at)?;
+    observation.error_code = parts::error_code(&message.error_information, at)?;
+    parts::rollback(&message.rollback_information, at, "rollbackInformation", &mut observation)?;
     Ok(observation)
 }
 
 /// An instance trigger (`InstanceStart`, `InstanceSuccess`, …): one target's state.
-pub(super) fn instance(mut message: Fields) -> Result<Observation, DecodeError> {
-    let mut observation = Observation::new(reference(&mut message)?, Provenance::Trigger);
-    observation.event_time = message.time("lastUpdatedAt")?;
-    observation.targets = vec![parts::target(&mut message, "instanceId", "instanceStatus")?];
+pub(super) fn instance(message: &Message, at: &Path) -> Result<Observation, DecodeError> {
+    let mut observation = Observation::new(reference(message, at)?, Provenance::Trigger);
+    observation.event_time = message.last_updated_at.time(at, &["lastUpdatedAt"])?;
+    let target = parts::TargetFields {
+        id: (&message.instance_id, "instanceId"),
+        status: (&message.instance_status, "instanceStatus"),
+        lifecycle_events: &message.lifecycle_events,
+    };
+    observation.targets = vec![parts::target(target, at)?];
     Ok(observation)
 }
 
-fn reference(message: &mut Fields) -> Result<DeploymentRef, DecodeError> {
+fn reference(message: &Message, at: &Path) -> Result<DeploymentRef, DecodeError> {
     Ok(DeploymentRef {
-        deployment_id: message.deployment_id("deploymentId")?,
-        account: message.string("accountId")?,
-        region: message.string("region")?,
+        deployment_id: message.deployment_id.deployment_id(at, &["deploymentId"])?.to_owned(),
+        account: message.account_id.string(at, &["accountId"])?.map(str::to_owned),
+        region: message.region.string(at, &["region"])?.map(str::to_owned),
     })
 }
 

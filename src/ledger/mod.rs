@@ -26,7 +26,7 @@ mod settle_queue;
 mod settled;
 mod snapshot;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -186,7 +186,9 @@ pub struct Ledger {
     group_keys: Vec<GroupKey>,
     meta: LedgerMeta,
     /// Records, settled entries and groups changed since the last commit.
-    dirty_records: BTreeSet<DeploymentKey>,
+    /// A hash set: in `replay` it grows to every deployment, and keeping it ordered
+    /// cost more per fold than all the rest of it; [`Ledger::changes`] sorts it.
+    dirty_records: HashSet<DeploymentKey>,
     dirty_settled: BTreeSet<SettledKey>,
     dirty_groups: BTreeSet<GroupKey>,
 }
@@ -205,7 +207,7 @@ impl Ledger {
             groups: BTreeMap::new(),
             group_keys: Vec::new(),
             meta: LedgerMeta::default(),
-            dirty_records: BTreeSet::new(),
+            dirty_records: HashSet::new(),
             dirty_settled: BTreeSet::new(),
             dirty_groups: BTreeSet::new(),
         }
@@ -529,14 +531,22 @@ impl Ledger {
     }
 
     fn join_into(&mut self, key: DeploymentKey, observation: &Observation, now: Millis) -> bool {
-        if !self.records.contains_key(&key) && !Facts::default().join(observation) {
-            // It says nothing (an id and no facts): no record, or an empty one
-            // would sit in memory, never stored, never trimmed.
-            return false;
-        }
-        let record = self.records.entry(key.clone()).or_default();
-        let timer_was = record.terminal_since;
-        let mut changed = record.facts.join(observation);
+        let (record, mut changed, is_new, timer_was) = match self.records.get_mut(&key) {
+            Some(record) => {
+                let timer_was = record.terminal_since;
+                let changed = record.facts.join(observation);
+                (record, changed, false, timer_was)
+            }
+            None => {
+                let mut record = Record::default();
+                if !record.facts.join(observation) {
+                    // It says nothing (an id and no facts): no record, or an empty one
+                    // would sit in memory, never stored, never trimmed.
+                    return false;
+                }
+                (self.records.entry(key.clone()).or_insert(record), true, true, None)
+            }
+        };
         if changed && !key.is_complete() {
             record.unresolved.push(observation.clone());
         }
@@ -547,7 +557,11 @@ impl Ledger {
         if changed {
             self.settle_queue.track(&key, record, timer_was);
             let rollback_of = Facts::text(&record.facts.rollback_of).map(str::to_owned);
-            self.index(&key, rollback_of.as_deref());
+            // A record already present is indexed by id already: only a new one, or a
+            // rollback link, has anything to add.
+            if is_new || rollback_of.is_some() {
+                self.index(&key, rollback_of.as_deref());
+            }
             self.dirty_records.insert(key);
         }
         changed
@@ -704,7 +718,11 @@ impl Ledger {
     /// What changed since the last [`Ledger::mark_committed`].
     pub fn changes(&self) -> Changes<'_> {
         Changes {
-            records: self.dirty_records.iter().map(|k| (k, self.records.get(k))).collect(),
+            records: {
+                let mut keys: Vec<&DeploymentKey> = self.dirty_records.iter().collect();
+                keys.sort_unstable();
+                keys.into_iter().map(|k| (k, self.records.get(k))).collect()
+            },
             settled: self.dirty_settled.iter().map(|k| (*k, self.settled.get(*k))).collect(),
             groups: self
                 .dirty_groups

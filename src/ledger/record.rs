@@ -141,8 +141,11 @@ impl TargetFacts {
     fn join(&mut self, provenance: Provenance, target: &TargetObservation) -> bool {
         let mut changed = join_target_status(&mut self.status, provenance, target.status);
         for event in &target.lifecycle_events {
-            let hook = self.hooks.entry(event.name.clone()).or_default();
-            changed |= hook.join(provenance, event);
+            // The name is cloned only for a hook not seen before.
+            changed |= match self.hooks.get_mut(&event.name) {
+                Some(hook) => hook.join(provenance, event),
+                None => self.hooks.entry(event.name.clone()).or_default().join(provenance, event),
+            };
         }
         changed
     }
@@ -207,7 +210,10 @@ impl Facts {
             changed |= join_overview(&mut self.overview, p, overview);
         }
         for target in &o.targets {
-            changed |= self.targets.entry(target.target_id.clone()).or_default().join(p, target);
+            changed |= match self.targets.get_mut(&target.target_id) {
+                Some(facts) => facts.join(p, target),
+                None => self.targets.entry(target.target_id.clone()).or_default().join(p, target),
+            };
         }
         changed |= join(&mut self.description, p, o.description.as_ref(), Keep::Smallest);
         changed |= join(&mut self.revision, p, o.revision.as_ref(), Keep::Smallest);
