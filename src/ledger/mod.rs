@@ -174,8 +174,10 @@ pub struct Ledger {
     keys_by_id: HashMap<String, BTreeSet<DeploymentKey>>,
     /// Records still lacking account or region.
     orphans: BTreeSet<DeploymentKey>,
-    /// Which records settling has to look at (derived from `records`).
-    settle_queue: SettleQueue,
+    /// Which records settling has to look at (derived from `records`). Built
+    /// by the first live settle: `replay` settles once, with force, and never
+    /// pays for it.
+    settle_queue: Option<SettleQueue>,
     /// Deployments counted.
     settled: SettledSet,
     /// Rolled-back deployment → the rollback deployments that name it, until
@@ -201,7 +203,7 @@ impl Ledger {
             records: HashMap::new(),
             keys_by_id: HashMap::new(),
             orphans: BTreeSet::new(),
-            settle_queue: SettleQueue::default(),
+            settle_queue: None,
             settled: SettledSet::default(),
             rollbacks_of: HashMap::new(),
             groups: BTreeMap::new(),
@@ -235,7 +237,6 @@ impl Ledger {
         }
         for (key, record) in records {
             ledger.index(&key, Facts::text(&record.facts.rollback_of));
-            ledger.settle_queue.track(&key, &record, None);
             ledger.records.insert(key, record);
         }
         ledger
@@ -251,7 +252,9 @@ impl Ledger {
                 self.dirty_records.insert(key.clone());
             }
         }
-        self.settle_queue.restart_timers(now);
+        if let Some(queue) = &mut self.settle_queue {
+            queue.restart_timers(now);
+        }
     }
 
     /// Indexes a record by deployment id, as an orphan when its account or
@@ -274,7 +277,9 @@ impl Ledger {
     /// Removes a record and its index entries; marks it removed for the store.
     fn remove_record(&mut self, key: &DeploymentKey) -> Option<Record> {
         let record = self.records.remove(key)?;
-        self.settle_queue.untrack(key, &record);
+        if let Some(queue) = &mut self.settle_queue {
+            queue.untrack(key, &record);
+        }
         if let Some(keys) = self.keys_by_id.get_mut(&key.deployment_id) {
             keys.remove(key);
             if keys.is_empty() {
@@ -555,7 +560,9 @@ impl Ledger {
             changed = true;
         }
         if changed {
-            self.settle_queue.track(&key, record, timer_was);
+            if let Some(queue) = &mut self.settle_queue {
+                queue.track(&key, record, timer_was);
+            }
             let rollback_of = Facts::text(&record.facts.rollback_of).map(str::to_owned);
             // A record already present is indexed by id already: only a new one, or a
             // rollback link, has anything to add.
@@ -649,7 +656,9 @@ impl Ledger {
         let candidates: Vec<DeploymentKey> = if force {
             self.records.keys().cloned().collect()
         } else {
-            self.settle_queue.candidates(now - self.settle_time_ms).into_iter().collect()
+            let records = &self.records;
+            let queue = self.settle_queue.get_or_insert_with(|| SettleQueue::of(records));
+            queue.candidates(now - self.settle_time_ms).into_iter().collect()
         };
         let mut ready: Vec<(Millis, DeploymentKey)> = candidates
             .into_iter()
@@ -682,7 +691,7 @@ impl Ledger {
     fn blocked(&self, key: &DeploymentKey, record: &Record, now: Millis) -> bool {
         let started = |r: &Record| r.facts.began_at().or(r.facts.finished_at());
         let Some(start) = started(record) else { return false };
-        self.settle_queue.peers(key).any(|peer| {
+        self.settle_queue.iter().flat_map(|queue| queue.peers(key)).any(|peer| {
             self.records.get(peer).is_some_and(|other| {
                 started(other).is_some_and(|other_start| other_start < start) && !self.due(peer, other, now)
             })

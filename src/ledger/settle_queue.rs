@@ -6,7 +6,7 @@
 //! indexes name the few records that can be due (their settle timer ran out, or
 //! the API gave their final details) and, for the one-deployment-at-a-time rule,
 //! the other unsettled records of the same group. They are derived from the
-//! records: rebuilt on restore, never stored.
+//! records: built by the first live settle (after a restart too), never stored.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -26,6 +26,15 @@ pub(super) struct SettleQueue {
 }
 
 impl SettleQueue {
+    /// The indexes of these records.
+    pub fn of(records: &HashMap<DeploymentKey, Record>) -> SettleQueue {
+        let mut queue = SettleQueue::default();
+        for (key, record) in records {
+            queue.track(key, record, None);
+        }
+        queue
+    }
+
     /// Indexes a record that was created or changed. `timer_was` is its
     /// `terminal_since` before the change.
     pub fn track(&mut self, key: &DeploymentKey, record: &Record, timer_was: Option<Millis>) {
@@ -129,11 +138,8 @@ mod tests {
             }
             settled += ledger.settle(now, false);
 
-            let mut rebuilt = SettleQueue::default();
-            for (key, record) in &ledger.records {
-                rebuilt.track(key, record, None);
-            }
-            assert_eq!(ledger.settle_queue, rebuilt, "indexes drifted at step {step}");
+            let rebuilt = SettleQueue::of(&ledger.records);
+            assert_eq!(ledger.settle_queue.as_ref(), Some(&rebuilt), "indexes drifted at step {step}");
             for (key, record) in &ledger.records {
                 let ready = ledger.waited(record, now, 2 * settle_time)
                     || (ledger.due(key, record, now) && !ledger.blocked(key, record, now));
