@@ -1709,6 +1709,7 @@ impl Connection {
         self.reader.read_line(&mut line)?;
         let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
         let mut length = 0usize;
+        let mut chunked = false;
         loop {
             line.clear();
             self.reader.read_line(&mut line)?;
@@ -1720,11 +1721,31 @@ impl Connection {
                 if name.eq_ignore_ascii_case("content-length") {
                     length = value.trim().parse().unwrap_or(0);
                 }
+                if name.eq_ignore_ascii_case("transfer-encoding") && value.trim().eq_ignore_ascii_case("chunked") {
+                    chunked = true;
+                }
             }
         }
-        let mut body = vec![0; length];
-        self.reader.read_exact(&mut body)?;
-        Ok((status, body))
+        if !chunked {
+            let mut body = vec![0; length];
+            self.reader.read_exact(&mut body)?;
+            return Ok((status, body));
+        }
+        // `/metrics` streams its body: chunks of `<hex size>\r\n<bytes>\r\n`, ended by a zero-size one.
+        let mut body = Vec::new();
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line)?;
+            let size = usize::from_str_radix(line.trim_end().split(';').next().unwrap_or(""), 16)
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad chunk size"))?;
+            let start = body.len();
+            body.resize(start + size + 2, 0);
+            self.reader.read_exact(&mut body[start..])?;
+            body.truncate(start + size);
+            if size == 0 {
+                return Ok((status, body));
+            }
+        }
     }
 }
 
