@@ -259,6 +259,11 @@ impl SettledSet {
             .chain(self.twins.iter().map(|(&(id, location), e)| (SettledKey::at(id, location), e)))
     }
 
+    /// The entries alone, for the windows: no key to rebuild per entry.
+    pub fn entries(&self) -> impl Iterator<Item = &Settled> {
+        self.by_id.values().chain(self.twins.values())
+    }
+
     /// Drops entries retained until before `cutoff`; returns their keys.
     pub fn expire(&mut self, cutoff: Millis) -> Vec<SettledKey> {
         let expired: Vec<SettledKey> =

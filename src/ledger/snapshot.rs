@@ -192,7 +192,7 @@ fn recent_by_group(ledger: &Ledger, now: Millis) -> Recent<'_> {
         entry.outcome().finished_at.is_some_and(|at| at > now - longest) && (entry.group as usize) < groups
     };
     let mut starts = vec![0; groups + 1];
-    for (_, entry) in ledger.settled.iter() {
+    for entry in ledger.settled.entries() {
         if in_window(entry) {
             starts[entry.group as usize + 1] += 1;
         }
@@ -202,7 +202,7 @@ fn recent_by_group(ledger: &Ledger, now: Millis) -> Recent<'_> {
     }
     let mut entries = vec![None; starts[groups]];
     let mut next = starts.clone();
-    for (_, entry) in ledger.settled.iter() {
+    for entry in ledger.settled.entries() {
         if in_window(entry) {
             let slot = &mut next[entry.group as usize];
             entries[*slot] = Some(entry);
