@@ -20,8 +20,8 @@
 //!                  store::Store::commit (one fsync'd transaction per batch)
 //!                                   │        → only then: webhook 2xx
 //!                                   ▼
-//!    GET /metrics ─▶ Ledger::snapshot (under the lock) ─▶ metrics::Exposition::render
-//!                    (windows computed exactly)             (one writer, chunked)        
+//!    GET /metrics ─▶ Ledger::snapshot (under the lock) ─▶ metrics::Exposition::scrape
+//!                    (windows computed exactly)             (64 KiB chunks, gzip if asked)
 //! ```
 //!
 //! # Layout
