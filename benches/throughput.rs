@@ -1121,7 +1121,6 @@ fn generate_phase(args: &Args) -> Res {
         write(std::mem::replace(&mut pending, rest), &mut by_format)?;
     }
     write(std::mem::take(&mut pending), &mut by_format)?;
-    drop(write);
     writer.flush()?;
     let messages: u64 = by_format.values().map(|(n, _)| n).sum();
     let bytes: u64 = by_format.values().map(|(_, b)| b).sum();

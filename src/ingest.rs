@@ -374,7 +374,7 @@ impl Writer {
                 },
                 _ = ticks.tick() => {
                     tick_count = tick_count.wrapping_add(1);
-                    self.process(Vec::new(), tick_count % TRIM_EVERY_TICKS == 0);
+                    self.process(Vec::new(), tick_count.is_multiple_of(TRIM_EVERY_TICKS));
                 }
             }
         }

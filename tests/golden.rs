@@ -267,7 +267,7 @@ fn a_rejected_message_after_blank_lines_is_reported_at_its_own_line() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("late.jsonl");
     fs::write(&path, "\n\n{\"hello\":\"world\"}\n").expect("write the file");
-    let output = replay(&[path.clone()]);
+    let output = replay(std::slice::from_ref(&path));
     let reported = rejections(&output);
     assert_eq!(reported.len(), 1, "{reported:?}");
     let prefix = format!("{}:3: rejected: ", path.display());

@@ -972,7 +972,7 @@ proptest! {
         let mut rng = Rng(seed);
         let mut delivered = Vec::new();
         for line in &ordered {
-            let copies = match rng.below(6) { 0 | 1 | 2 => 1, 3 | 4 => 2, _ => 3 };
+            let copies = match rng.below(6) { 0..=2 => 1, 3 | 4 => 2, _ => 3 };
             delivered.extend(std::iter::repeat_n(line.clone(), copies));
         }
         rng.shuffle(&mut delivered);
@@ -1010,7 +1010,7 @@ proptest! {
             files[rng.below(parts)].push(line.clone());
         }
         rng.shuffle(&mut files);
-        let buffers: Vec<Vec<u8>> = files.iter().map(|f| jsonl(f)).collect();
+        let buffers: Vec<Vec<u8>> = files.iter().map(jsonl).collect();
         let split = replay(&buffers);
         let concatenated: Vec<Vec<u8>> = files.concat();
         let one_file = replay(&[jsonl(&concatenated)]);
