@@ -60,18 +60,28 @@ pub enum Encoding {
 }
 
 impl Encoding {
-    /// gzip when `Accept-Encoding` lists `gzip` (or `*`) without `q=0`.
+    /// gzip when `Accept-Encoding` accepts it: `gzip` listed without `q=0`,
+    /// or, when `gzip` is not listed at all, `*` without `q=0`.
     pub fn negotiate(accept_encoding: Option<&str>) -> Encoding {
-        let accepts = |coding: &str| {
+        // (coding, accepted) for each listed coding.
+        let listed = accept_encoding.into_iter().flat_map(|header| header.split(',')).map(|coding| {
             let mut parts = coding.split(';').map(str::trim);
             let name = parts.next().unwrap_or_default();
             let refused = parts.any(|p| {
                 p.strip_prefix("q=").is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
             });
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-        };
-        match accept_encoding {
-            Some(header) if header.split(',').any(accepts) => Encoding::Gzip,
+            (name, !refused)
+        });
+        let (mut gzip, mut any) = (None, None);
+        for (name, accepted) in listed {
+            if name.eq_ignore_ascii_case("gzip") {
+                gzip = Some(accepted);
+            } else if name == "*" {
+                any = Some(accepted);
+            }
+        }
+        match gzip.or(any) {
+            Some(true) => Encoding::Gzip,
             _ => Encoding::Identity,
         }
     }
@@ -136,6 +146,23 @@ impl Exposition {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn gzip_is_used_only_when_the_scraper_accepts_it() {
+        use super::Encoding::{Gzip, Identity};
+        let cases = [
+            (None, Identity),
+            (Some("gzip"), Gzip),
+            (Some("deflate, GZIP;q=0.5"), Gzip),
+            (Some("gzip;q=0"), Identity),
+            (Some("*"), Gzip),
+            (Some("gzip;q=0, *"), Identity),
+            (Some("identity"), Identity),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(super::Encoding::negotiate(header), expected, "{header:?}");
+        }
+    }
+
     use std::path::Path;
 
     use super::*;
