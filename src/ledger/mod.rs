@@ -683,8 +683,8 @@ impl Ledger {
     }
 
     fn due(&self, key: &DeploymentKey, record: &Record, now: Millis) -> bool {
-        record.facts.is_terminal()
-            && ((key.is_complete() && record.facts.details_complete()) || self.waited(record, now, self.settle_time_ms))
+        due_by_details(key, &record.facts)
+            || (record.facts.is_terminal() && self.waited(record, now, self.settle_time_ms))
     }
 
     /// Whether an earlier-started deployment of the same group is unsettled and not due.
@@ -949,12 +949,24 @@ fn kind_of(facts: &Facts) -> Kind {
     }
 }
 
+/// Terminal, fully identified, and the API has given its final details: due
+/// at once, whatever the settle time.
+fn due_by_details(key: &DeploymentKey, facts: &Facts) -> bool {
+    facts.is_terminal() && key.is_complete() && facts.details_complete()
+}
+
+/// The application and deployment group a record names so far (empty while unknown).
+fn group_names(facts: &Facts) -> (&str, &str) {
+    (Facts::text(&facts.application).unwrap_or_default(), Facts::text(&facts.deployment_group).unwrap_or_default())
+}
+
 fn group_key(key: &DeploymentKey, facts: &Facts) -> GroupKey {
+    let (application, deployment_group) = group_names(facts);
     GroupKey {
         account_id: key.account.clone(),
         region: key.region.clone(),
-        application: Facts::text(&facts.application).unwrap_or_default().to_owned(),
-        deployment_group: Facts::text(&facts.deployment_group).unwrap_or_default().to_owned(),
+        application: application.to_owned(),
+        deployment_group: deployment_group.to_owned(),
     }
 }
 

@@ -11,7 +11,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::group::GroupKey;
-use super::{group_key, DeploymentKey, Record};
+use super::{due_by_details, group_key, group_names, DeploymentKey, Record};
 use crate::domain::Millis;
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -47,7 +47,7 @@ impl SettleQueue {
             }
         }
         let facts = &record.facts;
-        if facts.is_terminal() && key.is_complete() && facts.details_complete() {
+        if due_by_details(key, facts) {
             if !self.details_complete.contains(key) {
                 self.details_complete.insert(key.clone());
             }
@@ -55,8 +55,7 @@ impl SettleQueue {
             self.details_complete.remove(key);
         }
         let unchanged = self.group_of.get(key).is_some_and(|group| {
-            group.application == super::Facts::text(&facts.application).unwrap_or_default()
-                && group.deployment_group == super::Facts::text(&facts.deployment_group).unwrap_or_default()
+            (group.application.as_str(), group.deployment_group.as_str()) == group_names(facts)
         });
         if !unchanged {
             self.leave_group(key);
