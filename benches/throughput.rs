@@ -304,8 +304,8 @@ const SETTLE_TIME_MS: i64 = 120_000;
 
 fn load(path: &Path, mode: Mode) -> Res<Loaded> {
     let (rss_before_kib, _) = memory_kib();
-    let settle_time = if mode == Mode::Replay { 0 } else { SETTLE_TIME_MS };
-    let mut exporter = Exporter::new(settle_time);
+    // As `replay` builds it, or as `serve` does (with a store reading its changes).
+    let mut exporter = if mode == Mode::Replay { Exporter::in_memory(0) } else { Exporter::new(SETTLE_TIME_MS) };
     exporter.register(Source::Replay);
     let (mut events, mut rejected, mut ingest, mut settle) = (0, 0, Duration::ZERO, Duration::ZERO);
     let mut settled = 0;
@@ -1208,7 +1208,7 @@ fn replay_phase(args: &Args) -> Res {
         scan_rates.push(rate(scan_only)?);
         decode_rates.push(rate(decode_only)?);
 
-        let mut exporter = Exporter::new(0);
+        let mut exporter = Exporter::in_memory(0);
         exporter.register(Source::Replay);
         let mut elapsed = Duration::ZERO;
         rejected = 0;
@@ -1876,7 +1876,7 @@ fn profile_ingest(args: &Args) -> Res {
     let path = args.file()?;
     let lines: usize = args.get("lines", 20_000);
     let bytes = first_lines_bytes(args)?;
-    let mut exporter = Exporter::new(0);
+    let mut exporter = Exporter::in_memory(0);
     exporter.register(Source::Replay);
     let rejected = replay::replay_bytes(&mut exporter, &path, &bytes, Source::Replay, 0).len();
     let settled = exporter.settle(0, true);

@@ -49,6 +49,12 @@ impl Exporter {
         Exporter::restore(settle_time_ms, Stored::default())
     }
 
+    /// An exporter no store backs (`replay`): it does not collect what a commit
+    /// would write, and [`Exporter::pending_commit`] only ever holds its metrics.
+    pub fn in_memory(settle_time_ms: Millis) -> Exporter {
+        Exporter { ledger: Ledger::untracked(settle_time_ms), ..Exporter::new(settle_time_ms) }
+    }
+
     /// Continues from what a store held.
     pub fn restore(settle_time_ms: Millis, stored: Stored) -> Exporter {
         Exporter {

@@ -24,10 +24,12 @@ mod lead_time;
 mod record;
 mod settle_queue;
 mod settled;
+mod small_map;
 mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 pub use group::{GroupKey, GroupStats, Kind, FINISHED};
@@ -59,9 +61,9 @@ const SCALING_CREATORS: [&str; 2] = ["autoscaling", "autoscalingTermination"];
 /// them yet.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DeploymentKey {
-    pub account: String,
-    pub region: String,
-    pub deployment_id: String,
+    pub account: CompactString,
+    pub region: CompactString,
+    pub deployment_id: CompactString,
 }
 
 impl DeploymentKey {
@@ -76,7 +78,7 @@ impl DeploymentKey {
     }
 
     fn sibling(&self, deployment_id: &str) -> DeploymentKey {
-        DeploymentKey { deployment_id: deployment_id.to_owned(), ..self.clone() }
+        DeploymentKey { deployment_id: deployment_id.into(), ..self.clone() }
     }
 
     /// The account and region, `None` where unknown.
@@ -92,7 +94,7 @@ impl DeploymentKey {
         DeploymentRef {
             account: account.map(str::to_owned),
             region: region.map(str::to_owned),
-            deployment_id: self.deployment_id.clone(),
+            deployment_id: self.deployment_id.to_string(),
         }
     }
 }
@@ -170,8 +172,12 @@ pub struct Ledger {
     settle_time_ms: Millis,
     lead: LeadTimeConfig,
     /// Deployments not counted yet.
-    records: HashMap<DeploymentKey, Record>,
-    keys_by_id: HashMap<String, BTreeSet<DeploymentKey>>,
+    /// Boxed: a record is ten times its key, and the table, resized as it grows,
+    /// then moves keys and pointers only.
+    records: HashMap<DeploymentKey, Box<Record>>,
+    /// Keys by deployment id, sorted. Almost every id has one key; a vector
+    /// holds it in one small allocation where a set would take a whole node.
+    keys_by_id: HashMap<CompactString, Vec<DeploymentKey>>,
     /// Records still lacking account or region.
     orphans: BTreeSet<DeploymentKey>,
     /// Which records settling has to look at (derived from `records`). Built
@@ -182,17 +188,56 @@ pub struct Ledger {
     settled: SettledSet,
     /// Rolled-back deployment → the rollback deployments that name it, until
     /// the rolled-back one is counted.
-    rollbacks_of: HashMap<DeploymentKey, BTreeSet<String>>,
+    rollbacks_of: HashMap<DeploymentKey, BTreeSet<CompactString>>,
     groups: BTreeMap<GroupKey, GroupStats>,
     /// Group keys by their id ([`GroupStats::id`]), which settled entries refer to.
     group_keys: Vec<GroupKey>,
     meta: LedgerMeta,
-    /// Records, settled entries and groups changed since the last commit.
-    /// A hash set: in `replay` it grows to every deployment, and keeping it ordered
-    /// cost more per fold than all the rest of it; [`Ledger::changes`] sorts it.
-    dirty_records: HashSet<DeploymentKey>,
-    dirty_settled: BTreeSet<SettledKey>,
-    dirty_groups: BTreeSet<GroupKey>,
+    /// What the next commit must write.
+    changed: ChangeLog,
+}
+
+/// Records, settled entries and groups changed since the last commit. A ledger
+/// no store reads (`replay`'s) does not keep it: there it would grow to every
+/// deployment and cost each fold a write to a table as large as the ledger.
+#[derive(Debug, Clone)]
+struct ChangeLog {
+    tracking: bool,
+    /// A hash set: keeping it ordered cost more per fold than all the rest of
+    /// the fold; [`Ledger::changes`] sorts it.
+    records: HashSet<DeploymentKey>,
+    settled: BTreeSet<SettledKey>,
+    groups: BTreeSet<GroupKey>,
+}
+
+impl ChangeLog {
+    fn new(tracking: bool) -> ChangeLog {
+        ChangeLog { tracking, records: HashSet::new(), settled: BTreeSet::new(), groups: BTreeSet::new() }
+    }
+
+    fn record(&mut self, key: &DeploymentKey) {
+        if self.tracking {
+            self.records.insert(key.clone());
+        }
+    }
+
+    fn settled(&mut self, key: SettledKey) {
+        if self.tracking {
+            self.settled.insert(key);
+        }
+    }
+
+    fn group(&mut self, key: &GroupKey) {
+        if self.tracking {
+            self.groups.insert(key.clone());
+        }
+    }
+
+    fn clear(&mut self) {
+        self.records.clear();
+        self.settled.clear();
+        self.groups.clear();
+    }
 }
 
 impl Ledger {
@@ -209,10 +254,14 @@ impl Ledger {
             groups: BTreeMap::new(),
             group_keys: Vec::new(),
             meta: LedgerMeta::default(),
-            dirty_records: HashSet::new(),
-            dirty_settled: BTreeSet::new(),
-            dirty_groups: BTreeSet::new(),
+            changed: ChangeLog::new(true),
         }
+    }
+
+    /// A ledger whose changes no store will read (`replay`'s): it does not
+    /// collect them, and [`Ledger::changes`] is always empty.
+    pub fn untracked(settle_time_ms: Millis) -> Ledger {
+        Ledger { changed: ChangeLog::new(false), ..Ledger::new(settle_time_ms) }
     }
 
     /// Rebuilds a ledger from what a store holds; the indexes are derived again.
@@ -237,7 +286,7 @@ impl Ledger {
         }
         for (key, record) in records {
             ledger.index(&key, Facts::text(&record.facts.rollback_of));
-            ledger.records.insert(key, record);
+            ledger.records.insert(key, Box::new(record));
         }
         ledger
     }
@@ -249,7 +298,7 @@ impl Ledger {
         for (key, record) in &mut self.records {
             if record.terminal_since.is_some() {
                 record.terminal_since = Some(now);
-                self.dirty_records.insert(key.clone());
+                self.changed.record(key);
             }
         }
         if let Some(queue) = &mut self.settle_queue {
@@ -260,8 +309,9 @@ impl Ledger {
     /// Indexes a record by deployment id, as an orphan when its account or
     /// region is unknown, and its rollback link.
     fn index(&mut self, key: &DeploymentKey, rollback_of: Option<&str>) {
-        if !self.keys_by_id.get(&key.deployment_id).is_some_and(|keys| keys.contains(key)) {
-            self.keys_by_id.entry(key.deployment_id.clone()).or_default().insert(key.clone());
+        let keys = self.keys_by_id.entry(key.deployment_id.clone()).or_default();
+        if let Err(at) = keys.binary_search(key) {
+            keys.insert(at, key.clone());
             if !key.is_complete() {
                 self.orphans.insert(key.clone());
             }
@@ -275,19 +325,19 @@ impl Ledger {
     }
 
     /// Removes a record and its index entries; marks it removed for the store.
-    fn remove_record(&mut self, key: &DeploymentKey) -> Option<Record> {
+    fn remove_record(&mut self, key: &DeploymentKey) -> Option<Box<Record>> {
         let record = self.records.remove(key)?;
         if let Some(queue) = &mut self.settle_queue {
             queue.untrack(key, &record);
         }
         if let Some(keys) = self.keys_by_id.get_mut(&key.deployment_id) {
-            keys.remove(key);
+            keys.retain(|k| k != key);
             if keys.is_empty() {
                 self.keys_by_id.remove(&key.deployment_id);
             }
         }
         self.orphans.remove(key);
-        self.dirty_records.insert(key.clone());
+        self.changed.record(key);
         Some(record)
     }
 
@@ -321,10 +371,10 @@ impl Ledger {
     /// The records a reference can mean: its own key, or records still
     /// lacking the account or region it names.
     fn records_for<'a>(&'a self, r: &'a DeploymentRef) -> impl Iterator<Item = &'a Record> + 'a {
-        self.keys_by_id.get(&r.deployment_id).into_iter().flatten().filter_map(move |key| {
+        self.keys_by_id.get(r.deployment_id.as_str()).into_iter().flatten().filter_map(move |key| {
             let account_fits = key.account.is_empty() || r.account.as_ref().is_none_or(|a| *a == key.account);
             let region_fits = key.region.is_empty() || r.region.as_ref().is_none_or(|g| *g == key.region);
-            (account_fits && region_fits).then(|| self.records.get(key)).flatten()
+            (account_fits && region_fits).then(|| self.records.get(key).map(Box::as_ref)).flatten()
         })
     }
 
@@ -374,9 +424,9 @@ impl Ledger {
         }
         let r = &observation.deployment;
         let key = DeploymentKey {
-            account: r.account.clone().unwrap_or_default(),
-            region: r.region.clone().unwrap_or_default(),
-            deployment_id: r.deployment_id.clone(),
+            account: r.account.as_deref().unwrap_or_default().into(),
+            region: r.region.as_deref().unwrap_or_default().into(),
+            deployment_id: r.deployment_id.as_str().into(),
         };
         if observation.commit_time.is_some() || observation.lead_time_unknown.is_some() {
             if let Some(lookup) = self.meta.lead_pending.get(&key).cloned() {
@@ -416,12 +466,12 @@ impl Ledger {
         }
         let newly_failed = entry.mark_rolled_back();
         let (group, finished_at) = (entry.group, entry.outcome().finished_at);
-        self.dirty_settled.insert(key);
+        self.changed.settled(key);
         if newly_failed {
             if let Some(group_key) = self.group_keys.get(group as usize).cloned() {
                 if let Some(stats) = self.groups.get_mut(&group_key) {
                     stats.add_late_change_failure(finished_at);
-                    self.dirty_groups.insert(group_key);
+                    self.changed.group(&group_key);
                 }
             }
         }
@@ -463,7 +513,7 @@ impl Ledger {
         }
         entry.mark_lead_time_done();
         let group = entry.group;
-        self.dirty_settled.insert(settled_key);
+        self.changed.settled(settled_key);
         let decision = lead_time::resolve(lookup, found, reason);
         if let Some(group_key) = self.group_keys.get(group as usize).cloned() {
             self.apply_lead_decision(&group_key, &key.deployment_id, lookup.finished_at, decision);
@@ -497,7 +547,7 @@ impl Ledger {
             );
             stats.lead_times.push((finished_at, lead));
         }
-        self.dirty_groups.insert(group_key.clone());
+        self.changed.group(group_key);
     }
 
     /// A counted deployment's lead time: decided now, or left to the resolver.
@@ -549,7 +599,7 @@ impl Ledger {
                     // would sit in memory, never stored, never trimmed.
                     return false;
                 }
-                (self.records.entry(key.clone()).or_insert(record), true, true, None)
+                (self.records.entry(key.clone()).or_insert(Box::new(record)), true, true, None)
             }
         };
         if changed && !key.is_complete() {
@@ -569,7 +619,7 @@ impl Ledger {
             if is_new || rollback_of.is_some() {
                 self.index(&key, rollback_of.as_deref());
             }
-            self.dirty_records.insert(key);
+            self.changed.record(&key);
         }
         changed
     }
@@ -715,10 +765,12 @@ impl Ledger {
         self.meta.commits.retain(|_, at| *at >= cutoff);
         self.meta.lead_pending.retain(|_, lookup| lookup.finished_at >= cutoff);
         let expired = self.settled.expire(cutoff);
-        self.dirty_settled.extend(expired.iter().copied());
+        for key in &expired {
+            self.changed.settled(*key);
+        }
         for (key, stats) in &mut self.groups {
             if stats.trim_restores(cutoff) {
-                self.dirty_groups.insert(key.clone());
+                self.changed.group(key);
             }
         }
         abandoned.len() + expired.len()
@@ -728,13 +780,14 @@ impl Ledger {
     pub fn changes(&self) -> Changes<'_> {
         Changes {
             records: {
-                let mut keys: Vec<&DeploymentKey> = self.dirty_records.iter().collect();
+                let mut keys: Vec<&DeploymentKey> = self.changed.records.iter().collect();
                 keys.sort_unstable();
-                keys.into_iter().map(|k| (k, self.records.get(k))).collect()
+                keys.into_iter().map(|k| (k, self.records.get(k).map(Box::as_ref))).collect()
             },
-            settled: self.dirty_settled.iter().map(|k| (*k, self.settled.get(*k))).collect(),
+            settled: self.changed.settled.iter().map(|k| (*k, self.settled.get(*k))).collect(),
             groups: self
-                .dirty_groups
+                .changed
+                .groups
                 .iter()
                 .filter_map(|k| self.groups.get(k).map(|stats| (k, stats)))
                 .collect(),
@@ -744,15 +797,13 @@ impl Ledger {
 
     /// The changes are durable; start collecting the next ones.
     pub fn mark_committed(&mut self) {
-        self.dirty_records.clear();
-        self.dirty_settled.clear();
-        self.dirty_groups.clear();
+        self.changed.clear();
     }
 
     /// The group's stats, created (with the next id) when the group is new.
     fn group_mut(&mut self, key: GroupKey) -> &mut GroupStats {
         let next_id = self.group_keys.len() as u32;
-        self.dirty_groups.insert(key.clone());
+        self.changed.group(&key);
         let group_keys = &mut self.group_keys;
         self.groups.entry(key.clone()).or_insert_with(|| {
             group_keys.push(key);
@@ -788,7 +839,7 @@ impl Ledger {
         }
         let settled_key = SettledSet::key(&key.deployment_id, &key.account, &key.region);
         self.settled.insert(settled_key, entry);
-        self.dirty_settled.insert(settled_key);
+        self.changed.settled(settled_key);
 
         // A rollback counted after the deployment it undid: that one may be a
         // change that succeeded and only now turns out to be a failure.
@@ -802,14 +853,8 @@ impl Ledger {
                 // keeps. The `rollbacks_of` index alone would lose it on a restart
                 // (it is rebuilt from records, and this one is settled now).
                 [] => {
-                    let (account, region) = (&target.account, &target.region);
-                    let reference = DeploymentRef {
-                        account: (!account.is_empty()).then(|| account.clone()),
-                        region: (!region.is_empty()).then(|| region.clone()),
-                        deployment_id: target.deployment_id.clone(),
-                    };
-                    let mut link_back = Observation::new(reference, link.provenance);
-                    link_back.rolled_back_by = Some(key.deployment_id.clone());
+                    let mut link_back = Observation::new(target.reference(), link.provenance);
+                    link_back.rolled_back_by = Some(key.deployment_id.to_string());
                     self.join_into(target, &link_back, now);
                 }
                 _ => {}
@@ -864,17 +909,17 @@ impl Ledger {
                 }
                 if let (Some(start), Some(end)) = (&hook.start_time, &hook.end_time) {
                     let duration = self.clamp_duration(end.value - start.value);
-                    hook_durations.push((name.clone(), duration));
+                    hook_durations.push((name.to_string(), duration));
                 }
                 if status == TargetStatus::Failed {
                     let code = Facts::text(&hook.error_code).unwrap_or("unknown");
-                    hook_failures.push((name.clone(), code.to_owned()));
+                    hook_failures.push((name.to_string(), code.to_owned()));
                 }
             }
         }
 
         Settlement {
-            deployment_id: key.deployment_id.clone(),
+            deployment_id: key.deployment_id.to_string(),
             kind: kind_of(facts),
             status,
             finished_at,
@@ -963,8 +1008,8 @@ fn group_names(facts: &Facts) -> (&str, &str) {
 fn group_key(key: &DeploymentKey, facts: &Facts) -> GroupKey {
     let (application, deployment_group) = group_names(facts);
     GroupKey {
-        account_id: key.account.clone(),
-        region: key.region.clone(),
+        account_id: key.account.to_string(),
+        region: key.region.to_string(),
         application: application.to_owned(),
         deployment_group: deployment_group.to_owned(),
     }

@@ -2,10 +2,10 @@
 //! observation, each merge a join in a lattice so that duplicates are no-ops and
 //! arrival order does not matter.
 
-use std::collections::BTreeMap;
-
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
+use super::small_map::SmallMap;
 use crate::domain::{
     CommitTime, LeadTimeUnknown, LifecycleEvent, Millis, Observation, Overview, Provenance, Revision, Status,
     TargetObservation, TargetStatus,
@@ -26,6 +26,18 @@ enum Keep {
     Largest,
 }
 
+/// Whether `incoming`, from `provenance`, replaces what `slot` holds.
+fn replaces<T: Ord + ?Sized>(slot: Option<(Provenance, &T)>, provenance: Provenance, incoming: &T, keep: Keep) -> bool {
+    match slot {
+        None => true,
+        Some((current, _)) if provenance != current => provenance > current,
+        Some((_, value)) => match keep {
+            Keep::Smallest => incoming < value,
+            Keep::Largest => incoming > value,
+        },
+    }
+}
+
 /// Joins `incoming` into `slot`; returns whether the slot changed.
 fn join<T: Ord + Clone>(
     slot: &mut Option<Ranked<T>>,
@@ -34,16 +46,20 @@ fn join<T: Ord + Clone>(
     keep: Keep,
 ) -> bool {
     let Some(value) = incoming else { return false };
-    let replace = match slot {
-        None => true,
-        Some(current) if provenance != current.provenance => provenance > current.provenance,
-        Some(current) => match keep {
-            Keep::Smallest => *value < current.value,
-            Keep::Largest => *value > current.value,
-        },
-    };
+    let replace = replaces(slot.as_ref().map(|r| (r.provenance, &r.value)), provenance, value, keep);
     if replace {
         *slot = Some(Ranked { provenance, value: value.clone() });
+    }
+    replace
+}
+
+/// [`join`] for text, kept as a [`CompactString`]: the names and codes a
+/// deployment carries are short, and stored inline they cost no allocation.
+fn join_text(slot: &mut Option<Ranked<CompactString>>, provenance: Provenance, incoming: Option<&str>, keep: Keep) -> bool {
+    let Some(value) = incoming else { return false };
+    let replace = replaces(slot.as_ref().map(|r| (r.provenance, r.value.as_str())), provenance, value, keep);
+    if replace {
+        *slot = Some(Ranked { provenance, value: value.into() });
     }
     replace
 }
@@ -101,13 +117,13 @@ pub struct HookFacts {
     pub status: Option<Ranked<TargetStatus>>,
     pub start_time: Option<Ranked<Millis>>,
     pub end_time: Option<Ranked<Millis>>,
-    pub error_code: Option<Ranked<String>>,
+    pub error_code: Option<Ranked<CompactString>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetFacts {
     pub status: Option<Ranked<TargetStatus>>,
-    pub hooks: BTreeMap<String, HookFacts>,
+    pub hooks: SmallMap<CompactString, HookFacts>,
 }
 
 fn join_target_status(
@@ -132,7 +148,7 @@ impl HookFacts {
         let mut changed = join_target_status(&mut self.status, provenance, event.status);
         changed |= join(&mut self.start_time, provenance, event.start_time.as_ref(), Keep::Smallest);
         changed |= join(&mut self.end_time, provenance, event.end_time.as_ref(), Keep::Largest);
-        changed |= join(&mut self.error_code, provenance, event.error_code.as_ref(), Keep::Largest);
+        changed |= join_text(&mut self.error_code, provenance, event.error_code.as_deref(), Keep::Largest);
         changed
     }
 }
@@ -141,11 +157,7 @@ impl TargetFacts {
     fn join(&mut self, provenance: Provenance, target: &TargetObservation) -> bool {
         let mut changed = join_target_status(&mut self.status, provenance, target.status);
         for event in &target.lifecycle_events {
-            // The name is cloned only for a hook not seen before.
-            changed |= match self.hooks.get_mut(&event.name) {
-                Some(hook) => hook.join(provenance, event),
-                None => self.hooks.entry(event.name.clone()).or_default().join(provenance, event),
-            };
+            changed |= self.hooks.get_or_default(event.name.as_str()).join(provenance, event);
         }
         changed
     }
@@ -154,8 +166,8 @@ impl TargetFacts {
 /// Everything known about one deployment.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Facts {
-    pub application: Option<Ranked<String>>,
-    pub deployment_group: Option<Ranked<String>>,
+    pub application: Option<Ranked<CompactString>>,
+    pub deployment_group: Option<Ranked<CompactString>>,
     pub status: Option<Ranked<Status>>,
     pub create_time: Option<Ranked<Millis>>,
     pub start_time: Option<Ranked<Millis>>,
@@ -164,16 +176,16 @@ pub struct Facts {
     pub start_event_time: Option<Millis>,
     /// Earliest time of a terminal state-change event.
     pub end_event_time: Option<Millis>,
-    pub creator: Option<Ranked<String>>,
-    pub rollback_of: Option<Ranked<String>>,
-    pub rolled_back_by: Option<Ranked<String>>,
-    pub error_code: Option<Ranked<String>>,
-    pub compute_platform: Option<Ranked<String>>,
-    pub deployment_type: Option<Ranked<String>>,
+    pub creator: Option<Ranked<CompactString>>,
+    pub rollback_of: Option<Ranked<CompactString>>,
+    pub rolled_back_by: Option<Ranked<CompactString>>,
+    pub error_code: Option<Ranked<CompactString>>,
+    pub compute_platform: Option<Ranked<CompactString>>,
+    pub deployment_type: Option<Ranked<CompactString>>,
     pub overview: Option<Ranked<Overview>>,
-    pub targets: BTreeMap<String, TargetFacts>,
+    pub targets: SmallMap<CompactString, TargetFacts>,
     /// Lead time: the description, the revision, and what a resolver found.
-    pub description: Option<Ranked<String>>,
+    pub description: Option<Ranked<CompactString>>,
     pub revision: Option<Ranked<Revision>>,
     pub commit_time: Option<CommitTime>,
     pub lead_time_unknown: Option<LeadTimeUnknown>,
@@ -185,8 +197,8 @@ impl Facts {
     pub fn join(&mut self, o: &Observation) -> bool {
         let p = o.provenance;
         let mut changed = false;
-        changed |= join(&mut self.application, p, o.application.as_ref(), Keep::Smallest);
-        changed |= join(&mut self.deployment_group, p, o.deployment_group.as_ref(), Keep::Smallest);
+        changed |= join_text(&mut self.application, p, o.application.as_deref(), Keep::Smallest);
+        changed |= join_text(&mut self.deployment_group, p, o.deployment_group.as_deref(), Keep::Smallest);
         if let Some(status) = o.status {
             changed |= join_status(&mut self.status, p, status);
             // Only a state change that begins the deployment (START, CREATED)
@@ -200,22 +212,19 @@ impl Facts {
         changed |= join(&mut self.create_time, p, o.create_time.as_ref(), Keep::Smallest);
         changed |= join(&mut self.start_time, p, o.start_time.as_ref(), Keep::Smallest);
         changed |= join(&mut self.complete_time, p, o.complete_time.as_ref(), Keep::Largest);
-        changed |= join(&mut self.creator, p, o.creator.as_ref(), Keep::Smallest);
-        changed |= join(&mut self.rollback_of, p, o.rollback_of.as_ref(), Keep::Smallest);
-        changed |= join(&mut self.rolled_back_by, p, o.rolled_back_by.as_ref(), Keep::Smallest);
-        changed |= join(&mut self.error_code, p, o.error_code.as_ref(), Keep::Smallest);
-        changed |= join(&mut self.compute_platform, p, o.compute_platform.as_ref(), Keep::Smallest);
-        changed |= join(&mut self.deployment_type, p, o.deployment_type.as_ref(), Keep::Smallest);
+        changed |= join_text(&mut self.creator, p, o.creator.as_deref(), Keep::Smallest);
+        changed |= join_text(&mut self.rollback_of, p, o.rollback_of.as_deref(), Keep::Smallest);
+        changed |= join_text(&mut self.rolled_back_by, p, o.rolled_back_by.as_deref(), Keep::Smallest);
+        changed |= join_text(&mut self.error_code, p, o.error_code.as_deref(), Keep::Smallest);
+        changed |= join_text(&mut self.compute_platform, p, o.compute_platform.as_deref(), Keep::Smallest);
+        changed |= join_text(&mut self.deployment_type, p, o.deployment_type.as_deref(), Keep::Smallest);
         if let Some(overview) = o.overview {
             changed |= join_overview(&mut self.overview, p, overview);
         }
         for target in &o.targets {
-            changed |= match self.targets.get_mut(&target.target_id) {
-                Some(facts) => facts.join(p, target),
-                None => self.targets.entry(target.target_id.clone()).or_default().join(p, target),
-            };
+            changed |= self.targets.get_or_default(target.target_id.as_str()).join(p, target);
         }
-        changed |= join(&mut self.description, p, o.description.as_ref(), Keep::Smallest);
+        changed |= join_text(&mut self.description, p, o.description.as_deref(), Keep::Smallest);
         changed |= join(&mut self.revision, p, o.revision.as_ref(), Keep::Smallest);
         if let Some(found) = o.commit_time {
             if self.commit_time.is_none_or(|current| found.better_than(&current)) {
@@ -276,7 +285,7 @@ impl Facts {
         final_from_api && described >= expected_targets
     }
 
-    pub fn text(slot: &Option<Ranked<String>>) -> Option<&str> {
+    pub fn text(slot: &Option<Ranked<CompactString>>) -> Option<&str> {
         slot.as_ref().map(|r| r.value.as_str())
     }
 }
