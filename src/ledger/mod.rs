@@ -94,7 +94,7 @@ impl DeploymentKey {
         DeploymentRef {
             account: account.map(str::to_owned),
             region: region.map(str::to_owned),
-            deployment_id: self.deployment_id.to_string(),
+            deployment_id: self.deployment_id.as_str().to_owned(),
         }
     }
 }
@@ -174,10 +174,10 @@ pub struct Ledger {
     /// Deployments not counted yet.
     /// Boxed: a record is ten times its key, and the table, resized as it grows,
     /// then moves keys and pointers only.
-    records: HashMap<DeploymentKey, Box<Record>>,
+    records: HashMap<DeploymentKey, Box<Record>, foldhash::fast::RandomState>,
     /// Keys by deployment id, sorted. Almost every id has one key; a vector
     /// holds it in one small allocation where a set would take a whole node.
-    keys_by_id: HashMap<CompactString, Vec<DeploymentKey>>,
+    keys_by_id: HashMap<CompactString, Vec<DeploymentKey>, foldhash::fast::RandomState>,
     /// Records still lacking account or region.
     orphans: BTreeSet<DeploymentKey>,
     /// Which records settling has to look at (derived from `records`). Built
@@ -245,8 +245,8 @@ impl Ledger {
         Ledger {
             settle_time_ms,
             lead: LeadTimeConfig::default(),
-            records: HashMap::new(),
-            keys_by_id: HashMap::new(),
+            records: HashMap::default(),
+            keys_by_id: HashMap::default(),
             orphans: BTreeSet::new(),
             settle_queue: None,
             settled: SettledSet::default(),
@@ -854,7 +854,7 @@ impl Ledger {
                 // (it is rebuilt from records, and this one is settled now).
                 [] => {
                     let mut link_back = Observation::new(target.reference(), link.provenance);
-                    link_back.rolled_back_by = Some(key.deployment_id.to_string());
+                    link_back.rolled_back_by = Some(key.deployment_id.as_str().to_owned());
                     self.join_into(target, &link_back, now);
                 }
                 _ => {}
@@ -909,17 +909,17 @@ impl Ledger {
                 }
                 if let (Some(start), Some(end)) = (&hook.start_time, &hook.end_time) {
                     let duration = self.clamp_duration(end.value - start.value);
-                    hook_durations.push((name.to_string(), duration));
+                    hook_durations.push((name.as_str().to_owned(), duration));
                 }
                 if status == TargetStatus::Failed {
                     let code = Facts::text(&hook.error_code).unwrap_or("unknown");
-                    hook_failures.push((name.to_string(), code.to_owned()));
+                    hook_failures.push((name.as_str().to_owned(), code.to_owned()));
                 }
             }
         }
 
         Settlement {
-            deployment_id: key.deployment_id.to_string(),
+            deployment_id: key.deployment_id.as_str().to_owned(),
             kind: kind_of(facts),
             status,
             finished_at,
@@ -1008,8 +1008,8 @@ fn group_names(facts: &Facts) -> (&str, &str) {
 fn group_key(key: &DeploymentKey, facts: &Facts) -> GroupKey {
     let (application, deployment_group) = group_names(facts);
     GroupKey {
-        account_id: key.account.to_string(),
-        region: key.region.to_string(),
+        account_id: key.account.as_str().to_owned(),
+        region: key.region.as_str().to_owned(),
         application: application.to_owned(),
         deployment_group: deployment_group.to_owned(),
     }

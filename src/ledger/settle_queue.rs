@@ -27,7 +27,7 @@ pub(super) struct SettleQueue {
 
 impl SettleQueue {
     /// The indexes of these records.
-    pub fn of(records: &HashMap<DeploymentKey, Box<Record>>) -> SettleQueue {
+    pub fn of<S>(records: &HashMap<DeploymentKey, Box<Record>, S>) -> SettleQueue {
         let mut queue = SettleQueue::default();
         for (key, record) in records {
             queue.track(key, record, None);
