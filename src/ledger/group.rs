@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use super::histogram::{Buckets, Exemplar, Histogram};
@@ -12,18 +13,18 @@ use crate::domain::{LeadTimeUnknown, Millis, Status, TargetStatus};
 /// Identity of a deployment group; the base label set of every domain series.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub struct GroupKey {
-    pub account_id: String,
-    pub region: String,
-    pub application: String,
-    pub deployment_group: String,
+    pub account_id: CompactString,
+    pub region: CompactString,
+    pub application: CompactString,
+    pub deployment_group: CompactString,
 }
 
 /// The descriptive labels of `codedeploy_deployments_total` besides status.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Kind {
-    pub compute_platform: String,
-    pub deployment_type: String,
-    pub creator: String,
+    pub compute_platform: CompactString,
+    pub deployment_type: CompactString,
+    pub creator: CompactString,
 }
 
 /// The terminal statuses, in label order.
@@ -42,12 +43,12 @@ pub struct Settlement {
     /// Time from the rolled-back deployment's completion to this rollback's.
     pub rollback_duration_ms: Option<Millis>,
     pub is_change_failure: bool,
-    pub error_code: Option<String>,
+    pub error_code: Option<CompactString>,
     pub targets: Vec<(TargetStatus, u64)>,
     /// (hook, duration) of finished (succeeded or failed) lifecycle events.
-    pub hook_durations: Vec<(String, Millis)>,
+    pub hook_durations: Vec<(CompactString, Millis)>,
     /// (hook, script error code) of failed lifecycle events.
-    pub hook_failures: Vec<(String, String)>,
+    pub hook_failures: Vec<(CompactString, CompactString)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,12 +62,12 @@ pub struct GroupStats {
     pub change_failures: u64,
     pub time_to_restore: Histogram,
     pub lead_time: Histogram,
-    pub errors: BTreeMap<String, u64>,
+    pub errors: BTreeMap<CompactString, u64>,
     pub targets: BTreeMap<TargetStatus, u64>,
     /// By hook only: failed hooks are counted in `hook_failures`, and a
     /// status label would double the family (docs/performance.md).
-    pub hook_durations: BTreeMap<String, Histogram>,
-    pub hook_failures: BTreeMap<(String, String), u64>,
+    pub hook_durations: BTreeMap<CompactString, Histogram>,
+    pub hook_failures: BTreeMap<(CompactString, CompactString), u64>,
     pub last_finished: BTreeMap<Status, Millis>,
     /// Completion of the latest rollback deployment, per status.
     pub last_rollback: BTreeMap<Status, Millis>,
@@ -180,7 +181,7 @@ impl GroupStats {
             }
         }
         if matches!(s.status, Status::Failed | Status::Stopped) {
-            let code = s.error_code.clone().unwrap_or_else(|| "unknown".to_owned());
+            let code = s.error_code.clone().unwrap_or_else(|| "unknown".into());
             *self.errors.entry(code).or_insert(0) += 1;
         }
         for (status, count) in &s.targets {

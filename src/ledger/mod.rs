@@ -909,11 +909,11 @@ impl Ledger {
                 }
                 if let (Some(start), Some(end)) = (&hook.start_time, &hook.end_time) {
                     let duration = self.clamp_duration(end.value - start.value);
-                    hook_durations.push((name.as_str().to_owned(), duration));
+                    hook_durations.push((name.clone(), duration));
                 }
                 if status == TargetStatus::Failed {
                     let code = Facts::text(&hook.error_code).unwrap_or("unknown");
-                    hook_failures.push((name.as_str().to_owned(), code.to_owned()));
+                    hook_failures.push((name.clone(), code.into()));
                 }
             }
         }
@@ -928,7 +928,7 @@ impl Ledger {
             rollback_duration_ms,
             is_change_failure: class.is_change()
                 && (matches!(status, Status::Failed | Status::Stopped) || rolled_back),
-            error_code: Facts::text(&facts.error_code).map(str::to_owned),
+            error_code: Facts::text(&facts.error_code).map(CompactString::from),
             targets,
             hook_durations,
             hook_failures,
@@ -986,7 +986,7 @@ fn classify(facts: &Facts) -> Class {
 }
 
 fn kind_of(facts: &Facts) -> Kind {
-    let or_unknown = |slot| Facts::text(slot).unwrap_or("unknown").to_owned();
+    let or_unknown = |slot| CompactString::from(Facts::text(slot).unwrap_or("unknown"));
     Kind {
         compute_platform: or_unknown(&facts.compute_platform),
         deployment_type: or_unknown(&facts.deployment_type),
@@ -1008,10 +1008,10 @@ fn group_names(facts: &Facts) -> (&str, &str) {
 fn group_key(key: &DeploymentKey, facts: &Facts) -> GroupKey {
     let (application, deployment_group) = group_names(facts);
     GroupKey {
-        account_id: key.account.as_str().to_owned(),
-        region: key.region.as_str().to_owned(),
-        application: application.to_owned(),
-        deployment_group: deployment_group.to_owned(),
+        account_id: key.account.clone(),
+        region: key.region.clone(),
+        application: application.into(),
+        deployment_group: deployment_group.into(),
     }
 }
 
