@@ -105,9 +105,23 @@ pub struct Record {
     facts: Facts,
     /// Ingest time at which the record first became terminal: starts the settle timer.
     terminal_since: Option<Millis>,
-    /// While account or region is unknown, the observations themselves, so that
-    /// they can be folded into the fully identified record once it is known.
-    unresolved: Vec<Observation>,
+}
+
+/// What is joined into a record: an observation, or all that another record of
+/// the same deployment knows (an orphan adopted by its fully identified twin).
+#[derive(Clone, Copy)]
+enum News<'a> {
+    Observation(&'a Observation),
+    Record(&'a Facts),
+}
+
+impl News<'_> {
+    fn join_into(self, facts: &mut Facts) -> bool {
+        match self {
+            News::Observation(observation) => facts.join(observation),
+            News::Record(other) => facts.merge(other),
+        }
+    }
 }
 
 impl Record {
@@ -448,7 +462,7 @@ impl Ledger {
                     && self.mark_rolled_back(counted[0]);
             }
         }
-        self.join_into(key, observation, now)
+        self.join_into(key, News::Observation(observation), now)
     }
 
     /// Keys of the counted deployments `key` can mean.
@@ -585,16 +599,16 @@ impl Ledger {
         }
     }
 
-    fn join_into(&mut self, key: DeploymentKey, observation: &Observation, now: Millis) -> bool {
+    fn join_into(&mut self, key: DeploymentKey, news: News<'_>, now: Millis) -> bool {
         let (record, mut changed, is_new, timer_was) = match self.records.get_mut(&key) {
             Some(record) => {
                 let timer_was = record.terminal_since;
-                let changed = record.facts.join(observation);
+                let changed = news.join_into(&mut record.facts);
                 (record, changed, false, timer_was)
             }
             None => {
                 let mut record = Record::default();
-                if !record.facts.join(observation) {
+                if !news.join_into(&mut record.facts) {
                     // It says nothing (an id and no facts): no record, or an empty one
                     // would sit in memory, never stored, never trimmed.
                     return false;
@@ -602,9 +616,6 @@ impl Ledger {
                 (self.records.entry(key.clone()).or_insert(Box::new(record)), true, true, None)
             }
         };
-        if changed && !key.is_complete() {
-            record.unresolved.push(observation.clone());
-        }
         if record.facts.is_terminal() && record.terminal_since.is_none() {
             record.terminal_since = Some(now);
             changed = true;
@@ -655,7 +666,7 @@ impl Ledger {
                 [] => None,
                 [only] if counted.is_empty() => Some(only.clone()),
                 several => {
-                    let mut holders = several.iter().filter(|k| self.holds(k, &record.unresolved));
+                    let mut holders = several.iter().filter(|k| self.holds(k, &record.facts));
                     match (holders.next(), holders.next(), counted.is_empty()) {
                         (Some(home), None, _) => Some(home.clone()),
                         (None, None, false) => None,
@@ -666,9 +677,7 @@ impl Ledger {
             let Some(record) = self.remove_record(&orphan) else { continue };
             match home {
                 Some(home) => {
-                    for observation in &record.unresolved {
-                        self.join_into(home.clone(), observation, now);
-                    }
+                    self.join_into(home, News::Record(&record.facts), now);
                 }
                 None => {
                     let rolled_back = record.facts.rolled_back_by.is_some();
@@ -680,12 +689,9 @@ impl Ledger {
         }
     }
 
-    /// Whether the record at `key` already holds everything `observations` say.
-    fn holds(&self, key: &DeploymentKey, observations: &[Observation]) -> bool {
-        self.records.get(key).is_some_and(|record| {
-            let mut facts = record.facts.clone();
-            !observations.iter().any(|observation| facts.join(observation))
-        })
+    /// Whether the record at `key` already holds everything `facts` say.
+    fn holds(&self, key: &DeploymentKey, facts: &Facts) -> bool {
+        self.records.get(key).is_some_and(|record| !record.facts.clone().merge(facts))
     }
 
     /// Counts every terminal record that is ready, in completion order, and
@@ -855,7 +861,7 @@ impl Ledger {
                 [] => {
                     let mut link_back = Observation::new(target.reference(), link.provenance);
                     link_back.rolled_back_by = Some(key.deployment_id.as_str().to_owned());
-                    self.join_into(target, &link_back, now);
+                    self.join_into(target, News::Observation(&link_back), now);
                 }
                 _ => {}
             }

@@ -64,6 +64,36 @@ fn join_text(slot: &mut Option<Ranked<CompactString>>, provenance: Provenance, i
     replace
 }
 
+/// [`join`] of another record's slot: its own provenance comes with it.
+fn join_ranked<T: Ord + Clone>(slot: &mut Option<Ranked<T>>, incoming: &Option<Ranked<T>>, keep: Keep) -> bool {
+    incoming.as_ref().is_some_and(|r| join(slot, r.provenance, Some(&r.value), keep))
+}
+
+/// [`join_text`] of another record's slot.
+fn join_ranked_text(slot: &mut Option<Ranked<CompactString>>, incoming: &Option<Ranked<CompactString>>, keep: Keep) -> bool {
+    incoming.as_ref().is_some_and(|r| join_text(slot, r.provenance, Some(r.value.as_str()), keep))
+}
+
+/// Keeps the better commit time (see [`CommitTime::better_than`]).
+fn join_commit_time(slot: &mut Option<CommitTime>, incoming: Option<CommitTime>) -> bool {
+    let Some(found) = incoming else { return false };
+    let replace = slot.is_none_or(|current| found.better_than(&current));
+    if replace {
+        *slot = Some(found);
+    }
+    replace
+}
+
+/// Keeps the largest reason (the most specific one).
+fn join_max<T: Ord + Copy>(slot: &mut Option<T>, incoming: Option<T>) -> bool {
+    let Some(value) = incoming else { return false };
+    let replace = slot.is_none_or(|current| value > current);
+    if replace {
+        *slot = Some(value);
+    }
+    replace
+}
+
 /// Joins a plain optional value, keeping the smallest (used for event times).
 fn join_min(slot: &mut Option<Millis>, incoming: Option<Millis>) -> bool {
     match (incoming, *slot) {
@@ -143,12 +173,24 @@ fn join_target_status(
     replace
 }
 
+fn join_ranked_target_status(slot: &mut Option<Ranked<TargetStatus>>, incoming: &Option<Ranked<TargetStatus>>) -> bool {
+    incoming.as_ref().is_some_and(|r| join_target_status(slot, r.provenance, Some(r.value)))
+}
+
 impl HookFacts {
     fn join(&mut self, provenance: Provenance, event: &LifecycleEvent) -> bool {
         let mut changed = join_target_status(&mut self.status, provenance, event.status);
         changed |= join(&mut self.start_time, provenance, event.start_time.as_ref(), Keep::Smallest);
         changed |= join(&mut self.end_time, provenance, event.end_time.as_ref(), Keep::Largest);
         changed |= join_text(&mut self.error_code, provenance, event.error_code.as_deref(), Keep::Largest);
+        changed
+    }
+
+    fn merge(&mut self, other: &HookFacts) -> bool {
+        let mut changed = join_ranked_target_status(&mut self.status, &other.status);
+        changed |= join_ranked(&mut self.start_time, &other.start_time, Keep::Smallest);
+        changed |= join_ranked(&mut self.end_time, &other.end_time, Keep::Largest);
+        changed |= join_ranked_text(&mut self.error_code, &other.error_code, Keep::Largest);
         changed
     }
 }
@@ -158,6 +200,14 @@ impl TargetFacts {
         let mut changed = join_target_status(&mut self.status, provenance, target.status);
         for event in &target.lifecycle_events {
             changed |= self.hooks.get_or_default(event.name.as_str()).join(provenance, event);
+        }
+        changed
+    }
+
+    fn merge(&mut self, other: &TargetFacts) -> bool {
+        let mut changed = join_ranked_target_status(&mut self.status, &other.status);
+        for (name, hook) in &other.hooks {
+            changed |= self.hooks.get_or_default(name.as_str()).merge(hook);
         }
         changed
     }
@@ -226,18 +276,42 @@ impl Facts {
         }
         changed |= join_text(&mut self.description, p, o.description.as_deref(), Keep::Smallest);
         changed |= join(&mut self.revision, p, o.revision.as_ref(), Keep::Smallest);
-        if let Some(found) = o.commit_time {
-            if self.commit_time.is_none_or(|current| found.better_than(&current)) {
-                self.commit_time = Some(found);
-                changed = true;
-            }
+        changed |= join_commit_time(&mut self.commit_time, o.commit_time);
+        changed |= join_max(&mut self.lead_time_unknown, o.lead_time_unknown);
+        changed
+    }
+
+    /// Folds in everything another record of the same deployment knows, as if
+    /// its observations had been folded in here (each field is a lattice join);
+    /// returns whether anything changed.
+    pub fn merge(&mut self, other: &Facts) -> bool {
+        let mut changed = false;
+        changed |= join_ranked_text(&mut self.application, &other.application, Keep::Smallest);
+        changed |= join_ranked_text(&mut self.deployment_group, &other.deployment_group, Keep::Smallest);
+        if let Some(status) = &other.status {
+            changed |= join_status(&mut self.status, status.provenance, status.value);
         }
-        if let Some(reason) = o.lead_time_unknown {
-            if self.lead_time_unknown.is_none_or(|current| reason > current) {
-                self.lead_time_unknown = Some(reason);
-                changed = true;
-            }
+        changed |= join_min(&mut self.end_event_time, other.end_event_time);
+        changed |= join_min(&mut self.start_event_time, other.start_event_time);
+        changed |= join_ranked(&mut self.create_time, &other.create_time, Keep::Smallest);
+        changed |= join_ranked(&mut self.start_time, &other.start_time, Keep::Smallest);
+        changed |= join_ranked(&mut self.complete_time, &other.complete_time, Keep::Largest);
+        changed |= join_ranked_text(&mut self.creator, &other.creator, Keep::Smallest);
+        changed |= join_ranked_text(&mut self.rollback_of, &other.rollback_of, Keep::Smallest);
+        changed |= join_ranked_text(&mut self.rolled_back_by, &other.rolled_back_by, Keep::Smallest);
+        changed |= join_ranked_text(&mut self.error_code, &other.error_code, Keep::Smallest);
+        changed |= join_ranked_text(&mut self.compute_platform, &other.compute_platform, Keep::Smallest);
+        changed |= join_ranked_text(&mut self.deployment_type, &other.deployment_type, Keep::Smallest);
+        if let Some(overview) = &other.overview {
+            changed |= join_overview(&mut self.overview, overview.provenance, overview.value);
         }
+        for (target_id, target) in &other.targets {
+            changed |= self.targets.get_or_default(target_id.as_str()).merge(target);
+        }
+        changed |= join_ranked_text(&mut self.description, &other.description, Keep::Smallest);
+        changed |= join_ranked(&mut self.revision, &other.revision, Keep::Smallest);
+        changed |= join_commit_time(&mut self.commit_time, other.commit_time);
+        changed |= join_max(&mut self.lead_time_unknown, other.lead_time_unknown);
         changed
     }
 
@@ -287,5 +361,120 @@ impl Facts {
 
     pub fn text(slot: &Option<Ranked<CompactString>>) -> Option<&str> {
         slot.as_ref().map(|r| r.value.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CommitKind, CommitSource, DeploymentRef};
+
+    fn observation(provenance: Provenance, edit: impl FnOnce(&mut Observation)) -> Observation {
+        let reference = DeploymentRef { account: None, region: None, deployment_id: "d-1".into() };
+        let mut o = Observation::new(reference, provenance);
+        edit(&mut o);
+        o
+    }
+
+    fn hook(name: &str, status: TargetStatus, start: Millis, end: Millis, error: Option<&str>) -> LifecycleEvent {
+        LifecycleEvent {
+            name: name.into(),
+            status: Some(status),
+            start_time: Some(start),
+            end_time: Some(end),
+            error_code: error.map(str::to_owned),
+        }
+    }
+
+    /// Observations that disagree on every field, from every provenance.
+    fn disagreeing() -> Vec<Observation> {
+        vec![
+            observation(Provenance::Event, |o| {
+                o.status = Some(Status::InProgress);
+                o.is_state_change = true;
+                o.event_time = Some(1_000);
+                o.application = Some("app".into());
+            }),
+            observation(Provenance::Event, |o| {
+                o.status = Some(Status::Failed);
+                o.is_state_change = true;
+                o.event_time = Some(9_000);
+                o.deployment_group = Some("prod".into());
+            }),
+            observation(Provenance::Trigger, |o| {
+                o.status = Some(Status::Succeeded);
+                o.create_time = Some(2_000);
+                o.complete_time = Some(8_000);
+                o.error_code = Some("HEALTH_CONSTRAINTS".into());
+                o.rolled_back_by = Some("d-9".into());
+                o.overview = Some(Overview { succeeded: 1, failed: 1, ..Overview::default() });
+            }),
+            observation(Provenance::Api, |o| {
+                o.status = Some(Status::Failed);
+                o.create_time = Some(2_500);
+                o.complete_time = Some(7_000);
+                o.creator = Some("user".into());
+                o.compute_platform = Some("Server".into());
+                o.deployment_type = Some("IN_PLACE".into());
+                o.description = Some("commit abc".into());
+                o.lead_time_unknown = Some(LeadTimeUnknown::NoSourceConfigured);
+                o.overview = Some(Overview { succeeded: 1, failed: 2, ..Overview::default() });
+            }),
+            observation(Provenance::Api, |o| {
+                o.creator = Some("CodeDeploy".into());
+                o.rollback_of = Some("d-0".into());
+                o.lead_time_unknown = Some(LeadTimeUnknown::NoRevision);
+                o.commit_time = Some(CommitTime { kind: CommitKind::Deployed, source: CommitSource::Webhook, at: 500 });
+                o.targets.push(TargetObservation {
+                    target_id: "i-2".into(),
+                    status: Some(TargetStatus::Failed),
+                    lifecycle_events: vec![hook("BeforeInstall", TargetStatus::Failed, 3_000, 4_000, Some("ScriptFailed"))],
+                });
+            }),
+            observation(Provenance::Trigger, |o| {
+                o.commit_time = Some(CommitTime { kind: CommitKind::First, source: CommitSource::Description, at: 400 });
+                o.targets.push(TargetObservation {
+                    target_id: "i-2".into(),
+                    status: Some(TargetStatus::InProgress),
+                    lifecycle_events: vec![hook("BeforeInstall", TargetStatus::Succeeded, 2_900, 4_100, None)],
+                });
+                o.targets.push(TargetObservation {
+                    target_id: "i-1".into(),
+                    status: Some(TargetStatus::Succeeded),
+                    lifecycle_events: vec![
+                        hook("ApplicationStop", TargetStatus::Succeeded, 2_000, 2_100, None),
+                        hook("BeforeInstall", TargetStatus::Failed, 2_200, 2_300, Some("ScriptTimedOut")),
+                    ],
+                });
+            }),
+        ]
+    }
+
+    fn folded<'a>(observations: impl IntoIterator<Item = &'a Observation>) -> Facts {
+        let mut facts = Facts::default();
+        for o in observations {
+            facts.join(o);
+        }
+        facts
+    }
+
+    /// Adopting an orphan merges its facts into its twin instead of folding its
+    /// observations in again: for every split of the observations between the
+    /// two records, the merge must give the record folding them all would have.
+    #[test]
+    fn merging_two_records_equals_folding_all_their_observations() {
+        let all = disagreeing();
+        let expected = folded(&all);
+        for split in 0u32..(1 << all.len()) {
+            let in_first = |i: &usize| split & (1 << i) != 0;
+            let first = folded(all.iter().enumerate().filter(|(i, _)| in_first(i)).map(|(_, o)| o));
+            let second = folded(all.iter().enumerate().filter(|(i, _)| !in_first(i)).map(|(_, o)| o));
+            let mut merged = first.clone();
+            let changed = merged.merge(&second);
+            assert_eq!(merged, expected, "split {split:b}");
+            assert_eq!(changed, merged != first, "split {split:b}: the change flag");
+            let mut again = merged.clone();
+            assert!(!again.merge(&second) && !again.merge(&first), "split {split:b}: merging is idempotent");
+        }
     }
 }

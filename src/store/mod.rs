@@ -7,11 +7,12 @@
 //! copy-on-write B-trees, and crash-safe: a commit that returned is on disk
 //! (fsync), and a crash mid-commit leaves the previous commit intact.
 //!
-//! # On-disk format (version 2)
+//! # On-disk format (version 3)
 //!
 //! Version 2 changed the histograms of the group counters: fewer buckets
 //! (the series budget), lifecycle-hook histograms keyed by hook alone, and no
-//! per-bucket sums.
+//! per-bucket sums. Version 3 dropped the copies of the observations that a
+//! record without account or region kept.
 //!
 //! One file, `<storage.path>/ledger.redb`, with five tables:
 //! - `meta`: `format_version` (u32, little endian), `ledger` (the
@@ -37,7 +38,9 @@ use crate::metrics::ExporterMetrics;
 ///
 /// 2: settled entries no longer carry their location (24 bytes; the location
 /// is the group's); histograms keep fewer buckets and no per-bucket sums.
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: a record without account or region no longer keeps copies of its
+/// observations: its facts are merged into its identified twin instead.
+pub const FORMAT_VERSION: u32 = 3;
 /// redb's page cache. The ledger lives in memory and the store is only
 /// written to (and read once, at start-up), so the cache needs to hold little
 /// more than the pages a commit rewrites; redb's default (1 GiB) would let it
