@@ -203,7 +203,10 @@ pub struct Ledger {
     /// Rolled-back deployment → the rollback deployments that name it, until
     /// the rolled-back one is counted.
     rollbacks_of: HashMap<DeploymentKey, BTreeSet<CompactString>>,
-    groups: BTreeMap<GroupKey, GroupStats>,
+    /// Hashed, not ordered: settling looks its group up several times per
+    /// deployment, and a B-tree search compares four strings at every step.
+    /// The snapshot sorts the groups it shows.
+    groups: HashMap<GroupKey, GroupStats, foldhash::fast::RandomState>,
     /// Group keys by their id ([`GroupStats::id`]), which settled entries refer to.
     group_keys: Vec<GroupKey>,
     meta: LedgerMeta,
@@ -265,7 +268,7 @@ impl Ledger {
             settle_queue: None,
             settled: SettledSet::default(),
             rollbacks_of: HashMap::new(),
-            groups: BTreeMap::new(),
+            groups: HashMap::default(),
             group_keys: Vec::new(),
             meta: LedgerMeta::default(),
             changed: ChangeLog::new(true),

@@ -134,8 +134,8 @@ pub(super) fn build(ledger: &Ledger, now: Millis) -> Snapshot {
             let windows = windows(now, &[], &stats, &mut scratch);
             groups.push(GroupSnapshot::new(key, stats, windows, Some(view)));
         }
-        groups.sort_unstable_by(|a, b| a.key.cmp(&b.key));
     }
+    groups.sort_unstable_by(|a, b| a.key.cmp(&b.key));
     Snapshot {
         groups,
         data_quality: ledger.meta.data_quality.clone(),
