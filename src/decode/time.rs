@@ -9,7 +9,7 @@
 use std::sync::LazyLock;
 
 use chrono::format::{self, Item, Parsed, StrftimeItems};
-use chrono::{DateTime, NaiveDateTime};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
 
 use super::excerpt;
 use super::json::Json;
@@ -35,27 +35,25 @@ fn parse_str(s: &str) -> Result<Millis, String> {
             .map_err(|_| format!("{} is not a number", excerpt(s)))?;
         return from_epoch_seconds(seconds);
     }
-    let millis = if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        t.timestamp_millis()
-    } else if let Some(t) = parse_java_date(s) {
-        t.and_utc().timestamp_millis()
-    } else {
-        return Err(format!(
-            "{} is neither epoch seconds, RFC 3339 nor a Java date like \"Wed Aug 10 18:39:05 UTC 2016\"",
-            excerpt(s)
-        ));
-    };
-    in_range(millis)
+    // Nearly every timestamp has one of the shapes CodeDeploy sends, read here by
+    // hand at a fraction of chrono's cost; chrono reads everything else.
+    match parse_usual_shape(s.as_bytes()) {
+        Some(millis) => in_range(millis),
+        None => parse_with_chrono(s),
+    }
 }
 
 /// `123` or `123.456`: checked by hand because `f64::from_str` also takes `inf`, `NaN`
 /// and exponents, none of which is a timestamp.
 fn is_decimal(s: &str) -> bool {
-    let (whole, fraction) = s.split_once('.').unwrap_or((s, "0"));
-    !whole.is_empty()
-        && !fraction.is_empty()
-        && whole.bytes().all(|b| b.is_ascii_digit())
-        && fraction.bytes().all(|b| b.is_ascii_digit())
+    let bytes = s.as_bytes();
+    let whole_digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    let fraction_is_digits = match &bytes[whole_digits..] {
+        [] => true,
+        [b'.', fraction @ ..] => !fraction.is_empty() && fraction.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    whole_digits > 0 && fraction_is_digits
 }
 
 fn from_epoch_seconds(seconds: f64) -> Result<Millis, String> {
@@ -77,6 +75,21 @@ fn in_range(millis: Millis) -> Result<Millis, String> {
     } else {
         Err("outside the years 1970 to 9999".to_owned())
     }
+}
+
+/// RFC 3339 or a Java date, as chrono reads them.
+fn parse_with_chrono(s: &str) -> Result<Millis, String> {
+    let millis = if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        t.timestamp_millis()
+    } else if let Some(t) = parse_java_date(s) {
+        t.and_utc().timestamp_millis()
+    } else {
+        return Err(format!(
+            "{} is neither epoch seconds, RFC 3339 nor a Java date like \"Wed Aug 10 18:39:05 UTC 2016\"",
+            excerpt(s)
+        ));
+    };
+    in_range(millis)
 }
 
 /// `EEE MMM dd HH:mm:ss zzz yyyy`. Only UTC/GMT are accepted: a named zone such as
@@ -105,10 +118,114 @@ fn parse_java_date(s: &str) -> Option<NaiveDateTime> {
     parsed.to_naive_datetime_with_offset(0).ok()
 }
 
+/// Milliseconds since 1970 (negative before) of a timestamp in exactly the shape
+/// CodeDeploy writes it: RFC 3339 as `2016-08-10T19:12:12.411Z` (a fraction of one
+/// to nine digits or none, `Z` or an offset such as `-07:00`), or a Java date as
+/// `Wed Aug 10 18:39:05 UTC 2016`. `None` for anything else, valid or not, which is
+/// left to [`parse_with_chrono`]; whatever this accepts, chrono reads the same.
+fn parse_usual_shape(s: &[u8]) -> Option<Millis> {
+    if s.first()?.is_ascii_digit() {
+        usual_rfc3339(s)
+    } else {
+        usual_java_date(s)
+    }
+}
+
+/// `2016-08-10T19:12:12.411Z`, `2019-05-03T14:23:12-07:00`.
+fn usual_rfc3339(s: &[u8]) -> Option<Millis> {
+    let (date_time, rest) = s.split_at_checked(19)?;
+    if !fits(date_time, b"0000-00-00T00:00:00") {
+        return None;
+    }
+    let date = date(&date_time[0..4], &date_time[5..7], &date_time[8..10])?;
+    let local = millis_at(date, &date_time[11..13], &date_time[14..16], &date_time[17..19])?;
+    let (fraction_millis, zone) = match rest {
+        [b'.', rest @ ..] => fraction_millis(rest)?,
+        _ => (0, rest),
+    };
+    let offset_minutes = match zone {
+        b"Z" => 0,
+        [sign @ (b'+' | b'-'), offset @ ..] if fits(offset, b"00:00") => {
+            let (hours, minutes) = (number(&offset[0..2]), number(&offset[3..5]));
+            // What chrono allows: RFC 3339 offsets are less than a day.
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let minutes = i64::from(hours * 60 + minutes);
+            if *sign == b'-' {
+                -minutes
+            } else {
+                minutes
+            }
+        }
+        _ => return None,
+    };
+    Some(local + fraction_millis - offset_minutes * 60_000)
+}
+
+/// `Wed Aug 10 18:39:05 UTC 2016`.
+fn usual_java_date(s: &[u8]) -> Option<Millis> {
+    const WEEKDAYS: [&[u8]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
+    const MONTHS: [&[u8]; 12] =
+        [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
+    if !fits(s, b"___ ___ 00 00:00:00 ___ 0000") || !matches!(&s[20..23], b"UTC" | b"GMT") {
+        return None;
+    }
+    let weekday = WEEKDAYS.iter().position(|name| *name == &s[0..3])?;
+    let month = MONTHS.iter().position(|name| *name == &s[4..7])?;
+    let date = NaiveDate::from_ymd_opt(i32::try_from(number(&s[24..28])).ok()?, month as u32 + 1, number(&s[8..10]))?;
+    // chrono rejects a date on the wrong weekday.
+    if date.weekday().num_days_from_monday() as usize != weekday {
+        return None;
+    }
+    millis_at(date, &s[11..13], &s[14..16], &s[17..19])
+}
+
+/// Whether `s` has the length and punctuation of `template`, with a digit wherever
+/// the template has `0` and any byte where it has `_` (checked by the caller).
+fn fits(s: &[u8], template: &[u8]) -> bool {
+    s.len() == template.len()
+        && s.iter().zip(template).all(|(&byte, &wanted)| match wanted {
+            b'0' => byte.is_ascii_digit(),
+            b'_' => true,
+            _ => byte == wanted,
+        })
+}
+
+/// The value of ASCII digits already checked to be digits.
+fn number(digits: &[u8]) -> u32 {
+    digits.iter().fold(0, |value, digit| value * 10 + u32::from(digit - b'0'))
+}
+
+fn date(year: &[u8], month: &[u8], day: &[u8]) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(i32::try_from(number(year)).ok()?, number(month), number(day))
+}
+
+/// Milliseconds since 1970 of `date` at a time of day in UTC; `None` for a leap
+/// second (left to chrono) or an impossible time.
+fn millis_at(date: NaiveDate, hour: &[u8], minute: &[u8], second: &[u8]) -> Option<Millis> {
+    Some(date.and_hms_opt(number(hour), number(minute), number(second))?.and_utc().timestamp_millis())
+}
+
+/// The whole milliseconds of the digits after a decimal point (chrono reads one to
+/// nine of them), and what follows the digits.
+fn fraction_millis(s: &[u8]) -> Option<(Millis, &[u8])> {
+    let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
+    if !(1..=9).contains(&digits) {
+        return None;
+    }
+    let padded = s[..digits].iter().chain(b"00").take(3);
+    let millis = padded.fold(0, |value, digit| value * 10 + Millis::from(digit - b'0'));
+    Some((millis, &s[digits..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::decode::json::Leaf;
+    use chrono::NaiveDateTime;
+    use proptest::prelude::*;
+    use proptest::sample::select;
     use serde::Deserialize;
     use serde_json::{json, Value};
 
@@ -177,6 +294,8 @@ mod tests {
             json!("-5"),
             json!("."),
             json!("12."),
+            json!(".5"),
+            json!("1.2.3"),
             json!(""),
             json!("0000-01-01T00:00:00Z"),
             json!(true),
@@ -185,5 +304,198 @@ mod tests {
             assert!(parse(&bad).is_err(), "{bad} should be rejected");
         }
         assert_eq!(parse(&json!(253402300799.999)), Ok(MAX_MILLIS));
+    }
+
+    /// Whatever the hand-written reader makes of `s`, chrono makes the same of it.
+    fn assert_agrees_with_chrono(s: &str) {
+        if let Some(millis) = parse_usual_shape(s.as_bytes()) {
+            assert_eq!(in_range(millis), parse_with_chrono(s), "{s:?}");
+        }
+    }
+
+    /// `s` has a usual shape, and the hand-written reader agrees with chrono on it.
+    fn assert_read_by_hand(s: &str) {
+        assert!(parse_usual_shape(s.as_bytes()).is_some(), "{s:?} is not read by hand");
+        assert_agrees_with_chrono(s);
+    }
+
+    #[test]
+    fn the_shapes_codedeploy_sends_are_read_by_hand() {
+        for s in [
+            "Wed Aug 10 18:39:05 UTC 2016",
+            "Thu Dec 13 20:23:06 GMT 2018",
+            "2016-06-30T22:06:31Z",
+            "2016-08-10T19:12:12.411Z",
+            "2019-05-03T14:23:12.162-07:00",
+            "2025-01-01T00:00:05.4Z",
+            "2025-01-01T00:00:05.123456789+02:00",
+        ] {
+            assert_read_by_hand(s);
+        }
+    }
+
+    #[test]
+    fn edge_cases_agree_with_chrono() {
+        for s in [
+            // Leap years and the days around February 29th.
+            "2016-02-29T00:00:00Z",
+            "2000-02-29T12:00:00Z",
+            "2100-02-29T12:00:00Z",
+            "2015-02-29T12:00:00Z",
+            "2016-02-30T00:00:00Z",
+            "2016-04-31T00:00:00Z",
+            "2016-12-31T23:59:59.999Z",
+            "Mon Feb 29 00:00:00 UTC 2016",
+            "Tue Feb 29 00:00:00 UTC 2000",
+            "Mon Mar 01 00:00:00 UTC 2100",
+            "Mon Feb 29 00:00:00 UTC 2100",
+            // The ends of the accepted range, and just beyond them.
+            "1970-01-01T00:00:00Z",
+            "1970-01-01T00:59:59.999+01:00",
+            "1969-12-31T23:59:59.999Z",
+            "1969-12-31T23:30:00-01:00",
+            "9999-12-31T23:59:59.999Z",
+            "9999-12-31T23:59:59.999-00:01",
+            "0000-01-01T00:00:00Z",
+            "Thu Jan 01 00:00:00 UTC 1970",
+            "Wed Dec 31 23:59:59 UTC 1969",
+            "Fri Dec 31 23:59:59 UTC 9999",
+            "Sat Jan 01 00:00:00 UTC 0000",
+            // Offsets.
+            "2016-06-30T22:06:31+02:00",
+            "2016-06-30T22:06:31-00:00",
+            "2016-06-30T22:06:31+23:59",
+            "2016-06-30T22:06:31-23:59",
+            "2016-06-30T22:06:31+24:00",
+            "2016-06-30T22:06:31+05:60",
+            "2016-06-30T22:06:31+0200",
+            "2016-06-30T22:06:31+02",
+            "2016-06-30T22:06:31",
+            // Fractions of every length.
+            "2016-06-30T22:06:31.Z",
+            "2016-06-30T22:06:31.1Z",
+            "2016-06-30T22:06:31.12Z",
+            "2016-06-30T22:06:31.123Z",
+            "2016-06-30T22:06:31.1234Z",
+            "2016-06-30T22:06:31.123456789Z",
+            "2016-06-30T22:06:31.1234567890Z",
+            "2016-06-30T22:06:31.999999999999-07:00",
+            // Times of day out of range, and leap seconds.
+            "2016-12-31T23:59:60Z",
+            "2016-12-31T23:59:60.5Z",
+            "2016-12-31T24:00:00Z",
+            "2016-12-31T23:60:00Z",
+            "Sat Dec 31 23:59:60 UTC 2016",
+            "Sat Dec 31 24:00:00 UTC 2016",
+            // Case, spelling and spacing chrono may accept.
+            "2016-06-30t22:06:31z",
+            "2016-06-30 22:06:31Z",
+            "wed aug 10 18:39:05 utc 2016",
+            "WED AUG 10 18:39:05 UTC 2016",
+            "Wednesday August 10 18:39:05 UTC 2016",
+            "Wed Aug 10 18:39:05 utc 2016",
+            "Wed Aug  10 18:39:05 UTC 2016",
+            "Wed Aug 10 18:39:05 UTC  2016",
+            "Wed\tAug 10 18:39:05 UTC 2016",
+            "Wed Aug 10 8:39:05 UTC 2016",
+            "Wed Aug 1 18:39:05 UTC 2016",
+            "Wed Aug 10 18:39:05 UTC 16",
+            "Wed Aug 10 18:39:05 UTC 20160",
+            "Wed Aug 10 18:39:05 PDT 2016",
+            "Thu Aug 10 18:39:05 UTC 2016",
+            "Wed Aug 10 18:39:05 UTC 2016 ",
+            "Wed Aug 10 18:39:05 UTC",
+            "Wed Aug 10 18:39:05Z 2016",
+        ] {
+            assert_agrees_with_chrono(s);
+            assert_agrees_with_chrono(&format!(" {s}\n"));
+        }
+    }
+
+    #[test]
+    fn surrounding_whitespace_is_ignored() {
+        for s in ["Wed Aug 10 18:39:05 UTC 2016", "2019-05-03T14:23:12.162-07:00"] {
+            assert_eq!(parse(&json!(format!(" \t{s}\r\n"))), parse(&json!(s)));
+        }
+    }
+
+    /// A valid time in the shapes CodeDeploy sends.
+    fn usual_time() -> impl Strategy<Value = NaiveDateTime> {
+        (0i32..=9999, 1u32..=12, 1u32..=31, 0u32..24, 0u32..60, 0u32..60).prop_filter_map(
+            "no such day",
+            |(year, month, day, hour, minute, second)| {
+                NaiveDate::from_ymd_opt(year, month, day)?.and_hms_opt(hour, minute, second)
+            },
+        )
+    }
+
+    fn usual_rfc3339() -> impl Strategy<Value = String> {
+        let offset = prop_oneof![
+            Just("Z".to_owned()),
+            (select(vec!['+', '-']), 0u32..24, 0u32..60).prop_map(|(sign, h, m)| format!("{sign}{h:02}:{m:02}")),
+        ];
+        (usual_time(), "(\\.[0-9]{1,9})?", offset)
+            .prop_map(|(time, fraction, offset)| format!("{}{fraction}{offset}", time.format("%Y-%m-%dT%H:%M:%S")))
+    }
+
+    fn usual_java_date() -> impl Strategy<Value = String> {
+        (usual_time(), select(vec!["UTC", "GMT"]))
+            .prop_map(|(time, zone)| time.format(&format!("%a %b %d %H:%M:%S {zone} %Y")).to_string())
+    }
+
+    /// `s` with one byte replaced, inserted or removed, or its case changed.
+    fn near(s: String) -> impl Strategy<Value = String> {
+        let bytes = select(b"0123456789 -+:.TtZzUuGg\tAaJjWw".to_vec());
+        (0..s.len(), 0..5u8, bytes).prop_map(move |(at, edit, byte)| {
+            let mut near = s.clone().into_bytes();
+            match edit {
+                0 => near[at] = byte,
+                1 => near.insert(at, byte),
+                2 => drop(near.remove(at)),
+                3 => near.make_ascii_lowercase(),
+                _ => near.make_ascii_uppercase(),
+            }
+            String::from_utf8(near).expect("ASCII in, ASCII out")
+        })
+    }
+
+    /// Any time of day, day of the month and offset written in the usual shapes,
+    /// impossible ones included.
+    fn any_numbers() -> impl Strategy<Value = String> {
+        let rfc3339 = (0u32..=9999, 0u32..=13, 0u32..=32, 0u32..=25, 0u32..=61, 0u32..=61, 0u32..=25, 0u32..=61)
+            .prop_map(|(year, month, day, hour, minute, second, offset_hours, offset_minutes)| {
+                format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}+{offset_hours:02}:{offset_minutes:02}")
+            });
+        let java = (0usize..7, 0usize..12, 0u32..=32, 0u32..=25, 0u32..=61, 0u32..=61, 0u32..=9999).prop_map(
+            |(weekday, month, day, hour, minute, second, year)| {
+                let weekday = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][weekday];
+                let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][month];
+                format!("{weekday} {month} {day:02} {hour:02}:{minute:02}:{second:02} UTC {year:04}")
+            },
+        );
+        prop_oneof![rfc3339, java]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn usual_shapes_are_read_by_hand_as_chrono_reads_them(
+            s in prop_oneof![usual_rfc3339(), usual_java_date()],
+        ) {
+            assert_read_by_hand(&s);
+        }
+
+        #[test]
+        fn near_misses_are_read_as_chrono_reads_them(
+            s in prop_oneof![usual_rfc3339(), usual_java_date()].prop_flat_map(near),
+        ) {
+            assert_agrees_with_chrono(&s);
+        }
+
+        #[test]
+        fn impossible_dates_and_times_are_read_as_chrono_reads_them(s in any_numbers()) {
+            assert_agrees_with_chrono(&s);
+        }
     }
 }
