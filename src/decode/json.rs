@@ -471,15 +471,23 @@ impl<'a, V> Slot<'a, V> {
 
     /// The value of the first of `names` present: an exact spelling first (its last
     /// value if repeated), else a key differing only in ASCII case (the smallest).
+    /// Inlined: every field read goes through here, almost always to the one key.
+    #[inline]
     pub(crate) fn get(&self, names: &[&str]) -> Option<&V> {
         let (key, value) = self.first.as_ref()?;
-        if self.more.is_none() {
-            // The usual case, one key: it was put here for matching one of the slot's
-            // spellings ignoring case, and every reader asks for all of them, so it
-            // wins whichever tier it matches in.
-            debug_assert!(names.iter().any(|name| key.eq_ignore_ascii_case(name)), "{key} read as {names:?}");
-            return Some(value);
+        if self.more.is_some() {
+            return self.get_among_several(names);
         }
+        // The usual case, one key: it was put here for matching one of the slot's
+        // spellings ignoring case, and every reader asks for all of them, so it
+        // wins whichever tier it matches in.
+        debug_assert!(names.iter().any(|name| key.eq_ignore_ascii_case(name)), "{key} read as {names:?}");
+        Some(value)
+    }
+
+    /// [`Slot::get`] when keys were repeated or spelled several ways.
+    #[cold]
+    fn get_among_several(&self, names: &[&str]) -> Option<&V> {
         let entries = || self.first.iter().chain(self.more.iter().flat_map(|more| more.iter()));
         for name in names {
             if let Some((_, value)) = entries().filter(|(key, _)| key == name).last() {
@@ -568,16 +576,12 @@ impl<M, S> Slot<'_, Json<'_, M, S>> {
         Ok(self.string(at, names)?.and_then(TargetStatus::parse))
     }
 
-    /// A timestamp in any of the encodings [`time::parse`] understands; `""` counts as absent.
+    /// A timestamp in any of the encodings [`time::parse`] understands; a blank string counts as absent.
     pub(crate) fn time(&self, at: &Path, names: &[&'static str]) -> Result<Option<Millis>, DecodeError> {
-        let value = match self.value(names) {
-            None => return Ok(None),
-            Some(Json::Str(s)) if s.trim().is_empty() => return Ok(None),
-            Some(value) => value,
+        let Some(value) = self.value(names) else {
+            return Ok(None);
         };
-        time::parse(value)
-            .map(Some)
-            .map_err(|detail| DecodeError::InvalidTimestamp { field: at.key(names[0]).to_string(), detail })
+        time::parse(value).map_err(|detail| DecodeError::InvalidTimestamp { field: at.key(names[0]).to_string(), detail })
     }
 
     /// A count: an integer, or a string of digits (the SNS documentation sample quotes
@@ -607,11 +611,13 @@ impl<M, S> Slot<'_, Json<'_, M, S>> {
 }
 
 fn checked_id<'s>(at: &Path, names: &[&'static str], id: &'s str, max_len: usize) -> Result<&'s str, DecodeError> {
+    // Ids are ASCII, whose bytes are characters: counting and checking bytes is cheaper.
+    let (ascii, too_long) = (id.is_ascii(), id.len() > max_len);
     if id.is_empty() {
         Err(missing(at, names))
-    } else if id.chars().count() > max_len {
+    } else if too_long && (ascii || id.chars().count() > max_len) {
         Err(invalid(at, names, format!("longer than {max_len} characters")))
-    } else if id.chars().any(char::is_control) {
+    } else if if ascii { id.bytes().any(|b| b.is_ascii_control()) } else { id.chars().any(char::is_control) } {
         Err(invalid(at, names, format!("contains control characters: {}", excerpt(id))))
     } else {
         Ok(id)

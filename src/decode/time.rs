@@ -19,11 +19,14 @@ use crate::domain::Millis;
 /// seconds belong) and would overflow duration arithmetic downstream.
 const MAX_MILLIS: Millis = 253_402_300_799_999;
 
-/// Parses one timestamp value; the error is a human-readable detail.
-pub(super) fn parse<M, S>(value: &Json<'_, M, S>) -> Result<Millis, String> {
+/// Parses one timestamp value, a blank string giving none; the error is a human-readable detail.
+pub(super) fn parse<M, S>(value: &Json<'_, M, S>) -> Result<Option<Millis>, String> {
     match value {
-        Json::Number(n) => from_epoch_seconds(n.as_f64()),
-        Json::Str(s) => parse_str(s.trim()),
+        Json::Number(n) => from_epoch_seconds(n.as_f64()).map(Some),
+        Json::Str(s) => match s.trim() {
+            "" => Ok(None),
+            s => parse_str(s).map(Some),
+        },
         other => Err(format!("expected a number or a string, found {}", other.kind())),
     }
 }
@@ -230,38 +233,38 @@ mod tests {
     use serde_json::{json, Value};
 
     /// What a field holding `value` gives.
-    fn parse(value: &Value) -> Result<Millis, String> {
+    fn parse(value: &Value) -> Result<Option<Millis>, String> {
         super::parse(&Leaf::deserialize(value).unwrap())
     }
 
     #[test]
     fn api_epoch_seconds_round_to_the_millisecond() {
-        assert_eq!(parse(&json!(1409764576.589)), Ok(1_409_764_576_589));
-        assert_eq!(parse(&json!(1408480721.9)), Ok(1_408_480_721_900));
-        assert_eq!(parse(&json!(1556918686.65)), Ok(1_556_918_686_650));
-        assert_eq!(parse(&json!(1446744188)), Ok(1_446_744_188_000));
-        assert_eq!(parse(&json!(0)), Ok(0));
+        assert_eq!(parse(&json!(1409764576.589)), Ok(Some(1_409_764_576_589)));
+        assert_eq!(parse(&json!(1408480721.9)), Ok(Some(1_408_480_721_900)));
+        assert_eq!(parse(&json!(1556918686.65)), Ok(Some(1_556_918_686_650)));
+        assert_eq!(parse(&json!(1446744188)), Ok(Some(1_446_744_188_000)));
+        assert_eq!(parse(&json!(0)), Ok(Some(0)));
     }
 
     #[test]
     fn sns_epoch_strings() {
-        assert_eq!(parse(&json!("1446744188.595")), Ok(1_446_744_188_595));
-        assert_eq!(parse(&json!("1446744207")), Ok(1_446_744_207_000));
+        assert_eq!(parse(&json!("1446744188.595")), Ok(Some(1_446_744_188_595)));
+        assert_eq!(parse(&json!("1446744207")), Ok(Some(1_446_744_207_000)));
     }
 
     #[test]
     fn java_dates() {
         assert_eq!(
             parse(&json!("Wed Aug 10 18:39:05 UTC 2016")),
-            Ok(1_470_854_345_000)
+            Ok(Some(1_470_854_345_000))
         );
         assert_eq!(
             parse(&json!("Fri Oct 14 08:46:18 UTC 2022")),
-            Ok(1_665_737_178_000)
+            Ok(Some(1_665_737_178_000))
         );
         assert_eq!(
             parse(&json!("Thu Dec 13 20:23:06 GMT 2018")),
-            Ok(1_544_732_586_000)
+            Ok(Some(1_544_732_586_000))
         );
         assert!(parse(&json!("Fri Oct 14 08:46:18 PDT 2022")).is_err());
         assert!(parse(&json!("Fri Oct 14 08:46:18 UTC 2022 extra")).is_err());
@@ -269,14 +272,14 @@ mod tests {
 
     #[test]
     fn rfc3339() {
-        assert_eq!(parse(&json!("2016-06-30T22:06:31Z")), Ok(1_467_324_391_000));
+        assert_eq!(parse(&json!("2016-06-30T22:06:31Z")), Ok(Some(1_467_324_391_000)));
         assert_eq!(
             parse(&json!("2016-08-10T19:12:12.411Z")),
-            Ok(1_470_856_332_411)
+            Ok(Some(1_470_856_332_411))
         );
         assert_eq!(
             parse(&json!("2019-05-03T14:23:12.162-07:00")),
-            Ok(1_556_918_592_162)
+            Ok(Some(1_556_918_592_162))
         );
     }
 
@@ -296,14 +299,20 @@ mod tests {
             json!("12."),
             json!(".5"),
             json!("1.2.3"),
-            json!(""),
             json!("0000-01-01T00:00:00Z"),
             json!(true),
             json!([1]),
         ] {
             assert!(parse(&bad).is_err(), "{bad} should be rejected");
         }
-        assert_eq!(parse(&json!(253402300799.999)), Ok(MAX_MILLIS));
+        assert_eq!(parse(&json!(253402300799.999)), Ok(Some(MAX_MILLIS)));
+    }
+
+    #[test]
+    fn blank_strings_are_no_timestamp() {
+        for blank in ["", " ", "\t\r\n"] {
+            assert_eq!(parse(&json!(blank)), Ok(None));
+        }
     }
 
     /// Whatever the hand-written reader makes of `s`, chrono makes the same of it.
