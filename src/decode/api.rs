@@ -5,7 +5,7 @@
 use super::json::{json_object, Leaf, Nested, Obj, Path, Slot};
 use super::parts::{self, ErrorInformation, Overview, Rollback, Target, TargetFields};
 use super::DecodeError;
-use crate::domain::{DeploymentRef, Observation, Provenance, Revision, TargetObservation};
+use crate::domain::{DeploymentRef, Observation, Provenance, Revision};
 
 json_object! {
     /// One `DeploymentInfo` (GetDeployment, BatchGetDeployments).
@@ -156,7 +156,7 @@ pub(super) enum TargetKey {
 /// Groups targets into one observation per deployment, in the order the deployments
 /// first appear. Each target comes with its path in the message.
 pub(super) fn targets(items: Vec<(Nested<'_, Target<'_>>, Path)>, key: TargetKey) -> Result<Vec<Observation>, DecodeError> {
-    let mut by_deployment: Vec<(&str, Vec<TargetObservation>)> = Vec::new();
+    let mut observations: Vec<Observation> = Vec::new();
     for (item, at) in &items {
         let deployment_id = item.deployment_id.deployment_id(at, &["deploymentId"])?;
         let id = match key {
@@ -165,18 +165,15 @@ pub(super) fn targets(items: Vec<(Nested<'_, Target<'_>>, Path)>, key: TargetKey
         };
         let fields = TargetFields { id, status: (&item.status, "status"), lifecycle_events: &item.lifecycle_events };
         let target = parts::target(fields, at)?;
-        match by_deployment.iter_mut().find(|(id, _)| *id == deployment_id) {
-            Some((_, targets)) => targets.push(target),
-            None => by_deployment.push((deployment_id, vec![target])),
+        match observations.iter_mut().find(|observation| observation.deployment.deployment_id == deployment_id) {
+            Some(observation) => observation.targets.push(target),
+            None => {
+                let deployment = DeploymentRef { deployment_id: deployment_id.to_owned(), ..DeploymentRef::default() };
+                observations.push(Observation { targets: vec![target], ..Observation::new(deployment, Provenance::Api) });
+            }
         }
     }
-    Ok(by_deployment
-        .into_iter()
-        .map(|(deployment_id, targets)| {
-            let deployment = DeploymentRef { deployment_id: deployment_id.to_owned(), ..DeploymentRef::default() };
-            Observation { targets, ..Observation::new(deployment, Provenance::Api) }
-        })
-        .collect())
+    Ok(observations)
 }
 
 #[cfg(test)]

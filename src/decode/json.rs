@@ -715,6 +715,19 @@ impl<'s, T> Objects<'s, T> {
             _ => None,
         })
     }
+
+    /// What `read` makes of each element and its index, stopping at the first error;
+    /// the vector is allocated once, at its final size.
+    pub(crate) fn read_each<R>(
+        &self,
+        mut read: impl FnMut(usize, &'s T) -> Result<R, DecodeError>,
+    ) -> Result<Vec<R>, DecodeError> {
+        let mut read_all = Vec::with_capacity(self.len());
+        for (index, object) in self.iter().enumerate() {
+            read_all.push(read(index, object)?);
+        }
+        Ok(read_all)
+    }
 }
 
 impl<'a> Leaf<'a> {
