@@ -9,7 +9,7 @@
 use std::sync::LazyLock;
 
 use chrono::format::{self, Item, Parsed, StrftimeItems};
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Weekday};
 
 use super::excerpt;
 use super::json::Json;
@@ -137,25 +137,25 @@ fn parse_usual_shape(s: &[u8]) -> Option<Millis> {
 /// `2016-08-10T19:12:12.411Z`, `2019-05-03T14:23:12-07:00`.
 fn usual_rfc3339(s: &[u8]) -> Option<Millis> {
     let (date_time, rest) = s.split_at_checked(19)?;
-    if !fits(date_time, b"0000-00-00T00:00:00") {
+    let &[y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1, b'T', h0, h1, b':', i0, i1, b':', s0, s1] = date_time else {
         return None;
-    }
-    let date = date(&date_time[0..4], &date_time[5..7], &date_time[8..10])?;
-    let local = millis_at(date, &date_time[11..13], &date_time[14..16], &date_time[17..19])?;
+    };
+    let date = date(number([y0, y1, y2, y3])?, number([m0, m1])?, number([d0, d1])?)?;
+    let local = millis_at(date, number([h0, h1])?, number([i0, i1])?, number([s0, s1])?)?;
     let (fraction_millis, zone) = match rest {
         [b'.', rest @ ..] => fraction_millis(rest)?,
         _ => (0, rest),
     };
-    let offset_minutes = match zone {
-        b"Z" => 0,
-        [sign @ (b'+' | b'-'), offset @ ..] if fits(offset, b"00:00") => {
-            let (hours, minutes) = (number(&offset[0..2]), number(&offset[3..5]));
+    let offset_minutes = match *zone {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), h0, h1, b':', m0, m1] => {
+            let (hours, minutes) = (number([h0, h1])?, number([m0, m1])?);
             // What chrono allows: RFC 3339 offsets are less than a day.
             if hours > 23 || minutes > 59 {
                 return None;
             }
             let minutes = i64::from(hours * 60 + minutes);
-            if *sign == b'-' {
+            if sign == b'-' {
                 -minutes
             } else {
                 minutes
@@ -168,50 +168,66 @@ fn usual_rfc3339(s: &[u8]) -> Option<Millis> {
 
 /// `Wed Aug 10 18:39:05 UTC 2016`.
 fn usual_java_date(s: &[u8]) -> Option<Millis> {
-    const WEEKDAYS: [&[u8]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
-    const MONTHS: [&[u8]; 12] =
-        [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
-    if !fits(s, b"___ ___ 00 00:00:00 ___ 0000") || !matches!(&s[20..23], b"UTC" | b"GMT") {
+    let &[w0, w1, w2, b' ', m0, m1, m2, b' ', d0, d1, b' ', h0, h1, b':', i0, i1, b':', s0, s1, b' ', z0, z1, z2, b' ', y0, y1, y2, y3] =
+        s
+    else {
+        return None;
+    };
+    if !matches!(&[z0, z1, z2], b"UTC" | b"GMT") {
         return None;
     }
-    let weekday = WEEKDAYS.iter().position(|name| *name == &s[0..3])?;
-    let month = MONTHS.iter().position(|name| *name == &s[4..7])?;
-    let date = NaiveDate::from_ymd_opt(i32::try_from(number(&s[24..28])).ok()?, month as u32 + 1, number(&s[8..10]))?;
+    let weekday = match &[w0, w1, w2] {
+        b"Mon" => Weekday::Mon,
+        b"Tue" => Weekday::Tue,
+        b"Wed" => Weekday::Wed,
+        b"Thu" => Weekday::Thu,
+        b"Fri" => Weekday::Fri,
+        b"Sat" => Weekday::Sat,
+        b"Sun" => Weekday::Sun,
+        _ => return None,
+    };
+    let month = match &[m0, m1, m2] {
+        b"Jan" => 1,
+        b"Feb" => 2,
+        b"Mar" => 3,
+        b"Apr" => 4,
+        b"May" => 5,
+        b"Jun" => 6,
+        b"Jul" => 7,
+        b"Aug" => 8,
+        b"Sep" => 9,
+        b"Oct" => 10,
+        b"Nov" => 11,
+        b"Dec" => 12,
+        _ => return None,
+    };
+    let date = date(number([y0, y1, y2, y3])?, month, number([d0, d1])?)?;
     // chrono rejects a date on the wrong weekday.
-    if date.weekday().num_days_from_monday() as usize != weekday {
+    if date.weekday() != weekday {
         return None;
     }
-    millis_at(date, &s[11..13], &s[14..16], &s[17..19])
+    millis_at(date, number([h0, h1])?, number([i0, i1])?, number([s0, s1])?)
 }
 
-/// Whether `s` has the length and punctuation of `template`, with a digit wherever
-/// the template has `0` and any byte where it has `_` (checked by the caller).
-fn fits(s: &[u8], template: &[u8]) -> bool {
-    s.len() == template.len()
-        && s.iter().zip(template).all(|(&byte, &wanted)| match wanted {
-            b'0' => byte.is_ascii_digit(),
-            b'_' => true,
-            _ => byte == wanted,
-        })
+/// The value of `N` ASCII digits; `None` if any is not a digit.
+fn number<const N: usize>(digits: [u8; N]) -> Option<u32> {
+    digits.iter().try_fold(0, |value, &digit| digit.is_ascii_digit().then(|| value * 10 + u32::from(digit - b'0')))
 }
 
-/// The value of ASCII digits already checked to be digits.
-fn number(digits: &[u8]) -> u32 {
-    digits.iter().fold(0, |value, digit| value * 10 + u32::from(digit - b'0'))
-}
-
-fn date(year: &[u8], month: &[u8], day: &[u8]) -> Option<NaiveDate> {
-    NaiveDate::from_ymd_opt(i32::try_from(number(year)).ok()?, number(month), number(day))
+fn date(year: u32, month: u32, day: u32) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)
 }
 
 /// Milliseconds since 1970 of `date` at a time of day in UTC; `None` for a leap
 /// second (left to chrono) or an impossible time.
-fn millis_at(date: NaiveDate, hour: &[u8], minute: &[u8], second: &[u8]) -> Option<Millis> {
-    Some(date.and_hms_opt(number(hour), number(minute), number(second))?.and_utc().timestamp_millis())
+#[inline]
+fn millis_at(date: NaiveDate, hour: u32, minute: u32, second: u32) -> Option<Millis> {
+    Some(date.and_hms_opt(hour, minute, second)?.and_utc().timestamp_millis())
 }
 
 /// The whole milliseconds of the digits after a decimal point (chrono reads one to
 /// nine of them), and what follows the digits.
+#[inline]
 fn fraction_millis(s: &[u8]) -> Option<(Millis, &[u8])> {
     let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
     if !(1..=9).contains(&digits) {
