@@ -118,9 +118,9 @@ fn bounded(text: &str) -> String {
 }
 
 fn revision(location: &RevisionLocation, at: &Path) -> Option<Revision> {
-    let kind = location.revision_type.string(at, &["revisionType"]).ok().flatten().unwrap_or_default().to_ascii_lowercase();
+    let kind = location.revision_type.string(at, &["revisionType"]).ok().flatten().unwrap_or_default();
     let text = |slot: &Slot<'_, Leaf<'_>>, at: &Path, name| slot.string(at, &[name]).ok().flatten().map(bounded);
-    let wanted = |of: &str| kind.is_empty() || kind == of;
+    let wanted = |of: &str| kind.is_empty() || kind.eq_ignore_ascii_case(of);
     if let Some(s3) = location.s3_location.object(at, &["s3Location"]).ok().flatten().filter(|_| wanted("s3")) {
         let at = at.key("s3Location");
         let (bucket, key) = (text(&s3.bucket, &at, "bucket")?, text(&s3.key, &at, "key")?);
@@ -135,7 +135,7 @@ fn revision(location: &RevisionLocation, at: &Path) -> Option<Revision> {
         let (repository, commit) = (text(&github.repository, &at, "repository")?, text(&github.commit_id, &at, "commitId")?);
         return Some(Revision::GitHub { repository, commit });
     }
-    matches!(kind.as_str(), "appspeccontent" | "string").then_some(Revision::Inline)
+    (kind.eq_ignore_ascii_case("AppSpecContent") || kind.eq_ignore_ascii_case("String")).then_some(Revision::Inline)
 }
 
 /// The target inside one `DeploymentTarget`.
@@ -156,8 +156,10 @@ pub(super) enum TargetKey {
 /// Groups targets into one observation per deployment, in the order the deployments
 /// first appear. Each target comes with its path in the message.
 pub(super) fn targets(items: Vec<(Nested<'_, Target<'_>>, Path)>, key: TargetKey) -> Result<Vec<Observation>, DecodeError> {
-    let mut observations: Vec<Observation> = Vec::new();
-    for (item, at) in &items {
+    // A batch almost always holds the targets of one deployment: room for that one,
+    // and for the rest of the batch in the targets of each.
+    let mut observations: Vec<Observation> = Vec::with_capacity(1);
+    for (index, (item, at)) in items.iter().enumerate() {
         let deployment_id = item.deployment_id.deployment_id(at, &["deploymentId"])?;
         let id = match key {
             TargetKey::TargetId => (&item.target_id, "targetId"),
@@ -169,7 +171,9 @@ pub(super) fn targets(items: Vec<(Nested<'_, Target<'_>>, Path)>, key: TargetKey
             Some(observation) => observation.targets.push(target),
             None => {
                 let deployment = DeploymentRef { deployment_id: deployment_id.to_owned(), ..DeploymentRef::default() };
-                observations.push(Observation { targets: vec![target], ..Observation::new(deployment, Provenance::Api) });
+                let mut targets = Vec::with_capacity(items.len() - index);
+                targets.push(target);
+                observations.push(Observation { targets, ..Observation::new(deployment, Provenance::Api) });
             }
         }
     }
