@@ -111,6 +111,10 @@ pub(super) fn deployment_info(info: &DeploymentInfo, at: &Path) -> Result<Observ
 const MAX_TEXT_CHARS: usize = 2048;
 
 fn bounded(text: &str) -> String {
+    // No more bytes than the limit, so no more characters: nothing to count.
+    if text.len() <= MAX_TEXT_CHARS {
+        return text.to_owned();
+    }
     match text.char_indices().nth(MAX_TEXT_CHARS) {
         Some((cut, _)) => text[..cut].to_owned(),
         None => text.to_owned(),
