@@ -9,7 +9,7 @@
 use std::sync::LazyLock;
 
 use chrono::format::{self, Item, Parsed, StrftimeItems};
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Weekday};
+use chrono::{DateTime, NaiveDateTime};
 
 use super::excerpt;
 use super::json::Json;
@@ -23,11 +23,20 @@ const MAX_MILLIS: Millis = 253_402_300_799_999;
 pub(super) fn parse<M, S>(value: &Json<'_, M, S>) -> Result<Option<Millis>, String> {
     match value {
         Json::Number(n) => from_epoch_seconds(n.as_f64()).map(Some),
-        Json::Str(s) => match s.trim() {
+        Json::Str(s) => match trim(s) {
             "" => Ok(None),
             s => parse_str(s).map(Some),
         },
         other => Err(format!("expected a number or a string, found {}", other.kind())),
+    }
+}
+
+/// `s.trim()`, without decoding characters when `s` starts and ends with visible
+/// ASCII, as timestamps do.
+fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => s,
+        _ => s.trim(),
     }
 }
 
@@ -140,8 +149,8 @@ fn usual_rfc3339(s: &[u8]) -> Option<Millis> {
     let &[y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1, b'T', h0, h1, b':', i0, i1, b':', s0, s1] = date_time else {
         return None;
     };
-    let date = date(number([y0, y1, y2, y3])?, number([m0, m1])?, number([d0, d1])?)?;
-    let local = millis_at(date, number([h0, h1])?, number([i0, i1])?, number([s0, s1])?)?;
+    let days = days_since_1970(number([y0, y1, y2, y3])?, number([m0, m1])?, number([d0, d1])?)?;
+    let local = millis_at(days, number([h0, h1])?, number([i0, i1])?, number([s0, s1])?)?;
     let (fraction_millis, zone) = match rest {
         [b'.', rest @ ..] => fraction_millis(rest)?,
         _ => (0, rest),
@@ -176,14 +185,15 @@ fn usual_java_date(s: &[u8]) -> Option<Millis> {
     if !matches!(&[z0, z1, z2], b"UTC" | b"GMT") {
         return None;
     }
+    // Counted from Thursday, the weekday of 1970-01-01.
     let weekday = match &[w0, w1, w2] {
-        b"Mon" => Weekday::Mon,
-        b"Tue" => Weekday::Tue,
-        b"Wed" => Weekday::Wed,
-        b"Thu" => Weekday::Thu,
-        b"Fri" => Weekday::Fri,
-        b"Sat" => Weekday::Sat,
-        b"Sun" => Weekday::Sun,
+        b"Thu" => 0,
+        b"Fri" => 1,
+        b"Sat" => 2,
+        b"Sun" => 3,
+        b"Mon" => 4,
+        b"Tue" => 5,
+        b"Wed" => 6,
         _ => return None,
     };
     let month = match &[m0, m1, m2] {
@@ -201,12 +211,12 @@ fn usual_java_date(s: &[u8]) -> Option<Millis> {
         b"Dec" => 12,
         _ => return None,
     };
-    let date = date(number([y0, y1, y2, y3])?, month, number([d0, d1])?)?;
-    // chrono rejects a date on the wrong weekday.
-    if date.weekday() != weekday {
+    let days = days_since_1970(number([y0, y1, y2, y3])?, month, number([d0, d1])?)?;
+    // chrono rejects a date on the wrong weekday (1970-01-01 was a Thursday).
+    if days.rem_euclid(7) != weekday {
         return None;
     }
-    millis_at(date, number([h0, h1])?, number([i0, i1])?, number([s0, s1])?)
+    millis_at(days, number([h0, h1])?, number([i0, i1])?, number([s0, s1])?)
 }
 
 /// The value of `N` ASCII digits; `None` if any is not a digit.
@@ -214,15 +224,35 @@ fn number<const N: usize>(digits: [u8; N]) -> Option<u32> {
     digits.iter().try_fold(0, |value, &digit| digit.is_ascii_digit().then(|| value * 10 + u32::from(digit - b'0')))
 }
 
-fn date(year: u32, month: u32, day: u32) -> Option<NaiveDate> {
-    NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar, as chrono
+/// counts them (Howard Hinnant's `days_from_civil`); `None` for a day the month lacks.
+fn days_since_1970(year: u32, month: u32, day: u32) -> Option<i64> {
+    let leap_year = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap_year => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=days_in_month).contains(&day) {
+        return None;
+    }
+    // Years start on March 1st, so that the leap day ends them.
+    let (year, month, day) = (i64::from(year) - i64::from(month <= 2), i64::from(month), i64::from(day));
+    let (era, year_of_era) = (year.div_euclid(400), year.rem_euclid(400));
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    Some(era * 146_097 + day_of_era - 719_468)
 }
 
-/// Milliseconds since 1970 of `date` at a time of day in UTC; `None` for a leap
-/// second (left to chrono) or an impossible time.
-#[inline]
-fn millis_at(date: NaiveDate, hour: u32, minute: u32, second: u32) -> Option<Millis> {
-    Some(date.and_hms_opt(hour, minute, second)?.and_utc().timestamp_millis())
+/// Milliseconds since 1970 of a time of day in UTC `days` after 1970-01-01; `None`
+/// for a leap second (left to chrono) or an impossible time.
+fn millis_at(days: i64, hour: u32, minute: u32, second: u32) -> Option<Millis> {
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    Some((days * 86_400 + i64::from(hour * 3600 + minute * 60 + second)) * 1000)
 }
 
 /// The whole milliseconds of the digits after a decimal point (chrono reads one to
@@ -242,7 +272,7 @@ fn fraction_millis(s: &[u8]) -> Option<(Millis, &[u8])> {
 mod tests {
     use super::*;
     use crate::decode::json::Leaf;
-    use chrono::NaiveDateTime;
+    use chrono::{NaiveDate, NaiveDateTime};
     use proptest::prelude::*;
     use proptest::sample::select;
     use serde::Deserialize;
@@ -354,6 +384,27 @@ mod tests {
             "2019-05-03T14:23:12.162-07:00",
             "2025-01-01T00:00:05.4Z",
             "2025-01-01T00:00:05.123456789+02:00",
+        ] {
+            assert_read_by_hand(s);
+        }
+    }
+
+    #[test]
+    fn valid_edge_cases_are_read_by_hand() {
+        for s in [
+            "2016-02-29T00:00:00Z",
+            "2000-02-29T12:00:00Z",
+            "2400-02-29T12:00:00Z",
+            "2016-04-30T23:59:59.999Z",
+            "1970-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999Z",
+            "0000-01-01T00:00:00Z",
+            "2016-06-30T22:06:31+23:59",
+            "2016-06-30T22:06:31-23:59",
+            "Mon Feb 29 00:00:00 UTC 2016",
+            "Tue Feb 29 00:00:00 UTC 2000",
+            "Sun Dec 31 23:59:59 GMT 2000",
+            "Thu Jan 01 00:00:00 UTC 1970",
         ] {
             assert_read_by_hand(s);
         }
