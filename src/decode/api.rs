@@ -5,7 +5,7 @@
 use super::json::{json_object, Leaf, Nested, Obj, Path, Slot};
 use super::parts::{self, ErrorInformation, Overview, Rollback, Target, TargetFields};
 use super::DecodeError;
-use crate::domain::{DeploymentRef, Observation, Provenance, Revision, TargetObservation};
+use crate::domain::{DeploymentRef, Observation, Provenance, Revision};
 
 json_object! {
     /// One `DeploymentInfo` (GetDeployment, BatchGetDeployments).
@@ -111,6 +111,10 @@ pub(super) fn deployment_info(info: &DeploymentInfo, at: &Path) -> Result<Observ
 const MAX_TEXT_CHARS: usize = 2048;
 
 fn bounded(text: &str) -> String {
+    // No more bytes than the limit, so no more characters: nothing to count.
+    if text.len() <= MAX_TEXT_CHARS {
+        return text.to_owned();
+    }
     match text.char_indices().nth(MAX_TEXT_CHARS) {
         Some((cut, _)) => text[..cut].to_owned(),
         None => text.to_owned(),
@@ -118,9 +122,9 @@ fn bounded(text: &str) -> String {
 }
 
 fn revision(location: &RevisionLocation, at: &Path) -> Option<Revision> {
-    let kind = location.revision_type.string(at, &["revisionType"]).ok().flatten().unwrap_or_default().to_ascii_lowercase();
+    let kind = location.revision_type.string(at, &["revisionType"]).ok().flatten().unwrap_or_default();
     let text = |slot: &Slot<'_, Leaf<'_>>, at: &Path, name| slot.string(at, &[name]).ok().flatten().map(bounded);
-    let wanted = |of: &str| kind.is_empty() || kind == of;
+    let wanted = |of: &str| kind.is_empty() || kind.eq_ignore_ascii_case(of);
     if let Some(s3) = location.s3_location.object(at, &["s3Location"]).ok().flatten().filter(|_| wanted("s3")) {
         let at = at.key("s3Location");
         let (bucket, key) = (text(&s3.bucket, &at, "bucket")?, text(&s3.key, &at, "key")?);
@@ -135,7 +139,7 @@ fn revision(location: &RevisionLocation, at: &Path) -> Option<Revision> {
         let (repository, commit) = (text(&github.repository, &at, "repository")?, text(&github.commit_id, &at, "commitId")?);
         return Some(Revision::GitHub { repository, commit });
     }
-    matches!(kind.as_str(), "appspeccontent" | "string").then_some(Revision::Inline)
+    (kind.eq_ignore_ascii_case("AppSpecContent") || kind.eq_ignore_ascii_case("String")).then_some(Revision::Inline)
 }
 
 /// The target inside one `DeploymentTarget`.
@@ -156,8 +160,10 @@ pub(super) enum TargetKey {
 /// Groups targets into one observation per deployment, in the order the deployments
 /// first appear. Each target comes with its path in the message.
 pub(super) fn targets(items: Vec<(Nested<'_, Target<'_>>, Path)>, key: TargetKey) -> Result<Vec<Observation>, DecodeError> {
-    let mut by_deployment: Vec<(&str, Vec<TargetObservation>)> = Vec::new();
-    for (item, at) in &items {
+    // A batch almost always holds the targets of one deployment: room for that one,
+    // and for the rest of the batch in the targets of each.
+    let mut observations: Vec<Observation> = Vec::with_capacity(1);
+    for (index, (item, at)) in items.iter().enumerate() {
         let deployment_id = item.deployment_id.deployment_id(at, &["deploymentId"])?;
         let id = match key {
             TargetKey::TargetId => (&item.target_id, "targetId"),
@@ -165,18 +171,17 @@ pub(super) fn targets(items: Vec<(Nested<'_, Target<'_>>, Path)>, key: TargetKey
         };
         let fields = TargetFields { id, status: (&item.status, "status"), lifecycle_events: &item.lifecycle_events };
         let target = parts::target(fields, at)?;
-        match by_deployment.iter_mut().find(|(id, _)| *id == deployment_id) {
-            Some((_, targets)) => targets.push(target),
-            None => by_deployment.push((deployment_id, vec![target])),
+        match observations.iter_mut().find(|observation| observation.deployment.deployment_id == deployment_id) {
+            Some(observation) => observation.targets.push(target),
+            None => {
+                let deployment = DeploymentRef { deployment_id: deployment_id.to_owned(), ..DeploymentRef::default() };
+                let mut targets = Vec::with_capacity(items.len() - index);
+                targets.push(target);
+                observations.push(Observation { targets, ..Observation::new(deployment, Provenance::Api) });
+            }
         }
     }
-    Ok(by_deployment
-        .into_iter()
-        .map(|(deployment_id, targets)| {
-            let deployment = DeploymentRef { deployment_id: deployment_id.to_owned(), ..DeploymentRef::default() };
-            Observation { targets, ..Observation::new(deployment, Provenance::Api) }
-        })
-        .collect())
+    Ok(observations)
 }
 
 #[cfg(test)]

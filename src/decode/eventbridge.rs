@@ -1,5 +1,7 @@
 //! EventBridge events from `aws.codedeploy`.
 
+use std::cell::LazyCell;
+
 use super::json::{json_object, Leaf, Path};
 use super::{excerpt, DecodeError, Decoded, IgnoreReason, Message};
 use crate::domain::{DeploymentRef, Observation, Provenance, Status, TargetObservation, TargetStatus};
@@ -36,8 +38,10 @@ pub(super) fn decode(event: &Message, at: &Path) -> Result<Decoded, DecodeError>
     let detail_at = at.key("detail");
     let deployment_id = detail.deployment_id.deployment_id(&detail_at, &["deploymentId"])?;
 
-    // moto leaves out `account`; the ARNs in `resources` still carry it.
-    let arn = event.resources.array(at, &["resources"])?.and_then(|resources| codedeploy_arn(resources));
+    // moto leaves out `account`; the ARNs in `resources` still carry it. They are
+    // looked through only then: AWS always sends `account` and `region`.
+    let resources = event.resources.array(at, &["resources"])?;
+    let arn = LazyCell::new(|| resources.and_then(|resources| codedeploy_arn(resources)));
     let account = match event.account.string(at, &["account"])? {
         Some(account) => Some(account),
         None => arn.map(|(_, account)| account),

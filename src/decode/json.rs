@@ -471,15 +471,23 @@ impl<'a, V> Slot<'a, V> {
 
     /// The value of the first of `names` present: an exact spelling first (its last
     /// value if repeated), else a key differing only in ASCII case (the smallest).
+    /// Inlined: every field read goes through here, almost always to the one key.
+    #[inline]
     pub(crate) fn get(&self, names: &[&str]) -> Option<&V> {
         let (key, value) = self.first.as_ref()?;
-        if self.more.is_none() {
-            // The usual case, one key: it was put here for matching one of the slot's
-            // spellings ignoring case, and every reader asks for all of them, so it
-            // wins whichever tier it matches in.
-            debug_assert!(names.iter().any(|name| key.eq_ignore_ascii_case(name)), "{key} read as {names:?}");
-            return Some(value);
+        if self.more.is_some() {
+            return self.get_among_several(names);
         }
+        // The usual case, one key: it was put here for matching one of the slot's
+        // spellings ignoring case, and every reader asks for all of them, so it
+        // wins whichever tier it matches in.
+        debug_assert!(names.iter().any(|name| key.eq_ignore_ascii_case(name)), "{key} read as {names:?}");
+        Some(value)
+    }
+
+    /// [`Slot::get`] when keys were repeated or spelled several ways.
+    #[cold]
+    fn get_among_several(&self, names: &[&str]) -> Option<&V> {
         let entries = || self.first.iter().chain(self.more.iter().flat_map(|more| more.iter()));
         for name in names {
             if let Some((_, value)) = entries().filter(|(key, _)| key == name).last() {
@@ -545,7 +553,8 @@ impl<M, S> Slot<'_, Json<'_, M, S>> {
     /// `targetId` and EventBridge's `instanceId` carry, so all sources agree.
     pub(crate) fn target_id(&self, at: &Path, names: &[&'static str]) -> Result<&str, DecodeError> {
         let raw = self.required_string(at, names)?;
-        let id = match raw.rsplit_once(":instance/") {
+        // Only ARNs are searched: setting up a substring search costs more than the rest.
+        let id = match raw.starts_with("arn:").then(|| raw.rsplit_once(":instance/")).flatten() {
             Some((prefix, instance)) if prefix.starts_with("arn:") => instance,
             _ => raw,
         };
@@ -568,16 +577,12 @@ impl<M, S> Slot<'_, Json<'_, M, S>> {
         Ok(self.string(at, names)?.and_then(TargetStatus::parse))
     }
 
-    /// A timestamp in any of the encodings [`time::parse`] understands; `""` counts as absent.
+    /// A timestamp in any of the encodings [`time::parse`] understands; a blank string counts as absent.
     pub(crate) fn time(&self, at: &Path, names: &[&'static str]) -> Result<Option<Millis>, DecodeError> {
-        let value = match self.value(names) {
-            None => return Ok(None),
-            Some(Json::Str(s)) if s.trim().is_empty() => return Ok(None),
-            Some(value) => value,
+        let Some(value) = self.value(names) else {
+            return Ok(None);
         };
-        time::parse(value)
-            .map(Some)
-            .map_err(|detail| DecodeError::InvalidTimestamp { field: at.key(names[0]).to_string(), detail })
+        time::parse(value).map_err(|detail| DecodeError::InvalidTimestamp { field: at.key(names[0]).to_string(), detail })
     }
 
     /// A count: an integer, or a string of digits (the SNS documentation sample quotes
@@ -607,6 +612,11 @@ impl<M, S> Slot<'_, Json<'_, M, S>> {
 }
 
 fn checked_id<'s>(at: &Path, names: &[&'static str], id: &'s str, max_len: usize) -> Result<&'s str, DecodeError> {
+    // Real ids are printable ASCII, whose bytes are characters: one pass over the
+    // bytes clears them, without decoding characters.
+    if !id.is_empty() && id.len() <= max_len && id.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return Ok(id);
+    }
     if id.is_empty() {
         Err(missing(at, names))
     } else if id.chars().count() > max_len {
@@ -708,6 +718,19 @@ impl<'s, T> Objects<'s, T> {
             Json::Object(object) => Some(object),
             _ => None,
         })
+    }
+
+    /// What `read` makes of each element and its index, stopping at the first error;
+    /// the vector is allocated once, at its final size.
+    pub(crate) fn read_each<R>(
+        &self,
+        mut read: impl FnMut(usize, &'s T) -> Result<R, DecodeError>,
+    ) -> Result<Vec<R>, DecodeError> {
+        let mut read_all = Vec::with_capacity(self.len());
+        for (index, object) in self.iter().enumerate() {
+            read_all.push(read(index, object)?);
+        }
+        Ok(read_all)
     }
 }
 

@@ -349,7 +349,7 @@ fn decode_object(source: Source, message: &Message) -> Result<Decoded, DecodeErr
             let names = ["deploymentsInfo"];
             let at = root.key(names[0]);
             let infos = message.deployments_info.required_objects(&root, &names)?;
-            infos.iter().enumerate().map(|(i, info)| api::deployment_info(info, &at.index(i))).collect::<Result<_, _>>()?
+            infos.read_each(|i, info| api::deployment_info(info, &at.index(i)))?
         }
         Shape::GetDeploymentTarget => {
             let names = ["deploymentTarget"];
@@ -362,11 +362,9 @@ fn decode_object(source: Source, message: &Message) -> Result<Decoded, DecodeErr
             let at = root.key(names[0]);
             let wrappers = message.deployment_targets.required_objects(&root, &names)?;
             let paths: Vec<Path> = (0..wrappers.len()).map(|i| at.index(i)).collect();
-            let targets = wrappers
-                .iter()
-                .zip(&paths)
-                .map(|(wrapper, path)| Ok((api::deployment_target(wrapper, path)?, path.key(api::TARGET_MEMBERS[0]))))
-                .collect::<Result<Vec<_>, DecodeError>>()?;
+            let targets = wrappers.read_each(|i, wrapper| {
+                Ok((api::deployment_target(wrapper, &paths[i])?, paths[i].key(api::TARGET_MEMBERS[0])))
+            })?;
             api::targets(targets, api::TargetKey::TargetId)?
         }
         Shape::InstanceSummary => {

@@ -140,7 +140,7 @@ pub(super) fn target(fields: TargetFields, at: &Path) -> Result<TargetObservatio
     let lifecycle_events = match fields.lifecycle_events.objects(at, &names)? {
         Some(events) => {
             let events_at = at.key(names[0]);
-            events.iter().enumerate().map(|(i, event)| lifecycle_event(event, &events_at.index(i))).collect::<Result<_, _>>()?
+            events.read_each(|i, event| lifecycle_event(event, &events_at.index(i)))?
         }
         None => Vec::new(),
     };
