@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds since the Unix epoch, UTC. Integer so that merging and sorting
@@ -181,9 +182,9 @@ impl TargetStatus {
 /// observation to the only record with the same deployment id, if there is one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub struct DeploymentRef {
-    pub account: Option<String>,
-    pub region: Option<String>,
-    pub deployment_id: String,
+    pub account: Option<CompactString>,
+    pub region: Option<CompactString>,
+    pub deployment_id: CompactString,
 }
 
 /// Per-status target counts (`deploymentOverview`).
@@ -219,19 +220,19 @@ impl Overview {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LifecycleEvent {
     /// `ApplicationStop`, `BeforeInstall`, `AfterAllowTraffic`, …
-    pub name: String,
+    pub name: CompactString,
     pub status: Option<TargetStatus>,
     pub start_time: Option<Millis>,
     pub end_time: Option<Millis>,
     /// `diagnostics.errorCode` (`ScriptFailed`, `ScriptTimedOut`, …); `Success` is dropped.
-    pub error_code: Option<String>,
+    pub error_code: Option<CompactString>,
 }
 
 /// What an observation says about one deployment target (instance, Lambda
 /// function, ECS service).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetObservation {
-    pub target_id: String,
+    pub target_id: CompactString,
     pub status: Option<TargetStatus>,
     pub lifecycle_events: Vec<LifecycleEvent>,
 }
@@ -248,29 +249,29 @@ pub struct Observation {
     /// terminal time used when no create/complete times are known. Instance-level
     /// events and API snapshots carry `false`.
     pub is_state_change: bool,
-    pub application: Option<String>,
-    pub deployment_group: Option<String>,
+    pub application: Option<CompactString>,
+    pub deployment_group: Option<CompactString>,
     pub status: Option<Status>,
     pub create_time: Option<Millis>,
     pub start_time: Option<Millis>,
     pub complete_time: Option<Millis>,
     /// `creator` of the API (`user`, `autoscaling`, `codeDeployRollback`, …).
-    pub creator: Option<String>,
+    pub creator: Option<CompactString>,
     /// The deployment this one rolls back (`rollbackTriggeringDeploymentId`).
-    pub rollback_of: Option<String>,
+    pub rollback_of: Option<CompactString>,
     /// The deployment that rolled this one back (`rollbackInfo.rollbackDeploymentId`).
-    pub rolled_back_by: Option<String>,
+    pub rolled_back_by: Option<CompactString>,
     /// `errorInformation.code`.
-    pub error_code: Option<String>,
+    pub error_code: Option<CompactString>,
     /// `Server`, `Lambda` or `ECS`.
-    pub compute_platform: Option<String>,
+    pub compute_platform: Option<CompactString>,
     /// `IN_PLACE` or `BLUE_GREEN`.
-    pub deployment_type: Option<String>,
+    pub deployment_type: Option<CompactString>,
     pub overview: Option<Overview>,
     pub targets: Vec<TargetObservation>,
     /// The deployment's `description` (CreateDeployment `--description`),
     /// where CI may leave `commit=<sha> committed_at=<RFC3339>`.
-    pub description: Option<String>,
+    pub description: Option<CompactString>,
     /// The revision deployed (API `revision`).
     pub revision: Option<Revision>,
     /// A commit time found for the deployment by a commit-time resolver.

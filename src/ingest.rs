@@ -13,6 +13,7 @@
 //! never go down across a crash and restart. It is a `std::sync::Mutex`, not
 //! tokio's: nothing awaits while holding it.
 
+use compact_str::CompactString;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -137,8 +138,8 @@ impl Exporter {
     /// Folds observations a source built itself (the API poller, from SDK types).
     pub fn ingest_observations(&mut self, source: Source, mut observations: Vec<Observation>, now: Millis) -> Outcome {
         for deployment in observations.iter_mut().map(|o| &mut o.deployment) {
-            deployment.account = deployment.account.take().or_else(|| self.defaults.account.clone());
-            deployment.region = deployment.region.take().or_else(|| self.defaults.region.clone());
+            deployment.account = deployment.account.take().or_else(|| self.defaults.account.as_deref().map(CompactString::from));
+            deployment.region = deployment.region.take().or_else(|| self.defaults.region.as_deref().map(CompactString::from));
         }
         let mut changed = false;
         for observation in &observations {

@@ -2,6 +2,7 @@
 //! The API knows neither account nor region: the ledger joins these observations to
 //! a record by deployment id.
 
+use compact_str::CompactString;
 use super::json::{json_object, Leaf, Nested, Obj, Path, Slot};
 use super::parts::{self, ErrorInformation, Overview, Rollback, Target, TargetFields};
 use super::DecodeError;
@@ -73,11 +74,11 @@ pub(super) const TARGET_MEMBERS: [&str; 4] = ["instanceTarget", "lambdaTarget", 
 /// One `DeploymentInfo`.
 pub(super) fn deployment_info(info: &DeploymentInfo, at: &Path) -> Result<Observation, DecodeError> {
     let deployment = DeploymentRef {
-        deployment_id: info.deployment_id.deployment_id(at, &["deploymentId"])?.to_owned(),
+        deployment_id: info.deployment_id.deployment_id(at, &["deploymentId"])?.into(),
         ..DeploymentRef::default()
     };
-    let text = |slot: &Slot<'_, Leaf<'_>>, name| -> Result<Option<String>, DecodeError> {
-        Ok(slot.string(at, &[name])?.map(str::to_owned))
+    let text = |slot: &Slot<'_, Leaf<'_>>, name| -> Result<Option<CompactString>, DecodeError> {
+        Ok(slot.string(at, &[name])?.map(CompactString::from))
     };
     let mut observation = Observation::new(deployment, Provenance::Api);
     observation.application = text(&info.application_name, "applicationName")?;
@@ -89,7 +90,7 @@ pub(super) fn deployment_info(info: &DeploymentInfo, at: &Path) -> Result<Observ
     observation.creator = text(&info.creator, "creator")?;
     observation.compute_platform = text(&info.compute_platform, "computePlatform")?;
     observation.deployment_type = match info.deployment_style.object(at, &["deploymentStyle"])? {
-        Some(style) => style.deployment_type.string(&at.key("deploymentStyle"), &["deploymentType"])?.map(str::to_owned),
+        Some(style) => style.deployment_type.string(&at.key("deploymentStyle"), &["deploymentType"])?.map(CompactString::from),
         None => None,
     };
     observation.overview = parts::overview(&info.deployment_overview, at)?;
@@ -110,20 +111,20 @@ pub(super) fn deployment_info(info: &DeploymentInfo, at: &Path) -> Result<Observ
 /// Longest description or revision field kept (CodeDeploy allows far less).
 const MAX_TEXT_CHARS: usize = 2048;
 
-fn bounded(text: &str) -> String {
+fn bounded(text: &str) -> CompactString {
     // No more bytes than the limit, so no more characters: nothing to count.
     if text.len() <= MAX_TEXT_CHARS {
-        return text.to_owned();
+        return text.into();
     }
     match text.char_indices().nth(MAX_TEXT_CHARS) {
-        Some((cut, _)) => text[..cut].to_owned(),
-        None => text.to_owned(),
+        Some((cut, _)) => text[..cut].into(),
+        None => text.into(),
     }
 }
 
 fn revision(location: &RevisionLocation, at: &Path) -> Option<Revision> {
     let kind = location.revision_type.string(at, &["revisionType"]).ok().flatten().unwrap_or_default();
-    let text = |slot: &Slot<'_, Leaf<'_>>, at: &Path, name| slot.string(at, &[name]).ok().flatten().map(bounded);
+    let text = |slot: &Slot<'_, Leaf<'_>>, at: &Path, name| slot.string(at, &[name]).ok().flatten().map(|t| bounded(t).into_string());
     let wanted = |of: &str| kind.is_empty() || kind.eq_ignore_ascii_case(of);
     if let Some(s3) = location.s3_location.object(at, &["s3Location"]).ok().flatten().filter(|_| wanted("s3")) {
         let at = at.key("s3Location");
@@ -174,7 +175,7 @@ pub(super) fn targets(items: Vec<(Nested<'_, Target<'_>>, Path)>, key: TargetKey
         match observations.iter_mut().find(|observation| observation.deployment.deployment_id == deployment_id) {
             Some(observation) => observation.targets.push(target),
             None => {
-                let deployment = DeploymentRef { deployment_id: deployment_id.to_owned(), ..DeploymentRef::default() };
+                let deployment = DeploymentRef { deployment_id: deployment_id.into(), ..DeploymentRef::default() };
                 let mut targets = Vec::with_capacity(items.len() - index);
                 targets.push(target);
                 observations.push(Observation { targets, ..Observation::new(deployment, Provenance::Api) });

@@ -1,5 +1,6 @@
 //! EventBridge events from `aws.codedeploy`.
 
+use compact_str::CompactString;
 use std::cell::LazyCell;
 
 use super::json::{json_object, Leaf, Path};
@@ -53,15 +54,15 @@ pub(super) fn decode(event: &Message, at: &Path) -> Result<Decoded, DecodeError>
 
     let mut observation = Observation::new(
         DeploymentRef {
-            account: account.map(str::to_owned),
-            region: region.map(str::to_owned),
-            deployment_id: deployment_id.to_owned(),
+            account: account.map(CompactString::from),
+            region: region.map(CompactString::from),
+            deployment_id: deployment_id.into(),
         },
         Provenance::Event,
     );
     observation.event_time = event.time.time(at, &["time"])?;
-    observation.application = detail.application.string(&detail_at, &["application"])?.map(str::to_owned);
-    observation.deployment_group = detail.deployment_group.string(&detail_at, &["deploymentGroup"])?.map(str::to_owned);
+    observation.application = detail.application.string(&detail_at, &["application"])?.map(CompactString::from);
+    observation.deployment_group = detail.deployment_group.string(&detail_at, &["deploymentGroup"])?.map(CompactString::from);
     let state = detail.state.required_string(&detail_at, &["state"])?;
     let unknown_state = || DecodeError::UnknownState { field: detail_at.key("state").to_string(), value: excerpt(state) };
     if is_deployment {
@@ -71,7 +72,7 @@ pub(super) fn decode(event: &Message, at: &Path) -> Result<Decoded, DecodeError>
         let status = instance_state(state).ok_or_else(unknown_state)?;
         let target_id = detail.instance_id.target_id(&detail_at, &["instanceId"])?;
         observation.targets = vec![TargetObservation {
-            target_id: target_id.to_owned(),
+            target_id: target_id.into(),
             status: Some(status),
             lifecycle_events: Vec::new(),
         }];

@@ -1,5 +1,6 @@
 //! Pieces that SNS triggers and API output share, under different spellings.
 
+use compact_str::CompactString;
 use super::json::{json_object, Leaf, List, Obj, Path, Slot};
 use super::{DecodeError, Message};
 use crate::domain::{LifecycleEvent as Hook, Observation, Overview as Counts, TargetObservation};
@@ -83,10 +84,10 @@ pub(super) fn overview(slot: &Slot<'_, Obj<'_, Overview<'_>>>, at: &Path) -> Res
 pub(super) fn error_code(
     slot: &Slot<'_, Obj<'_, ErrorInformation<'_>>>,
     at: &Path,
-) -> Result<Option<String>, DecodeError> {
+) -> Result<Option<CompactString>, DecodeError> {
     let names = ["errorInformation"];
     match slot.object(at, &names)? {
-        Some(info) => Ok(info.code.string(&at.key(names[0]), &["code", "ErrorCode"])?.map(str::to_owned)),
+        Some(info) => Ok(info.code.string(&at.key(names[0]), &["code", "ErrorCode"])?.map(CompactString::from)),
         None => Ok(None),
     }
 }
@@ -103,9 +104,9 @@ pub(super) fn rollback(
         observation.rollback_of = info
             .rollback_triggering_deployment_id
             .optional_deployment_id(&at, &["rollbackTriggeringDeploymentId"])?
-            .map(str::to_owned);
+            .map(CompactString::from);
         observation.rolled_back_by =
-            info.rollback_deployment_id.optional_deployment_id(&at, &["rollbackDeploymentId"])?.map(str::to_owned);
+            info.rollback_deployment_id.optional_deployment_id(&at, &["rollbackDeploymentId"])?.map(CompactString::from);
     }
     Ok(())
 }
@@ -144,7 +145,7 @@ pub(super) fn target(fields: TargetFields, at: &Path) -> Result<TargetObservatio
         }
         None => Vec::new(),
     };
-    Ok(TargetObservation { target_id: target_id.to_owned(), status, lifecycle_events })
+    Ok(TargetObservation { target_id: target_id.into(), status, lifecycle_events })
 }
 
 /// One lifecycle event. Skipped events may lack either time.
@@ -160,8 +161,8 @@ fn lifecycle_event(event: &LifecycleEvent, at: &Path) -> Result<Hook, DecodeErro
             .error_code
             .string(&at.key(names[0]), &["errorCode"])?
             .filter(|code| !code.eq_ignore_ascii_case("Success"))
-            .map(str::to_owned),
+            .map(CompactString::from),
         None => None,
     };
-    Ok(Hook { name: name.to_owned(), status, start_time, end_time, error_code })
+    Ok(Hook { name: name.into(), status, start_time, end_time, error_code })
 }

@@ -1,6 +1,7 @@
 //! CodeDeploy trigger messages: the JSON a deployment-group trigger publishes to SNS
 //! (the `Message` of an SNS notification, or the whole body with raw delivery).
 
+use compact_str::CompactString;
 use super::json::Path;
 use super::{parts, DecodeError, Message};
 use crate::domain::{DeploymentRef, Observation, Provenance};
@@ -13,8 +14,8 @@ use crate::domain::{DeploymentRef, Observation, Provenance};
 pub(super) fn deployment(message: &Message, at: &Path) -> Result<Observation, DecodeError> {
     let mut observation = Observation::new(reference(message, at)?, Provenance::Trigger);
     observation.is_state_change = true;
-    observation.application = message.application_name.string(at, &["applicationName"])?.map(str::to_owned);
-    observation.deployment_group = message.deployment_group_name.string(at, &["deploymentGroupName"])?.map(str::to_owned);
+    observation.application = message.application_name.string(at, &["applicationName"])?.map(CompactString::from);
+    observation.deployment_group = message.deployment_group_name.string(at, &["deploymentGroupName"])?.map(CompactString::from);
     observation.status = message.status.status(at, &["status"])?;
     observation.create_time = message.create_time.time(at, &["createTime"])?;
     observation.complete_time = message.complete_time.time(at, &["completeTime"])?;
@@ -39,9 +40,9 @@ pub(super) fn instance(message: &Message, at: &Path) -> Result<Observation, Deco
 
 fn reference(message: &Message, at: &Path) -> Result<DeploymentRef, DecodeError> {
     Ok(DeploymentRef {
-        deployment_id: message.deployment_id.deployment_id(at, &["deploymentId"])?.to_owned(),
-        account: message.account_id.string(at, &["accountId"])?.map(str::to_owned),
-        region: message.region.string(at, &["region"])?.map(str::to_owned),
+        deployment_id: message.deployment_id.deployment_id(at, &["deploymentId"])?.into(),
+        account: message.account_id.string(at, &["accountId"])?.map(CompactString::from),
+        region: message.region.string(at, &["region"])?.map(CompactString::from),
     })
 }
 

@@ -221,6 +221,7 @@ pub(super) fn resolve(lookup: &LeadLookup, found: Option<CommitTime>, reason: Op
 #[cfg(test)]
 mod tests {
     use super::*;
+    use compact_str::CompactString;
     use crate::domain::{Observation, Provenance, Status};
     use crate::ledger::{GroupSnapshot, Ledger, QualityIssue};
 
@@ -238,7 +239,7 @@ mod tests {
         o.create_time = Some(completed - MIN);
         o.complete_time = Some(completed);
         o.creator = Some(creator.into());
-        o.description = description.map(str::to_owned);
+        o.description = description.map(CompactString::from);
         o.revision = revision;
         o
     }

@@ -92,9 +92,9 @@ impl DeploymentKey {
     fn reference(&self) -> DeploymentRef {
         let (account, region) = self.location();
         DeploymentRef {
-            account: account.map(str::to_owned),
-            region: region.map(str::to_owned),
-            deployment_id: self.deployment_id.as_str().to_owned(),
+            account: account.map(CompactString::from),
+            region: region.map(CompactString::from),
+            deployment_id: self.deployment_id.clone(),
         }
     }
 }
@@ -441,9 +441,9 @@ impl Ledger {
         }
         let r = &observation.deployment;
         let key = DeploymentKey {
-            account: r.account.as_deref().unwrap_or_default().into(),
-            region: r.region.as_deref().unwrap_or_default().into(),
-            deployment_id: r.deployment_id.as_str().into(),
+            account: r.account.clone().unwrap_or_default(),
+            region: r.region.clone().unwrap_or_default(),
+            deployment_id: r.deployment_id.clone(),
         };
         if observation.commit_time.is_some() || observation.lead_time_unknown.is_some() {
             if let Some(lookup) = self.meta.lead_pending.get(&key).cloned() {
@@ -863,7 +863,7 @@ impl Ledger {
                 // (it is rebuilt from records, and this one is settled now).
                 [] => {
                     let mut link_back = Observation::new(target.reference(), link.provenance);
-                    link_back.rolled_back_by = Some(key.deployment_id.as_str().to_owned());
+                    link_back.rolled_back_by = Some(key.deployment_id.clone());
                     self.join_into(target, News::Observation(&link_back), now);
                 }
                 _ => {}
@@ -1033,9 +1033,9 @@ mod tests {
 
     fn at(account: &str, id: &str) -> DeploymentRef {
         DeploymentRef {
-            account: Some(account.to_owned()).filter(|a| !a.is_empty()),
-            region: Some("us-east-1".to_owned()).filter(|_| !account.is_empty()),
-            deployment_id: id.to_owned(),
+            account: Some(CompactString::from(account)).filter(|a| !a.is_empty()),
+            region: Some(CompactString::from("us-east-1")).filter(|_| !account.is_empty()),
+            deployment_id: id.into(),
         }
     }
 

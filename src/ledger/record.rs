@@ -382,7 +382,7 @@ mod tests {
             status: Some(status),
             start_time: Some(start),
             end_time: Some(end),
-            error_code: error.map(str::to_owned),
+            error_code: error.map(CompactString::from),
         }
     }
 

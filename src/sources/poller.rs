@@ -179,9 +179,9 @@ impl ScopePoller {
 
     fn reference(&self, deployment_id: &str) -> DeploymentRef {
         DeploymentRef {
-            account: Some(self.account.clone()),
-            region: Some(self.region.clone()),
-            deployment_id: deployment_id.to_owned(),
+            account: Some(self.account.as_str().into()),
+            region: Some(self.region.as_str().into()),
+            deployment_id: deployment_id.into(),
         }
     }
 
@@ -328,12 +328,12 @@ impl ScopePoller {
                 }
             };
             for mut info in infos {
-                info.deployment.account = Some(self.account.clone());
-                info.deployment.region = Some(self.region.clone());
-                let id = info.deployment.deployment_id.clone();
+                info.deployment.account = Some(self.account.as_str().into());
+                info.deployment.region = Some(self.region.as_str().into());
+                let id = info.deployment.deployment_id.to_string();
                 let created = info.create_time.unwrap_or(now);
                 let filtered_out = !self.options.applications.is_empty()
-                    && info.application.as_ref().is_some_and(|a| !self.options.applications.contains(a));
+                    && info.application.as_ref().is_some_and(|a| !self.options.applications.contains(a.as_str()));
                 // Events of other applications are still enriched.
                 if filtered_out && !requested.contains(&id) {
                     self.known.insert(id, Known { created, state: State::Done });
@@ -367,8 +367,8 @@ impl ScopePoller {
             match api.get_targets(&id).await {
                 Ok(targets) => {
                     for mut target in targets {
-                        target.deployment.account = Some(self.account.clone());
-                        target.deployment.region = Some(self.region.clone());
+                        target.deployment.account = Some(self.account.as_str().into());
+                        target.deployment.region = Some(self.region.as_str().into());
                         observations.push(target);
                     }
                     if let Some(known) = self.known.get_mut(&id) {
@@ -394,7 +394,7 @@ impl ScopePoller {
         let completion: HashMap<&str, Millis> = finished.iter().map(|(id, at)| (id.as_str(), *at)).collect();
         let order = |o: &Observation| completion.get(o.deployment.deployment_id.as_str()).copied().unwrap_or(Millis::MAX);
         observations.sort_by_key(|o| (order(o), o.deployment.deployment_id.clone(), !o.targets.is_empty()));
-        let ids: BTreeSet<String> = observations.iter().map(|o| o.deployment.deployment_id.clone()).collect();
+        let ids: BTreeSet<String> = observations.iter().map(|o| o.deployment.deployment_id.to_string()).collect();
         if let Err(error) = sink.ingest.submit_observations(Source::Poller, observations).await {
             tracing::warn!(account = %self.account, region = %self.region, %error, "API data not committed; fetched again next interval");
             for id in ids {
@@ -836,7 +836,7 @@ mod tests {
             Ok(all
                 .iter()
                 .filter(|d| d.create_time.unwrap_or(0) >= created_after)
-                .map(|d| d.deployment.deployment_id.clone())
+                .map(|d| d.deployment.deployment_id.to_string())
                 .collect())
         }
 
@@ -844,7 +844,7 @@ mod tests {
             assert!(ids.len() <= BATCH_LIMIT);
             self.calls.lock().unwrap().push(format!("get {}", ids.join(",")));
             let all = self.deployments.lock().unwrap();
-            Ok(all.iter().filter(|d| ids.contains(&d.deployment.deployment_id)).cloned().collect())
+            Ok(all.iter().filter(|d| ids.iter().any(|id| *id == d.deployment.deployment_id)).cloned().collect())
         }
 
         async fn get_targets(&self, deployment_id: &str) -> Result<Vec<Observation>, String> {

@@ -268,8 +268,8 @@ impl Consumer {
     /// Messages that lack account or region are from the queue's own account and region.
     fn fill_location(&self, observations: &mut [Observation]) {
         for o in observations {
-            o.deployment.account.get_or_insert_with(|| self.queue.account.clone());
-            o.deployment.region.get_or_insert_with(|| self.region.clone());
+            o.deployment.account.get_or_insert_with(|| self.queue.account.as_str().into());
+            o.deployment.region.get_or_insert_with(|| self.region.as_str().into());
         }
     }
 }
@@ -285,7 +285,7 @@ fn enrichment_targets(observations: &[Observation]) -> Vec<(String, String, Stri
         let terminal = o.status.is_some_and(crate::domain::Status::is_terminal);
         match wanted.iter_mut().find(|w| w.0 == *account && w.1 == *region && w.2 == o.deployment.deployment_id) {
             Some(existing) => existing.3 |= terminal,
-            None => wanted.push((account.clone(), region.clone(), o.deployment.deployment_id.clone(), terminal)),
+            None => wanted.push((account.to_string(), region.to_string(), o.deployment.deployment_id.to_string(), terminal)),
         }
     }
     wanted
