@@ -186,7 +186,7 @@ pub struct Ledger {
     settle_time_ms: Millis,
     lead: LeadTimeConfig,
     /// Deployments not counted yet.
-    /// Boxed: a record is ten times its key, and the table, resized as it grows,
+    /// Boxed: a record is eight times its key, and the table, resized as it grows,
     /// then moves keys and pointers only.
     records: HashMap<DeploymentKey, Box<Record>, foldhash::fast::RandomState>,
     /// Keys by deployment id, sorted. Almost every id has one key; a vector
