@@ -64,6 +64,21 @@ fn join_text(slot: &mut Option<Ranked<CompactString>>, provenance: Provenance, i
     replace
 }
 
+/// [`join`] for a value kept out of line.
+fn join_boxed<T: Ord + Clone>(
+    slot: &mut Option<Box<Ranked<T>>>,
+    provenance: Provenance,
+    incoming: Option<&T>,
+    keep: Keep,
+) -> bool {
+    let Some(value) = incoming else { return false };
+    let replace = replaces(slot.as_deref().map(|r| (r.provenance, &r.value)), provenance, value, keep);
+    if replace {
+        *slot = Some(Box::new(Ranked { provenance, value: value.clone() }));
+    }
+    replace
+}
+
 /// [`join`] of another record's slot: its own provenance comes with it.
 fn join_ranked<T: Ord + Clone>(slot: &mut Option<Ranked<T>>, incoming: &Option<Ranked<T>>, keep: Keep) -> bool {
     incoming.as_ref().is_some_and(|r| join(slot, r.provenance, Some(&r.value), keep))
@@ -236,7 +251,8 @@ pub struct Facts {
     pub targets: SmallMap<CompactString, TargetFacts>,
     /// Lead time: the description, the revision, and what a resolver found.
     pub description: Option<Ranked<CompactString>>,
-    pub revision: Option<Ranked<Revision>>,
+    /// Out of line: the largest fact (up to four strings), and only API output has it.
+    pub revision: Option<Box<Ranked<Revision>>>,
     pub commit_time: Option<CommitTime>,
     pub lead_time_unknown: Option<LeadTimeUnknown>,
 }
@@ -275,7 +291,7 @@ impl Facts {
             changed |= self.targets.get_or_default(target.target_id.as_str()).join(p, target);
         }
         changed |= join_text(&mut self.description, p, o.description.as_deref(), Keep::Smallest);
-        changed |= join(&mut self.revision, p, o.revision.as_ref(), Keep::Smallest);
+        changed |= join_boxed(&mut self.revision, p, o.revision.as_ref(), Keep::Smallest);
         changed |= join_commit_time(&mut self.commit_time, o.commit_time);
         changed |= join_max(&mut self.lead_time_unknown, o.lead_time_unknown);
         changed
@@ -309,7 +325,10 @@ impl Facts {
             changed |= self.targets.get_or_default(target_id.as_str()).merge(target);
         }
         changed |= join_ranked_text(&mut self.description, &other.description, Keep::Smallest);
-        changed |= join_ranked(&mut self.revision, &other.revision, Keep::Smallest);
+        changed |= other
+            .revision
+            .as_deref()
+            .is_some_and(|r| join_boxed(&mut self.revision, r.provenance, Some(&r.value), Keep::Smallest));
         changed |= join_commit_time(&mut self.commit_time, other.commit_time);
         changed |= join_max(&mut self.lead_time_unknown, other.lead_time_unknown);
         changed
