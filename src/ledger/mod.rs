@@ -921,7 +921,7 @@ impl Ledger {
                     hook_durations.push((name.clone(), duration));
                 }
                 if status == TargetStatus::Failed {
-                    let code = Facts::text(&hook.error_code).unwrap_or("unknown");
+                    let code = hook.error_code.as_deref().map_or("unknown", |code| code.value.as_str());
                     hook_failures.push((name.clone(), code.into()));
                 }
             }

@@ -162,7 +162,9 @@ pub struct HookFacts {
     pub status: Option<Ranked<TargetStatus>>,
     pub start_time: Option<Ranked<Millis>>,
     pub end_time: Option<Ranked<Millis>>,
-    pub error_code: Option<Ranked<CompactString>>,
+    /// Out of line: only a failed hook has one, and an API view of a deployment
+    /// holds every hook of every target.
+    pub error_code: Option<Box<Ranked<CompactString>>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,7 +199,7 @@ impl HookFacts {
         let mut changed = join_target_status(&mut self.status, provenance, event.status);
         changed |= join(&mut self.start_time, provenance, event.start_time.as_ref(), Keep::Smallest);
         changed |= join(&mut self.end_time, provenance, event.end_time.as_ref(), Keep::Largest);
-        changed |= join_text(&mut self.error_code, provenance, event.error_code.as_deref(), Keep::Largest);
+        changed |= join_boxed(&mut self.error_code, provenance, event.error_code.as_ref(), Keep::Largest);
         changed
     }
 
@@ -205,7 +207,10 @@ impl HookFacts {
         let mut changed = join_ranked_target_status(&mut self.status, &other.status);
         changed |= join_ranked(&mut self.start_time, &other.start_time, Keep::Smallest);
         changed |= join_ranked(&mut self.end_time, &other.end_time, Keep::Largest);
-        changed |= join_ranked_text(&mut self.error_code, &other.error_code, Keep::Largest);
+        changed |= other
+            .error_code
+            .as_deref()
+            .is_some_and(|r| join_boxed(&mut self.error_code, r.provenance, Some(&r.value), Keep::Largest));
         changed
     }
 }
