@@ -38,17 +38,38 @@ fn replaces<T: Ord + ?Sized>(slot: Option<(Provenance, &T)>, provenance: Provena
     }
 }
 
+/// Where a fact is kept: inline, or out of line for a large fact few records have.
+trait FactSlot<T> {
+    fn current(&self) -> Option<&Ranked<T>>;
+    fn set(&mut self, ranked: Ranked<T>);
+}
+
+impl<T> FactSlot<T> for Option<Ranked<T>> {
+    fn current(&self) -> Option<&Ranked<T>> {
+        self.as_ref()
+    }
+
+    fn set(&mut self, ranked: Ranked<T>) {
+        *self = Some(ranked);
+    }
+}
+
+impl<T> FactSlot<T> for Option<Box<Ranked<T>>> {
+    fn current(&self) -> Option<&Ranked<T>> {
+        self.as_deref()
+    }
+
+    fn set(&mut self, ranked: Ranked<T>) {
+        *self = Some(Box::new(ranked));
+    }
+}
+
 /// Joins `incoming` into `slot`; returns whether the slot changed.
-fn join<T: Ord + Clone>(
-    slot: &mut Option<Ranked<T>>,
-    provenance: Provenance,
-    incoming: Option<&T>,
-    keep: Keep,
-) -> bool {
+fn join<T: Ord + Clone>(slot: &mut impl FactSlot<T>, provenance: Provenance, incoming: Option<&T>, keep: Keep) -> bool {
     let Some(value) = incoming else { return false };
-    let replace = replaces(slot.as_ref().map(|r| (r.provenance, &r.value)), provenance, value, keep);
+    let replace = replaces(slot.current().map(|r| (r.provenance, &r.value)), provenance, value, keep);
     if replace {
-        *slot = Some(Ranked { provenance, value: value.clone() });
+        slot.set(Ranked { provenance, value: value.clone() });
     }
     replace
 }
@@ -64,24 +85,9 @@ fn join_text(slot: &mut Option<Ranked<CompactString>>, provenance: Provenance, i
     replace
 }
 
-/// [`join`] for a value kept out of line.
-fn join_boxed<T: Ord + Clone>(
-    slot: &mut Option<Box<Ranked<T>>>,
-    provenance: Provenance,
-    incoming: Option<&T>,
-    keep: Keep,
-) -> bool {
-    let Some(value) = incoming else { return false };
-    let replace = replaces(slot.as_deref().map(|r| (r.provenance, &r.value)), provenance, value, keep);
-    if replace {
-        *slot = Some(Box::new(Ranked { provenance, value: value.clone() }));
-    }
-    replace
-}
-
 /// [`join`] of another record's slot: its own provenance comes with it.
-fn join_ranked<T: Ord + Clone>(slot: &mut Option<Ranked<T>>, incoming: &Option<Ranked<T>>, keep: Keep) -> bool {
-    incoming.as_ref().is_some_and(|r| join(slot, r.provenance, Some(&r.value), keep))
+fn join_ranked<T: Ord + Clone>(slot: &mut impl FactSlot<T>, incoming: &impl FactSlot<T>, keep: Keep) -> bool {
+    incoming.current().is_some_and(|r| join(slot, r.provenance, Some(&r.value), keep))
 }
 
 /// [`join_text`] of another record's slot.
@@ -199,7 +205,7 @@ impl HookFacts {
         let mut changed = join_target_status(&mut self.status, provenance, event.status);
         changed |= join(&mut self.start_time, provenance, event.start_time.as_ref(), Keep::Smallest);
         changed |= join(&mut self.end_time, provenance, event.end_time.as_ref(), Keep::Largest);
-        changed |= join_boxed(&mut self.error_code, provenance, event.error_code.as_ref(), Keep::Largest);
+        changed |= join(&mut self.error_code, provenance, event.error_code.as_ref(), Keep::Largest);
         changed
     }
 
@@ -207,10 +213,7 @@ impl HookFacts {
         let mut changed = join_ranked_target_status(&mut self.status, &other.status);
         changed |= join_ranked(&mut self.start_time, &other.start_time, Keep::Smallest);
         changed |= join_ranked(&mut self.end_time, &other.end_time, Keep::Largest);
-        changed |= other
-            .error_code
-            .as_deref()
-            .is_some_and(|r| join_boxed(&mut self.error_code, r.provenance, Some(&r.value), Keep::Largest));
+        changed |= join_ranked(&mut self.error_code, &other.error_code, Keep::Largest);
         changed
     }
 }
@@ -296,7 +299,7 @@ impl Facts {
             changed |= self.targets.get_or_default(target.target_id.as_str()).join(p, target);
         }
         changed |= join_text(&mut self.description, p, o.description.as_deref(), Keep::Smallest);
-        changed |= join_boxed(&mut self.revision, p, o.revision.as_ref(), Keep::Smallest);
+        changed |= join(&mut self.revision, p, o.revision.as_ref(), Keep::Smallest);
         changed |= join_commit_time(&mut self.commit_time, o.commit_time);
         changed |= join_max(&mut self.lead_time_unknown, o.lead_time_unknown);
         changed
@@ -330,10 +333,7 @@ impl Facts {
             changed |= self.targets.get_or_default(target_id.as_str()).merge(target);
         }
         changed |= join_ranked_text(&mut self.description, &other.description, Keep::Smallest);
-        changed |= other
-            .revision
-            .as_deref()
-            .is_some_and(|r| join_boxed(&mut self.revision, r.provenance, Some(&r.value), Keep::Smallest));
+        changed |= join_ranked(&mut self.revision, &other.revision, Keep::Smallest);
         changed |= join_commit_time(&mut self.commit_time, other.commit_time);
         changed |= join_max(&mut self.lead_time_unknown, other.lead_time_unknown);
         changed
