@@ -26,18 +26,6 @@ enum Keep {
     Largest,
 }
 
-/// Whether `incoming`, from `provenance`, replaces what `slot` holds.
-fn replaces<T: Ord + ?Sized>(slot: Option<(Provenance, &T)>, provenance: Provenance, incoming: &T, keep: Keep) -> bool {
-    match slot {
-        None => true,
-        Some((current, _)) if provenance != current => provenance > current,
-        Some((_, value)) => match keep {
-            Keep::Smallest => incoming < value,
-            Keep::Largest => incoming > value,
-        },
-    }
-}
-
 /// Where a fact is kept: inline, or out of line for a large fact few records have.
 trait FactSlot<T> {
     fn current(&self) -> Option<&Ranked<T>>;
@@ -67,20 +55,16 @@ impl<T> FactSlot<T> for Option<Box<Ranked<T>>> {
 /// Joins `incoming` into `slot`; returns whether the slot changed.
 fn join<T: Ord + Clone>(slot: &mut impl FactSlot<T>, provenance: Provenance, incoming: Option<&T>, keep: Keep) -> bool {
     let Some(value) = incoming else { return false };
-    let replace = replaces(slot.current().map(|r| (r.provenance, &r.value)), provenance, value, keep);
+    let replace = match slot.current() {
+        None => true,
+        Some(current) if provenance != current.provenance => provenance > current.provenance,
+        Some(current) => match keep {
+            Keep::Smallest => *value < current.value,
+            Keep::Largest => *value > current.value,
+        },
+    };
     if replace {
         slot.set(Ranked { provenance, value: value.clone() });
-    }
-    replace
-}
-
-/// [`join`] for text, kept as a [`CompactString`]: the names and codes a
-/// deployment carries are short, and stored inline they cost no allocation.
-fn join_text(slot: &mut Option<Ranked<CompactString>>, provenance: Provenance, incoming: Option<&str>, keep: Keep) -> bool {
-    let Some(value) = incoming else { return false };
-    let replace = replaces(slot.as_ref().map(|r| (r.provenance, r.value.as_str())), provenance, value, keep);
-    if replace {
-        *slot = Some(Ranked { provenance, value: value.into() });
     }
     replace
 }
@@ -88,11 +72,6 @@ fn join_text(slot: &mut Option<Ranked<CompactString>>, provenance: Provenance, i
 /// [`join`] of another record's slot: its own provenance comes with it.
 fn join_ranked<T: Ord + Clone>(slot: &mut impl FactSlot<T>, incoming: &impl FactSlot<T>, keep: Keep) -> bool {
     incoming.current().is_some_and(|r| join(slot, r.provenance, Some(&r.value), keep))
-}
-
-/// [`join_text`] of another record's slot.
-fn join_ranked_text(slot: &mut Option<Ranked<CompactString>>, incoming: &Option<Ranked<CompactString>>, keep: Keep) -> bool {
-    incoming.as_ref().is_some_and(|r| join_text(slot, r.provenance, Some(r.value.as_str()), keep))
 }
 
 /// Keeps the better commit time (see [`CommitTime::better_than`]).
@@ -271,8 +250,8 @@ impl Facts {
     pub fn join(&mut self, o: &Observation) -> bool {
         let p = o.provenance;
         let mut changed = false;
-        changed |= join_text(&mut self.application, p, o.application.as_deref(), Keep::Smallest);
-        changed |= join_text(&mut self.deployment_group, p, o.deployment_group.as_deref(), Keep::Smallest);
+        changed |= join(&mut self.application, p, o.application.as_ref(), Keep::Smallest);
+        changed |= join(&mut self.deployment_group, p, o.deployment_group.as_ref(), Keep::Smallest);
         if let Some(status) = o.status {
             changed |= join_status(&mut self.status, p, status);
             // Only a state change that begins the deployment (START, CREATED)
@@ -286,19 +265,19 @@ impl Facts {
         changed |= join(&mut self.create_time, p, o.create_time.as_ref(), Keep::Smallest);
         changed |= join(&mut self.start_time, p, o.start_time.as_ref(), Keep::Smallest);
         changed |= join(&mut self.complete_time, p, o.complete_time.as_ref(), Keep::Largest);
-        changed |= join_text(&mut self.creator, p, o.creator.as_deref(), Keep::Smallest);
-        changed |= join_text(&mut self.rollback_of, p, o.rollback_of.as_deref(), Keep::Smallest);
-        changed |= join_text(&mut self.rolled_back_by, p, o.rolled_back_by.as_deref(), Keep::Smallest);
-        changed |= join_text(&mut self.error_code, p, o.error_code.as_deref(), Keep::Smallest);
-        changed |= join_text(&mut self.compute_platform, p, o.compute_platform.as_deref(), Keep::Smallest);
-        changed |= join_text(&mut self.deployment_type, p, o.deployment_type.as_deref(), Keep::Smallest);
+        changed |= join(&mut self.creator, p, o.creator.as_ref(), Keep::Smallest);
+        changed |= join(&mut self.rollback_of, p, o.rollback_of.as_ref(), Keep::Smallest);
+        changed |= join(&mut self.rolled_back_by, p, o.rolled_back_by.as_ref(), Keep::Smallest);
+        changed |= join(&mut self.error_code, p, o.error_code.as_ref(), Keep::Smallest);
+        changed |= join(&mut self.compute_platform, p, o.compute_platform.as_ref(), Keep::Smallest);
+        changed |= join(&mut self.deployment_type, p, o.deployment_type.as_ref(), Keep::Smallest);
         if let Some(overview) = o.overview {
             changed |= join_overview(&mut self.overview, p, overview);
         }
         for target in &o.targets {
             changed |= self.targets.get_or_default(target.target_id.as_str()).join(p, target);
         }
-        changed |= join_text(&mut self.description, p, o.description.as_deref(), Keep::Smallest);
+        changed |= join(&mut self.description, p, o.description.as_ref(), Keep::Smallest);
         changed |= join(&mut self.revision, p, o.revision.as_ref(), Keep::Smallest);
         changed |= join_commit_time(&mut self.commit_time, o.commit_time);
         changed |= join_max(&mut self.lead_time_unknown, o.lead_time_unknown);
@@ -310,8 +289,8 @@ impl Facts {
     /// returns whether anything changed.
     pub fn merge(&mut self, other: &Facts) -> bool {
         let mut changed = false;
-        changed |= join_ranked_text(&mut self.application, &other.application, Keep::Smallest);
-        changed |= join_ranked_text(&mut self.deployment_group, &other.deployment_group, Keep::Smallest);
+        changed |= join_ranked(&mut self.application, &other.application, Keep::Smallest);
+        changed |= join_ranked(&mut self.deployment_group, &other.deployment_group, Keep::Smallest);
         if let Some(status) = &other.status {
             changed |= join_status(&mut self.status, status.provenance, status.value);
         }
@@ -320,19 +299,19 @@ impl Facts {
         changed |= join_ranked(&mut self.create_time, &other.create_time, Keep::Smallest);
         changed |= join_ranked(&mut self.start_time, &other.start_time, Keep::Smallest);
         changed |= join_ranked(&mut self.complete_time, &other.complete_time, Keep::Largest);
-        changed |= join_ranked_text(&mut self.creator, &other.creator, Keep::Smallest);
-        changed |= join_ranked_text(&mut self.rollback_of, &other.rollback_of, Keep::Smallest);
-        changed |= join_ranked_text(&mut self.rolled_back_by, &other.rolled_back_by, Keep::Smallest);
-        changed |= join_ranked_text(&mut self.error_code, &other.error_code, Keep::Smallest);
-        changed |= join_ranked_text(&mut self.compute_platform, &other.compute_platform, Keep::Smallest);
-        changed |= join_ranked_text(&mut self.deployment_type, &other.deployment_type, Keep::Smallest);
+        changed |= join_ranked(&mut self.creator, &other.creator, Keep::Smallest);
+        changed |= join_ranked(&mut self.rollback_of, &other.rollback_of, Keep::Smallest);
+        changed |= join_ranked(&mut self.rolled_back_by, &other.rolled_back_by, Keep::Smallest);
+        changed |= join_ranked(&mut self.error_code, &other.error_code, Keep::Smallest);
+        changed |= join_ranked(&mut self.compute_platform, &other.compute_platform, Keep::Smallest);
+        changed |= join_ranked(&mut self.deployment_type, &other.deployment_type, Keep::Smallest);
         if let Some(overview) = &other.overview {
             changed |= join_overview(&mut self.overview, overview.provenance, overview.value);
         }
         for (target_id, target) in &other.targets {
             changed |= self.targets.get_or_default(target_id.as_str()).merge(target);
         }
-        changed |= join_ranked_text(&mut self.description, &other.description, Keep::Smallest);
+        changed |= join_ranked(&mut self.description, &other.description, Keep::Smallest);
         changed |= join_ranked(&mut self.revision, &other.revision, Keep::Smallest);
         changed |= join_commit_time(&mut self.commit_time, other.commit_time);
         changed |= join_max(&mut self.lead_time_unknown, other.lead_time_unknown);
