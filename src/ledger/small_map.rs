@@ -29,13 +29,6 @@ impl<K: Ord, V> SmallMap<K, V> {
         self.0.binary_search_by(|(k, _)| k.borrow().cmp(key))
     }
 
-    pub fn get<Q: Ord + ?Sized>(&self, key: &Q) -> Option<&V>
-    where
-        K: Borrow<Q>,
-    {
-        self.position(key).ok().map(|at| &self.0[at].1)
-    }
-
     /// The value at `key`, inserted as `V::default()` when absent: the owned key
     /// is built only for a new entry.
     pub fn get_or_default<Q: Ord + ?Sized>(&mut self, key: &Q) -> &mut V
@@ -53,27 +46,8 @@ impl<K: Ord, V> SmallMap<K, V> {
         &mut self.0[at].1
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.0.iter().map(|(k, v)| (k, v))
-    }
-
     pub fn values(&self) -> impl Iterator<Item = &V> {
         self.0.iter().map(|(_, v)| v)
-    }
-}
-
-impl<K: Ord, V> FromIterator<(K, V)> for SmallMap<K, V> {
-    /// As a `BTreeMap` collects: sorted, and a repeated key keeps its last value.
-    fn from_iter<I: IntoIterator<Item = (K, V)>>(entries: I) -> Self {
-        SmallMap(entries.into_iter().collect::<BTreeMap<K, V>>().into_iter().collect())
     }
 }
 
@@ -114,18 +88,19 @@ mod tests {
         for key in ["c", "a", "b", "a"] {
             *map.get_or_default(key) += 1;
         }
-        let entries: Vec<(&str, u32)> = map.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let entries: Vec<(&str, u32)> = (&map).into_iter().map(|(k, v)| (k.as_str(), *v)).collect();
         assert_eq!(entries, [("a", 2), ("b", 1), ("c", 1)]);
-        assert_eq!(map.get("b"), Some(&1));
-        assert_eq!(map.get("d"), None);
-        assert_eq!(map.len(), 3);
+        assert_eq!(map.values().copied().collect::<Vec<_>>(), [2, 1, 1]);
     }
 
     #[test]
     fn is_stored_exactly_as_the_btree_map_it_replaces() {
-        let pairs = [("i-2".to_owned(), 7u64), ("i-1".to_owned(), 3), ("i-3".to_owned(), 0)];
-        let small: SmallMap<String, u64> = pairs.iter().cloned().collect();
-        let btree: BTreeMap<String, u64> = pairs.iter().cloned().collect();
+        let pairs = [("i-2", 7u64), ("i-1", 3), ("i-3", 0)];
+        let mut small: SmallMap<String, u64> = SmallMap::default();
+        for (key, value) in pairs {
+            *small.get_or_default(key) = value;
+        }
+        let btree: BTreeMap<String, u64> = pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         let bytes = postcard::to_stdvec(&small).unwrap();
         assert_eq!(bytes, postcard::to_stdvec(&btree).unwrap());
         assert_eq!(postcard::from_bytes::<SmallMap<String, u64>>(&bytes).unwrap(), small);
