@@ -825,7 +825,8 @@ impl Ledger {
         let Some(record) = self.remove_record(key) else { return };
         let facts = record.facts;
         let settlement = self.settlement(key, &facts);
-        let group = self.group_mut(group_key(key, &facts));
+        let group_key = group_key(key, &facts);
+        let group = self.group_mut(group_key.clone());
         group.add(&settlement);
         let group_id = group.id;
         let class = classify(&facts);
@@ -840,7 +841,6 @@ impl Ledger {
         };
         self.rollbacks_of.remove(key);
         let status = settlement.status;
-        let group_key = group_key(key, &facts);
         let lead_decided = !class.is_change() || self.decide_lead_time(key, &facts, status, &group_key);
         let mut entry = Settled::new(group_id, status, outcome, now);
         if lead_decided {
