@@ -8,6 +8,7 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use super::histogram::{Buckets, Exemplar, Histogram};
+use super::recovery::RecoveryRuns;
 use crate::domain::{LeadTimeUnknown, Millis, Status, TargetStatus};
 
 /// Identity of a deployment group; the base label set of every domain series.
@@ -42,6 +43,9 @@ pub struct Settlement {
     pub is_rollback: bool,
     /// Time from the rolled-back deployment's completion to this rollback's.
     pub rollback_duration_ms: Option<Millis>,
+    /// A rollback whose rolled-back deployment is not counted yet: its time
+    /// to rollback is observed when that one is.
+    pub rollback_duration_pending: bool,
     pub is_change_failure: bool,
     pub error_code: Option<CompactString>,
     pub targets: Vec<(TargetStatus, u64)>,
@@ -80,10 +84,8 @@ pub struct GroupStats {
     /// The commit of the latest succeeded change deployment whose commit is
     /// known, and when it finished: where the next change's first commit starts.
     pub last_commit: Option<(Millis, String)>,
-    /// Completion of the first change failure since the last success: an open
-    /// run of failures that the next success closes.
-    failing_since: Option<Millis>,
-    last_success_at: Option<Millis>,
+    /// Change failures and successes whose recovery runs may still change.
+    recovery: RecoveryRuns,
 }
 
 impl GroupStats {
@@ -113,8 +115,7 @@ impl GroupStats {
             lead_time_unknown: LeadTimeUnknown::ALL.iter().map(|r| (*r, 0)).collect(),
             lead_times: Vec::new(),
             last_commit: None,
-            failing_since: None,
-            last_success_at: None,
+            recovery: RecoveryRuns::default(),
         }
     }
 
@@ -141,8 +142,7 @@ impl GroupStats {
             lead_time_unknown: self.lead_time_unknown.clone(),
             lead_times: Vec::new(),
             last_commit: None,
-            failing_since: None,
-            last_success_at: None,
+            recovery: RecoveryRuns::default(),
         }
     }
 
@@ -154,10 +154,11 @@ impl GroupStats {
         }
     }
 
-    /// Adds a settled deployment. Settlements of one group arrive in completion
-    /// order in `replay`; in `serve` a late one may arrive out of order, which
-    /// is why recovery runs are guarded by the last success time.
-    pub fn add(&mut self, s: &Settlement) {
+    /// Adds a settled deployment, counted at ingest time `now`. In `serve`
+    /// deployments may settle out of completion order; recovery runs are
+    /// placed in order all the same (see [`RecoveryRuns`]). Returns whether
+    /// it came too late for that.
+    pub fn add(&mut self, s: &Settlement, now: Millis) -> bool {
         self.know_kind(&s.kind);
         *self.deployments.entry((s.kind.clone(), s.status)).or_insert(0) += 1;
         if let Some(duration) = s.duration_ms {
@@ -206,23 +207,41 @@ impl GroupStats {
         }
         if s.is_change_failure {
             self.change_failures += 1;
-            if let Some(at) = s.finished_at {
-                self.open_failure_run(at);
-            }
-        } else if s.status == Status::Succeeded {
-            if let Some(at) = s.finished_at {
-                self.close_failure_run(at);
-            }
+        }
+        match (s.finished_at, s.is_change_failure, s.status) {
+            (Some(at), true, _) => self.recovery.add_failure(at),
+            (Some(at), false, Status::Succeeded) => self.recovery.add_success(at, now),
+            _ => false,
         }
     }
 
     /// Counts a change failure learned after the deployment settled: a
-    /// succeeded deployment that a later rollback undid.
-    pub fn add_late_change_failure(&mut self, finished_at: Option<Millis>) {
+    /// succeeded deployment that a later rollback undid. Returns whether it
+    /// came too late to move the recovery runs exactly.
+    pub fn add_late_change_failure(&mut self, finished_at: Option<Millis>) -> bool {
         self.change_failures += 1;
-        if let Some(at) = finished_at {
-            self.open_failure_run(at);
+        finished_at.is_some_and(|at| self.recovery.success_became_failure(at))
+    }
+
+    /// When the next pending recovery is due to be made final.
+    pub fn next_recovery_due(&self, wait: Millis) -> Option<Millis> {
+        self.recovery.next_due(wait)
+    }
+
+    /// Observes the recoveries of successes counted at least `wait` ago
+    /// (all of them with `force`); returns whether any were.
+    pub fn finalize_recoveries(&mut self, now: Millis, wait: Millis, force: bool) -> bool {
+        let restores = self.recovery.finalize(now, wait, force);
+        for (at, restore) in &restores {
+            self.time_to_restore.observe(*restore);
+            self.restores.push((*at, *restore));
         }
+        !restores.is_empty()
+    }
+
+    /// See [`RecoveryRuns::restart_timers`].
+    pub fn restart_recovery_timers(&mut self, now: Millis) {
+        self.recovery.restart_timers(now);
     }
 
     /// Forgets recoveries before `cutoff` (they only feed the windows); returns
@@ -232,25 +251,6 @@ impl GroupStats {
         self.restores.retain(|(at, _)| *at >= cutoff);
         self.lead_times.retain(|(at, _)| *at >= cutoff);
         self.restores.len() + self.lead_times.len() != before
-    }
-
-    fn open_failure_run(&mut self, at: Millis) {
-        let after_last_success = self.last_success_at.is_none_or(|success| at > success);
-        if after_last_success && self.failing_since.is_none_or(|since| at < since) {
-            self.failing_since = Some(at);
-        }
-    }
-
-    fn close_failure_run(&mut self, at: Millis) {
-        self.last_success_at = Some(self.last_success_at.map_or(at, |last| last.max(at)));
-        if let Some(since) = self.failing_since {
-            if at >= since {
-                self.failing_since = None;
-                let restore = at - since;
-                self.time_to_restore.observe(restore);
-                self.restores.push((at, restore));
-            }
-        }
     }
 }
 
@@ -271,6 +271,7 @@ mod tests {
             duration_ms: Some(60_000),
             is_rollback: false,
             rollback_duration_ms: None,
+            rollback_duration_pending: false,
             is_change_failure: change_failure,
             error_code: None,
             targets: vec![],
@@ -280,13 +281,17 @@ mod tests {
     }
 
     #[test]
-    fn one_recovery_per_run_of_failures() {
+    fn one_recovery_per_run_of_failures_once_final() {
         let mut stats = GroupStats::new(0);
-        stats.add(&settlement("d-1", Status::Succeeded, 1_000, false));
-        stats.add(&settlement("d-2", Status::Failed, 10_000, true));
-        stats.add(&settlement("d-3", Status::Failed, 20_000, true));
-        stats.add(&settlement("d-4", Status::Succeeded, 70_000, false));
-        stats.add(&settlement("d-5", Status::Succeeded, 80_000, false));
+        stats.add(&settlement("d-1", Status::Succeeded, 1_000, false), 0);
+        stats.add(&settlement("d-2", Status::Failed, 10_000, true), 0);
+        stats.add(&settlement("d-3", Status::Failed, 20_000, true), 0);
+        stats.add(&settlement("d-4", Status::Succeeded, 70_000, false), 0);
+        stats.add(&settlement("d-5", Status::Succeeded, 80_000, false), 0);
+        assert!(!stats.finalize_recoveries(50, 100, false), "nothing is final before the wait");
+        assert_eq!(stats.time_to_restore.count, 0);
+        assert_eq!(stats.next_recovery_due(100), Some(100));
+        assert!(stats.finalize_recoveries(100, 100, false));
         assert_eq!(stats.time_to_restore.count, 1);
         assert_eq!(stats.time_to_restore.sum_ms, 60_000);
         assert_eq!(stats.change_failures, 2);
@@ -294,13 +299,18 @@ mod tests {
     }
 
     #[test]
-    fn a_failure_older_than_the_last_success_opens_no_run() {
+    fn a_failure_counted_after_the_success_that_ends_it_still_opens_its_run() {
         let mut stats = GroupStats::new(0);
-        stats.add(&settlement("d-2", Status::Succeeded, 20_000, false));
-        stats.add(&settlement("d-1", Status::Failed, 10_000, true));
-        stats.add(&settlement("d-3", Status::Succeeded, 30_000, false));
-        assert_eq!(stats.time_to_restore.count, 0);
-        assert_eq!(stats.change_failures, 1);
+        assert!(!stats.add(&settlement("d-2", Status::Succeeded, 20_000, false), 0));
+        assert!(!stats.add(&settlement("d-1", Status::Failed, 10_000, true), 1));
+        stats.finalize_recoveries(0, 0, true);
+        assert_eq!(stats.restores, vec![(20_000, 10_000)]);
+        // Once that success is final, an earlier failure cannot move its run.
+        assert!(stats.add(&settlement("d-0", Status::Failed, 5_000, true), 2));
+        assert!(!stats.add(&settlement("d-3", Status::Succeeded, 30_000, false), 3));
+        stats.finalize_recoveries(0, 0, true);
+        assert_eq!(stats.time_to_restore.count, 1);
+        assert_eq!(stats.change_failures, 2);
     }
 
     #[test]
@@ -310,8 +320,8 @@ mod tests {
         failed.hook_durations = vec![("AfterInstall".into(), 3_600_000), ("BeforeInstall".into(), 2_000)];
         let mut succeeded = settlement("d-2", Status::Succeeded, 2_000, false);
         succeeded.hook_durations = vec![("AfterInstall".into(), 4_000)];
-        stats.add(&failed);
-        stats.add(&succeeded);
+        stats.add(&failed, 0);
+        stats.add(&succeeded, 0);
         let after_install = &stats.hook_durations["AfterInstall"];
         assert_eq!((after_install.count, after_install.sum_ms, after_install.bucket_counts.clone()), (2, 3_604_000, vec![2]));
         assert_eq!(stats.hook_durations.len(), 2);
@@ -320,7 +330,7 @@ mod tests {
     #[test]
     fn new_kinds_start_at_zero_for_every_status() {
         let mut stats = GroupStats::new(0);
-        stats.add(&settlement("d-1", Status::Failed, 1, true));
+        stats.add(&settlement("d-1", Status::Failed, 1, true), 0);
         let counts: Vec<u64> = stats.deployments.values().copied().collect();
         // In status order: succeeded, failed, stopped.
         assert_eq!(counts, vec![0, 1, 0]);

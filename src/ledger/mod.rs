@@ -22,6 +22,7 @@ mod group;
 pub mod histogram;
 mod lead_time;
 mod record;
+mod recovery;
 mod settle_queue;
 mod settled;
 mod small_map;
@@ -144,6 +145,10 @@ pub enum QualityIssue {
     FoundOnlyByPolling,
     /// A commit time after the deployment's completion; the lead time is clamped to 0.
     NegativeLeadTime,
+    /// A change failure or success counted after a success whose recovery
+    /// it would have changed was already observed (more than the settle time
+    /// earlier): the recovery stays as observed.
+    LateForRecovery,
 }
 
 impl QualityIssue {
@@ -153,6 +158,7 @@ impl QualityIssue {
             QualityIssue::AbsurdDuration => "absurd_duration",
             QualityIssue::FoundOnlyByPolling => "found_only_by_polling",
             QualityIssue::NegativeLeadTime => "negative_lead_time",
+            QualityIssue::LateForRecovery => "late_for_recovery",
         }
     }
 }
@@ -321,6 +327,12 @@ impl Ledger {
         if let Some(queue) = &mut self.settle_queue {
             queue.restart_timers(now);
         }
+        for (key, stats) in &mut self.groups {
+            if stats.next_recovery_due(0).is_some() {
+                stats.restart_recovery_timers(now);
+                self.changed.group(key);
+            }
+        }
     }
 
     /// Indexes a record by deployment id, as an orphan when its account or
@@ -487,8 +499,11 @@ impl Ledger {
         if newly_failed {
             if let Some(group_key) = self.group_keys.get(group as usize).cloned() {
                 if let Some(stats) = self.groups.get_mut(&group_key) {
-                    stats.add_late_change_failure(finished_at);
+                    let late = stats.add_late_change_failure(finished_at);
                     self.changed.group(&group_key);
+                    if late {
+                        self.note_quality_issue(QualityIssue::LateForRecovery);
+                    }
                 }
             }
         }
@@ -650,8 +665,21 @@ impl Ledger {
     /// region appeared must change nothing, not stand alone and count again.
     /// When its only candidates are already counted, it is news of a counted
     /// deployment and is dropped (a rollback link still marks it).
+    ///
+    /// A record that no located record of its id can take may still be placed
+    /// by its rollback links: a rollback runs in the account and region of the
+    /// deployment it undoes, so a link (either way) to deployments of exactly
+    /// one location gives the record that location. Placing one orphan may
+    /// place another linked to it, so this repeats until nothing moves.
     fn adopt_orphans(&mut self, now: Millis) {
+        while !self.orphans.is_empty() && self.adopt_orphans_once(now) {}
+    }
+
+    /// One pass of [`Ledger::adopt_orphans`]; returns whether any record moved.
+    fn adopt_orphans_once(&mut self, now: Millis) -> bool {
         let orphans: Vec<DeploymentKey> = self.orphans.iter().cloned().collect();
+        let named_by = self.locations_naming();
+        let mut moved = false;
         for orphan in orphans {
             let partial = orphan.reference();
             let candidates: Vec<DeploymentKey> = self
@@ -662,10 +690,16 @@ impl Ledger {
                 .filter(|k| k.is_complete() && k.admits(&partial))
                 .cloned()
                 .collect();
-            let counted = self.settled_keys(&orphan);
+            let mut counted = self.settled_keys(&orphan);
             let Some(record) = self.records.get(&orphan) else { continue };
             let home = match candidates.as_slice() {
-                [] if counted.is_empty() => continue,
+                [] if counted.is_empty() => match self.linked_location(&orphan, &record.facts, &named_by) {
+                    Some(located) => {
+                        counted = self.settled_keys(&located);
+                        counted.is_empty().then_some(located)
+                    }
+                    None => continue,
+                },
                 [] => None,
                 [only] if counted.is_empty() => Some(only.clone()),
                 several => {
@@ -678,6 +712,7 @@ impl Ledger {
                 }
             };
             let Some(record) = self.remove_record(&orphan) else { continue };
+            moved = true;
             match home {
                 Some(home) => {
                     self.join_into(home, News::Record(&record.facts), now);
@@ -690,6 +725,61 @@ impl Ledger {
                 }
             }
         }
+        moved
+    }
+
+    /// The located deployments that name each deployment id in a rollback
+    /// link (as what they roll back, or what rolled them back), by location.
+    fn locations_naming(&self) -> HashMap<CompactString, BTreeSet<(CompactString, CompactString)>> {
+        let mut named_by: HashMap<CompactString, BTreeSet<(CompactString, CompactString)>> = HashMap::new();
+        let mut add = |key: &DeploymentKey, named: &str| {
+            if key.is_complete() {
+                named_by.entry(named.into()).or_default().insert((key.account.clone(), key.region.clone()));
+            }
+        };
+        for rolled_back in self.rollbacks_of.keys() {
+            add(rolled_back, &rolled_back.deployment_id);
+        }
+        for (key, record) in &self.records {
+            if let Some(rollback) = Facts::text(&record.facts.rolled_back_by) {
+                add(key, rollback);
+            }
+        }
+        named_by
+    }
+
+    /// Where an orphan's rollback links place it: the key it has at the only
+    /// location of the deployments it names and that name it, if there is one.
+    fn linked_location(
+        &self,
+        orphan: &DeploymentKey,
+        facts: &Facts,
+        named_by: &HashMap<CompactString, BTreeSet<(CompactString, CompactString)>>,
+    ) -> Option<DeploymentKey> {
+        let partial = orphan.reference();
+        let mut locations: BTreeSet<(CompactString, CompactString)> =
+            named_by.get(&orphan.deployment_id).cloned().unwrap_or_default();
+        for linked in [&facts.rollback_of, &facts.rolled_back_by].into_iter().filter_map(Facts::text) {
+            locations.extend(self.locations_of(linked));
+        }
+        let mut fitting = locations.into_iter().filter(|(account, region)| {
+            partial.account.as_ref().is_none_or(|a| a == account) && partial.region.as_ref().is_none_or(|r| r == region)
+        });
+        match (fitting.next(), fitting.next()) {
+            (Some((account, region)), None) => {
+                Some(DeploymentKey { account, region, deployment_id: orphan.deployment_id.clone() })
+            }
+            _ => None,
+        }
+    }
+
+    /// The known locations of a deployment id, counted or not.
+    fn locations_of(&self, deployment_id: &str) -> Vec<(CompactString, CompactString)> {
+        let recorded = self.keys_by_id.get(deployment_id).into_iter().flatten().map(|k| (k.account.clone(), k.region.clone()));
+        let counted = self.settled.matching(deployment_id, None, None).into_iter().filter_map(|(_, entry)| {
+            self.group_keys.get(entry.group as usize).map(|g| (g.account_id.clone(), g.region.clone()))
+        });
+        recorded.chain(counted).filter(|(account, region)| !account.is_empty() && !region.is_empty()).collect()
     }
 
     /// Whether the record at `key` already holds everything `facts` say.
@@ -734,7 +824,20 @@ impl Ledger {
         for (_, key) in &ready {
             self.count(key, now);
         }
+        self.finalize_recoveries(now, force);
         ready.len()
+    }
+
+    /// Observes the recoveries that have waited the settle time (all with `force`).
+    fn finalize_recoveries(&mut self, now: Millis, force: bool) {
+        let wait = self.settle_time_ms;
+        for (key, stats) in &mut self.groups {
+            let due = stats.next_recovery_due(wait).is_some_and(|due| force || due <= now);
+            if due {
+                stats.finalize_recoveries(now, wait, force);
+                self.changed.group(key);
+            }
+        }
     }
 
     fn waited(&self, record: &Record, now: Millis, time: Millis) -> bool {
@@ -827,8 +930,11 @@ impl Ledger {
         let settlement = self.settlement(key, &facts);
         let group_key = group_key(key, &facts);
         let group = self.group_mut(group_key.clone());
-        group.add(&settlement);
+        let late = group.add(&settlement, now);
         let group_id = group.id;
+        if late {
+            self.note_quality_issue(QualityIssue::LateForRecovery);
+        }
         let class = classify(&facts);
         let outcome = Outcome {
             finished_at: settlement.finished_at,
@@ -839,16 +945,30 @@ impl Ledger {
             rolled_back: facts.rolled_back_by.is_some() || self.rollbacks_of.contains_key(key),
             announced: facts.start_event_time.is_some() || facts.end_event_time.is_some(),
         };
-        self.rollbacks_of.remove(key);
+        let rollbacks: BTreeSet<CompactString> = self
+            .rollbacks_of
+            .remove(key)
+            .unwrap_or_default()
+            .into_iter()
+            .chain(Facts::text(&facts.rolled_back_by).map(CompactString::from))
+            .collect();
         let status = settlement.status;
         let lead_decided = !class.is_change() || self.decide_lead_time(key, &facts, status, &group_key);
         let mut entry = Settled::new(group_id, status, outcome, now);
         if lead_decided {
             entry.mark_lead_time_done();
         }
+        if settlement.rollback_duration_pending {
+            entry.mark_rollback_duration_pending();
+        }
         let settled_key = SettledSet::key(&key.deployment_id, &key.account, &key.region);
         self.settled.insert(settled_key, entry);
         self.changed.settled(settled_key);
+        if let Some(finished_at) = settlement.finished_at {
+            for rollback in &rollbacks {
+                self.observe_late_rollback_duration(&key.sibling(rollback), finished_at);
+            }
+        }
 
         // A rollback counted after the deployment it undid: that one may be a
         // change that succeeded and only now turns out to be a failure.
@@ -871,14 +991,23 @@ impl Ledger {
         }
     }
 
-    /// When a deployment finished, whether it is counted yet or not.
-    fn finished_at(&self, key: &DeploymentKey) -> Option<Millis> {
-        match self.records.get(key) {
-            Some(record) => record.facts.finished_at(),
-            None => match self.settled_keys(key).as_slice() {
-                [only] => self.settled.get(*only).and_then(|e| e.outcome().finished_at),
-                _ => None,
-            },
+    /// A rollback counted before the deployment it undid, which finished at
+    /// `rolled_back_at`: its time to rollback is observed now.
+    fn observe_late_rollback_duration(&mut self, rollback: &DeploymentKey, rolled_back_at: Millis) {
+        let [only] = self.settled_keys(rollback)[..] else { return };
+        let Some(entry) = self.settled.get_mut(only) else { return };
+        if !entry.take_rollback_duration_pending() {
+            return;
+        }
+        let (group, finished_at) = (entry.group, entry.outcome().finished_at);
+        self.changed.settled(only);
+        let Some(finished_at) = finished_at else { return };
+        let duration = self.clamp_duration(finished_at - rolled_back_at);
+        if let Some(group_key) = self.group_keys.get(group as usize).cloned() {
+            if let Some(stats) = self.groups.get_mut(&group_key) {
+                stats.rollback_durations.observe(duration);
+                self.changed.group(&group_key);
+            }
         }
     }
 
@@ -888,13 +1017,19 @@ impl Ledger {
         let rolled_back = facts.rolled_back_by.is_some() || self.rollbacks_of.contains_key(key);
         let finished_at = facts.finished_at();
         let duration_ms = facts.raw_duration_ms().map(|d| self.clamp_duration(d));
-        let rollback_duration_ms = match (class, Facts::text(&facts.rollback_of)) {
-            (Class::Rollback, Some(id)) => {
-                self.finished_at(&key.sibling(id)).zip(finished_at).map(|(from, to)| to - from)
-            }
+        // Time to rollback needs the rolled-back deployment's final completion
+        // time: when it is not counted yet, it is observed when it is.
+        let undone = match (class, Facts::text(&facts.rollback_of)) {
+            (Class::Rollback, Some(id)) => Some(self.settled_keys(&key.sibling(id))),
+            _ => None,
+        };
+        let rollback_duration_pending = finished_at.is_some() && undone.as_ref().is_some_and(Vec::is_empty);
+        let rollback_duration_ms = match undone.as_deref() {
+            Some([only]) => self.settled.get(*only).and_then(|e| e.outcome().finished_at),
             _ => None,
         }
-        .map(|d| self.clamp_duration(d));
+        .zip(finished_at)
+        .map(|(from, to)| self.clamp_duration(to - from));
 
         let targets = match &facts.overview {
             Some(overview) => overview.value.by_status().into_iter().filter(|(_, n)| *n > 0).collect(),
@@ -935,6 +1070,7 @@ impl Ledger {
             duration_ms,
             is_rollback: class == Class::Rollback,
             rollback_duration_ms,
+            rollback_duration_pending,
             is_change_failure: class.is_change()
                 && (matches!(status, Status::Failed | Status::Stopped) || rolled_back),
             error_code: Facts::text(&facts.error_code).map(CompactString::from),
@@ -1199,6 +1335,64 @@ mod tests {
     }
 
     #[test]
+    fn a_rollback_counted_before_the_failure_it_undid_still_gives_both_recovery_and_rollback_time() {
+        // As at start-up with SQS and the poller: the rollback's final API
+        // details (found by polling) settle it at once; the failure's events
+        // come later.
+        let mut ledger = Ledger::new(2 * MIN);
+        let mut rollback = polled("d-2", Status::Succeeded, 6 * MIN, 8 * MIN);
+        rollback.creator = Some("codeDeployRollback".into());
+        rollback.rollback_of = Some("d-1".into());
+        ledger.apply(&rollback, 0);
+        assert_eq!(ledger.settle(0, false), 1, "complete API details settle at once");
+        ledger.apply(&event("d-1", Status::InProgress, MIN), MIN);
+        ledger.apply(&event("d-1", Status::Failed, 5 * MIN), MIN);
+        ledger.settle(3 * MIN, false);
+        ledger.settle(10 * MIN, false);
+        let live = only_group(&ledger);
+        assert_eq!(live.stats.time_to_restore.count, 1);
+        assert_eq!(live.stats.time_to_restore.sum_ms, 3 * MIN);
+        assert_eq!(live.stats.rollback_durations.count, 1);
+        assert_eq!(live.stats.rollback_durations.sum_ms, 3 * MIN);
+        assert_eq!(live.stats.change_failures, 1);
+        assert!(ledger.snapshot(0).data_quality.is_empty());
+    }
+
+    #[test]
+    fn rollback_links_carry_the_location_to_api_output_either_way() {
+        // The rollback is known only from API output (no account, no region).
+        let mut rollback = api("d-2", Status::Succeeded, 6 * MIN, 8 * MIN, "codeDeployRollback");
+        rollback.rollback_of = Some("d-1".into());
+        let failure = [event("d-1", Status::InProgress, MIN), event("d-1", Status::Failed, 5 * MIN)];
+        for stream in [vec![failure[0].clone(), failure[1].clone(), rollback.clone()], vec![rollback.clone(), failure[1].clone(), failure[0].clone()]] {
+            let group = only_group(&replayed(&stream));
+            assert_eq!(group.key.account_id, "111111111111");
+            assert_eq!(group.stats.rollback_durations.sum_ms, 3 * MIN);
+            assert_eq!(group.stats.time_to_restore.sum_ms, 3 * MIN);
+        }
+        // The failure is known only from API output; the rollback's event names it.
+        let mut failed = api("d-1", Status::Failed, MIN, 5 * MIN, "user");
+        failed.rolled_back_by = Some("d-2".into());
+        let mut located_rollback = event("d-2", Status::Succeeded, 8 * MIN);
+        located_rollback.rollback_of = Some("d-1".into());
+        let group = only_group(&replayed(&[located_rollback, failed]));
+        assert_eq!(group.key.account_id, "111111111111");
+        assert_eq!(group.stats.change_failures, 1);
+        assert_eq!(group.stats.rollback_durations.sum_ms, 3 * MIN);
+    }
+
+    #[test]
+    fn a_link_to_deployments_in_two_locations_places_nothing() {
+        let mut rollback = api("d-2", Status::Succeeded, 6 * MIN, 8 * MIN, "codeDeployRollback");
+        rollback.rollback_of = Some("d-1".into());
+        let mut elsewhere = event("d-1", Status::Failed, 5 * MIN);
+        elsewhere.deployment.account = Some("222222222222".into());
+        let ledger = replayed(&[event("d-1", Status::Failed, 5 * MIN), elsewhere, rollback]);
+        let unlocated = ledger.snapshot(0).groups.into_iter().filter(|g| g.key.account_id.is_empty()).count();
+        assert_eq!(unlocated, 1, "the rollback stands alone");
+    }
+
+    #[test]
     fn scaling_deployments_are_not_changes() {
         let group = only_group(&replayed(&[
             api("d-1", Status::Failed, MIN, 2 * MIN, "autoscaling"),
@@ -1261,6 +1455,8 @@ mod tests {
         ledger.apply(&event("d-1", Status::Failed, 5 * MIN), MIN);
         assert_eq!(ledger.settle(2 * MIN, false), 0, "d-1 is not due yet, so d-2 still waits");
         assert_eq!(ledger.settle(3 * MIN, false), 2, "both settle, in completion order");
+        assert_eq!(only_group(&ledger).stats.time_to_restore.count, 0, "a recovery waits the settle time");
+        ledger.settle(5 * MIN, false);
         let group = only_group(&ledger);
         assert_eq!(group.stats.time_to_restore.sum_ms, 15 * MIN);
     }

@@ -35,16 +35,19 @@ fn location_hash(text: &str) -> u32 {
 
 /// Flag bits of [`Settled`].
 mod flag {
-    pub const FINISHED_KNOWN: u8 = 1;
-    pub const DURATION_KNOWN: u8 = 1 << 1;
-    pub const ROLLBACK: u8 = 1 << 2;
-    pub const CHANGE: u8 = 1 << 3;
-    pub const CHANGE_FAILURE: u8 = 1 << 4;
-    pub const ROLLED_BACK: u8 = 1 << 5;
-    pub const ANNOUNCED: u8 = 1 << 6;
+    pub const FINISHED_KNOWN: u16 = 1;
+    pub const DURATION_KNOWN: u16 = 1 << 1;
+    pub const ROLLBACK: u16 = 1 << 2;
+    pub const CHANGE: u16 = 1 << 3;
+    pub const CHANGE_FAILURE: u16 = 1 << 4;
+    pub const ROLLED_BACK: u16 = 1 << 5;
+    pub const ANNOUNCED: u16 = 1 << 6;
     /// Its lead time was decided: observed, or counted as unknown (or it is
     /// no change and has none). Never decided twice.
-    pub const LEAD_TIME_DONE: u8 = 1 << 7;
+    pub const LEAD_TIME_DONE: u16 = 1 << 7;
+    /// A rollback counted before the deployment it undid: its time to
+    /// rollback waits for that one to be counted.
+    pub const ROLLBACK_DURATION_PENDING: u16 = 1 << 8;
 }
 
 /// A counted deployment, compacted.
@@ -55,7 +58,7 @@ pub struct Settled {
     duration_ms: u32,
     finished_at: Millis,
     pub status: Status,
-    flags: u8,
+    flags: u16,
 }
 
 /// How a settled deployment counted, as the windows need it.
@@ -99,7 +102,7 @@ impl Settled {
         }
     }
 
-    fn has(&self, bit: u8) -> bool {
+    fn has(&self, bit: u16) -> bool {
         self.flags & bit != 0
     }
 
@@ -137,6 +140,17 @@ impl Settled {
 
     pub fn mark_lead_time_done(&mut self) {
         self.flags |= flag::LEAD_TIME_DONE;
+    }
+
+    pub fn mark_rollback_duration_pending(&mut self) {
+        self.flags |= flag::ROLLBACK_DURATION_PENDING;
+    }
+
+    /// Whether its time to rollback was waiting; it waits no more.
+    pub fn take_rollback_duration_pending(&mut self) -> bool {
+        let pending = self.has(flag::ROLLBACK_DURATION_PENDING);
+        self.flags &= !flag::ROLLBACK_DURATION_PENDING;
+        pending
     }
 }
 

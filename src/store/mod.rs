@@ -7,12 +7,14 @@
 //! copy-on-write B-trees, and crash-safe: a commit that returned is on disk
 //! (fsync), and a crash mid-commit leaves the previous commit intact.
 //!
-//! # On-disk format (version 3)
+//! # On-disk format (version 4)
 //!
 //! Version 2 changed the histograms of the group counters: fewer buckets
 //! (the series budget), lifecycle-hook histograms keyed by hook alone, and no
 //! per-bucket sums. Version 3 dropped the copies of the observations that a
-//! record without account or region kept.
+//! record without account or region kept. Version 4 keeps each group's
+//! recovery runs that may still change (instead of the last success and
+//! the open run) and a flag for a time to rollback still to observe.
 //!
 //! One file, `<storage.path>/ledger.redb`, with five tables:
 //! - `meta`: `format_version` (u32, little endian), `ledger` (the
@@ -40,7 +42,9 @@ use crate::metrics::ExporterMetrics;
 /// is the group's); histograms keep fewer buckets and no per-bucket sums.
 /// 3: a record without account or region no longer keeps copies of its
 /// observations: its facts are merged into its identified twin instead.
-pub const FORMAT_VERSION: u32 = 3;
+/// 4: groups keep the tail of their recovery timeline; settled entries have
+/// 16 flag bits (a rollback's time to rollback may wait for its target).
+pub const FORMAT_VERSION: u32 = 4;
 /// redb's page cache. The ledger lives in memory and the store is only
 /// written to (and read once, at start-up), so the cache needs to hold little
 /// more than the pages a commit rewrites; redb's default (1 GiB) would let it
