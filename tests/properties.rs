@@ -204,6 +204,10 @@ struct Render {
     java_dates: bool,
     /// The start trigger says CREATED rather than IN_PROGRESS.
     trigger_created: bool,
+    /// With the final API output, the poller's BatchGetDeploymentTargets
+    /// output for every target: its API details are then complete, and
+    /// `serve` counts it without waiting the settle time.
+    api_targets: bool,
 }
 
 impl Render {
@@ -367,6 +371,7 @@ fn build(seeds: &[Seed], noise: Vec<u8>) -> Fleet {
             eb_without_account: bits(12, 2) == 0,
             java_dates: bits(14, 2) != 0,
             trigger_created: bits(16, 1) == 1,
+            api_targets: bits(18, 1) == 1,
         };
         if end.is_terminal() {
             if !(render.eb_end || render.trigger_end.is_some() || render.api_final.is_some()) {
@@ -378,15 +383,6 @@ fn build(seeds: &[Seed], noise: Vec<u8>) -> Fleet {
             render.api_final = None;
             if !(render.eb_start || render.eb_ready || render.trigger_start.is_some() || render.api_progress.is_some())
             {
-                render.eb_start = true;
-            }
-        }
-        // API output has no account or region: some other message of the
-        // deployment must say them for the API details to join.
-        if render.has_api() && !render.has_located() {
-            if end.is_terminal() {
-                render.eb_end = true;
-            } else {
                 render.eb_start = true;
             }
         }
@@ -406,7 +402,33 @@ fn build(seeds: &[Seed], noise: Vec<u8>) -> Fleet {
             render,
         });
     }
+    locate_api_output(&mut deployments, seeds);
     Fleet { deployments, noise }
+}
+
+/// API output has no account or region. A deployment known only from API
+/// output gets its location from a rollback link (a rollback runs in the
+/// account and region of what it undoes) when its API output names a
+/// deployment that other messages locate, and the seed says so; otherwise
+/// a message of its own says the location.
+fn locate_api_output(deployments: &mut [Deployment], seeds: &[Seed]) {
+    let located: Vec<bool> = deployments.iter().map(|d| d.render.has_located()).collect();
+    for (d, seed) in deployments.iter_mut().zip(seeds) {
+        if !d.render.has_api() || d.render.has_located() {
+            continue;
+        }
+        let names_located_target = d.rollback_of.is_some_and(|t| located[t]);
+        let names_located_rollback = d.render.api_final.is_some() && d.rolled_back_by.is_some_and(|r| located[r]);
+        let linked = (seed.flags >> 17) & 1 == 1 && (names_located_target || names_located_rollback);
+        if linked {
+            continue;
+        }
+        if d.end.is_terminal() {
+            d.render.eb_end = true;
+        } else {
+            d.render.eb_start = true;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -466,6 +488,41 @@ fn overview(d: &Deployment, finished: bool) -> Value {
         }
     };
     json!({"Succeeded": succeeded, "Failed": failed, "Skipped": skipped, "InProgress": in_progress, "Pending": pending})
+}
+
+/// BatchGetDeploymentTargets output for every target of a finished
+/// deployment, as the overview counts them, each with one lifecycle hook.
+fn deployment_targets(d: &Deployment) -> Value {
+    let final_overview = overview(d, true);
+    let count = |key: &str| final_overview[key].as_u64().unwrap_or(0);
+    let (kind, key) = match GROUPS[d.group].platform {
+        "Lambda" => ("LambdaTarget", "lambdaTarget"),
+        "ECS" => ("ECSTarget", "ecsTarget"),
+        _ => ("InstanceTarget", "instanceTarget"),
+    };
+    let statuses = [("Succeeded", count("Succeeded")), ("Failed", count("Failed")), ("Skipped", count("Skipped"))];
+    let targets: Vec<Value> = statuses
+        .iter()
+        .flat_map(|(status, n)| std::iter::repeat_n(*status, *n as usize))
+        .enumerate()
+        .map(|(i, status)| {
+            let hook_end = d.create.max(d.complete) - SECOND;
+            let hook = json!({
+                "lifecycleEventName": "AfterInstall",
+                "status": status,
+                "startTime": epoch_number(hook_end - (i as i64 + 1) * SECOND),
+                "endTime": epoch_number(hook_end),
+                "diagnostics": {"errorCode": if status == "Failed" { "ScriptFailed" } else { "Success" }},
+            });
+            json!({"deploymentTargetType": kind, key: {
+                "deploymentId": d.id,
+                "targetId": format!("{}-target-{i}", d.id),
+                "status": status,
+                "lifecycleEvents": [hook],
+            }})
+        })
+        .collect();
+    json!({"deploymentTargets": targets})
 }
 
 fn rollback_message(d: &Deployment, fleet: &Fleet) -> Option<(String, String)> {
@@ -570,12 +627,12 @@ fn deployment_info(d: &Deployment, fleet: &Fleet, finished: bool) -> Value {
         "status": if finished { d.end.api() } else { "InProgress" },
         "createTime": epoch_number(d.create),
         "startTime": epoch_number(d.create + SECOND),
-        "deploymentOverview": overview(d, finished),
         "computePlatform": g.platform,
         "deploymentStyle": {"deploymentType": g.deployment_type, "deploymentOption": "WITHOUT_TRAFFIC_CONTROL"},
         "revision": {"revisionType": "S3", "s3Location": {"bucket": "artifacts", "key": "app.zip", "bundleType": "zip"}},
     });
     let fields = info.as_object_mut().expect("object");
+    fields.insert("deploymentOverview".into(), overview(d, finished));
     if let Some(creator) = d.creator {
         fields.insert("creator".into(), creator.into());
     }
@@ -634,6 +691,10 @@ fn render(fleet: &Fleet) -> Vec<Message> {
                 None => {}
             }
         }
+    }
+    for d in fleet.deployments.iter().filter(|d| d.render.api_targets && d.render.api_final.is_some()) {
+        let at = d.complete + SECOND + d.jitter + MINUTE;
+        out.push(message(at, &deployment_targets(d)));
     }
     // BatchGetDeployments answers for up to 25 ids; three per call here, so
     // that one call mixes deployments of several groups and accounts.
@@ -1108,6 +1169,127 @@ proptest! {
             .map(|(i, _)| (0, Position::Line(i + 1)))
             .collect();
         prop_assert_eq!(rejections, want);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Live delivery (`serve`) against `replay`
+// ---------------------------------------------------------------------------
+
+/// The settle time of the live exporter: the whole stream arrives within half
+/// of it, the bound within which `serve` promises `replay`'s figures.
+const SETTLE: i64 = 10 * MINUTE;
+
+/// What `serve` does with a stream of (ingest time, message), through the
+/// library and the real store: messages in batches of those that arrived
+/// together, each batch folded, settled and committed like the writer does;
+/// sometimes the process dies before a batch is committed (the batch is lost
+/// and sent again a little later) or right after (the store is reopened and
+/// the ledger restored, its timers restarted). At the end the clock runs
+/// past every settle time.
+fn live(arrivals: Vec<(i64, Vec<u8>)>, rng: &mut Rng) -> String {
+    use codedeploy_exporter::store::{RedbStore, Store};
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let mut store = RedbStore::open(directory.path()).expect("a new store");
+    let mut exporter = Exporter::restore(SETTLE, store.load().expect("empty store"));
+    let mut pending: std::collections::BTreeMap<(i64, usize), Vec<u8>> =
+        arrivals.into_iter().enumerate().map(|(i, (at, line))| ((at, i), line)).collect();
+    let mut resent = pending.len();
+    let mut now = NOW;
+    while let Some((&(first, _), _)) = pending.first_key_value() {
+        now = now.max(first);
+        let size = 1 + rng.below(6);
+        let mut batch = Vec::new();
+        while batch.len() < size && pending.first_key_value().is_some_and(|((at, _), _)| *at <= now) {
+            batch.extend(pending.pop_first().map(|(_, line)| line));
+        }
+        for line in &batch {
+            // Rejections are not what this property is about.
+            let _ = exporter.ingest(Source::Webhook, line, now);
+        }
+        exporter.settle(now, false);
+        let crash = rng.below(14);
+        if crash == 0 {
+            // Killed before the commit: the sender retries what was not acknowledged.
+            for line in batch {
+                let retry_at = now + SECOND + rng.below(MINUTE as usize) as i64;
+                pending.insert((retry_at, resent), line);
+                resent += 1;
+            }
+        } else {
+            exporter.commit_to(&mut store).expect("commit");
+        }
+        if crash <= 1 {
+            drop(store);
+            store = RedbStore::open(directory.path()).expect("the store reopens");
+            exporter = Exporter::restore(SETTLE, store.load().expect("the store loads"));
+            exporter.resume(now);
+        }
+    }
+    for _ in 0..4 {
+        now += SETTLE;
+        exporter.settle(now, false);
+        exporter.commit_to(&mut store).expect("commit");
+    }
+    exporter.exposition(NOW).render(Format::Text)
+}
+
+/// Everything but the exporter's self-metrics, which describe the delivery.
+fn figures(exposition: &str) -> String {
+    exposition.lines().filter(|l| !l.contains("codedeploy_exporter_")).map(|l| format!("{l}\n")).collect()
+}
+
+proptest! {
+    // Each case opens a store and commits a few dozen times (an fsync each).
+    #![proptest_config(ProptestConfig { cases: 40, ..config() })]
+
+    /// (f) `serve` reaches `replay`'s figures when the whole stream arrives
+    /// at once: in any order, with re-deliveries, across crashes and
+    /// restarts, the domain series equal `replay`'s of the same messages, and
+    /// nothing had to be counted as too late.
+    #[test]
+    fn f_live_burst_with_restarts_equals_replay(fleet in fleet(), seed in any::<u64>()) {
+        let ordered = lines(&render(&fleet));
+        let mut rng = Rng(seed);
+        let mut delivered = Vec::new();
+        for line in &ordered {
+            delivered.extend(std::iter::repeat_n(line.clone(), 1 + usize::from(rng.below(4) == 0)));
+        }
+        rng.shuffle(&mut delivered);
+        let arrivals: Vec<(i64, Vec<u8>)> =
+            delivered.into_iter().map(|line| (NOW + rng.below((SETTLE / 2) as usize) as i64, line)).collect();
+        let live = live(arrivals, &mut rng);
+        let replayed = replay(&[jsonl(&ordered)]);
+        prop_assert!(
+            figures(&replayed) == figures(&live),
+            "live delivery differs from replay:\n{}",
+            diff(&figures(&replayed), &figures(&live))
+        );
+        prop_assert!(!live.contains("late_for_recovery"), "nothing arrived too late");
+    }
+
+    /// (f, as it happens) The same when the messages arrive as things
+    /// happen, each up to half the settle time late (re-deliveries later
+    /// still), so that deployments whose API details are complete are
+    /// counted before earlier ones whose events are still on their way.
+    #[test]
+    fn f_live_as_it_happens_equals_replay(fleet in fleet(), seed in any::<u64>()) {
+        let messages = render(&fleet);
+        let mut rng = Rng(seed);
+        let mut arrivals = Vec::new();
+        for m in &messages {
+            for _ in 0..1 + usize::from(rng.below(4) == 0) {
+                arrivals.push((m.at + rng.below((SETTLE / 2) as usize) as i64, m.line.clone()));
+            }
+        }
+        let live = live(arrivals, &mut rng);
+        let replayed = replay(&[jsonl(&lines(&messages))]);
+        prop_assert!(
+            figures(&replayed) == figures(&live),
+            "live delivery differs from replay:\n{}",
+            diff(&figures(&replayed), &figures(&live))
+        );
+        prop_assert!(!live.contains("late_for_recovery"), "nothing arrived too late");
     }
 }
 
