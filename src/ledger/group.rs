@@ -146,6 +146,16 @@ impl GroupStats {
         }
     }
 
+    /// Whether every histogram fits its layout (see [`Histogram::check`]).
+    pub fn check(&self) -> Result<(), String> {
+        let histograms = self.durations.values().chain(self.hook_durations.values()).chain([
+            &self.rollback_durations,
+            &self.time_to_restore,
+            &self.lead_time,
+        ]);
+        histograms.map(Histogram::check).collect()
+    }
+
     /// Makes sure every status of a deployment kind has a series, so the first
     /// increment of a new kind is visible to `increase()`.
     pub fn know_kind(&mut self, kind: &Kind) {
@@ -154,11 +164,11 @@ impl GroupStats {
         }
     }
 
-    /// Adds a settled deployment, counted at ingest time `now`. In `serve`
+    /// Adds a settled deployment, terminal since ingest time `terminal_since`. In `serve`
     /// deployments may settle out of completion order; recovery runs are
     /// placed in order all the same (see [`RecoveryRuns`]). Returns whether
     /// it came too late for that.
-    pub fn add(&mut self, s: &Settlement, now: Millis) -> bool {
+    pub fn add(&mut self, s: &Settlement, terminal_since: Millis) -> bool {
         self.know_kind(&s.kind);
         *self.deployments.entry((s.kind.clone(), s.status)).or_insert(0) += 1;
         if let Some(duration) = s.duration_ms {
@@ -210,7 +220,7 @@ impl GroupStats {
         }
         match (s.finished_at, s.is_change_failure, s.status) {
             (Some(at), true, _) => self.recovery.add_failure(at),
-            (Some(at), false, Status::Succeeded) => self.recovery.add_success(at, now),
+            (Some(at), false, Status::Succeeded) => self.recovery.add_success(at, terminal_since),
             _ => false,
         }
     }
@@ -228,7 +238,7 @@ impl GroupStats {
         self.recovery.next_due(wait)
     }
 
-    /// Observes the recoveries of successes counted at least `wait` ago
+    /// Observes the recoveries of successes terminal for at least `wait`
     /// (all of them with `force`); returns whether any were.
     pub fn finalize_recoveries(&mut self, now: Millis, wait: Millis, force: bool) -> bool {
         let restores = self.recovery.finalize(now, wait, force);

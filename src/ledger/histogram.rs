@@ -80,6 +80,20 @@ pub struct Histogram {
 }
 
 impl Histogram {
+    /// Whether its buckets fit its layout (what a store may have been tampered with).
+    pub fn check(&self) -> Result<(), String> {
+        let buckets = self.buckets.bounds().len() + 1;
+        if self.bucket_counts.len() != buckets || !(self.exemplars.is_empty() || self.exemplars.len() == buckets) {
+            return Err(format!(
+                "a {:?} histogram has {} bucket counts and {} exemplars, its layout {buckets} buckets",
+                self.buckets,
+                self.bucket_counts.len(),
+                self.exemplars.len()
+            ));
+        }
+        Ok(())
+    }
+
     pub fn new(buckets: Buckets) -> Histogram {
         let slots = buckets.bounds().len() + 1;
         Histogram {

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 pub use group::{GroupKey, GroupStats, Kind, FINISHED};
 pub use lead_time::{parse_description, parse_sha, parse_time, revision_names, LeadLookup, LeadTimeConfig, PendingLookup};
 pub use record::Facts;
-pub use settled::{Settled, SettledKey};
+pub use settled::{HashKey, Settled, SettledKey};
 pub use snapshot::{GroupSnapshot, Snapshot, WindowFigures, QUANTILES, WINDOWS};
 
 use crate::domain::{
@@ -174,6 +174,9 @@ pub struct LedgerMeta {
     pub lead_pending: BTreeMap<DeploymentKey, LeadLookup>,
     /// Lead times observed, by where the commit time came from and which commit it is.
     pub lead_sources: BTreeMap<(CommitSource, CommitKind), u64>,
+    /// The key of the hashes counted deployments are known by; chosen when
+    /// the ledger is new.
+    pub hash_key: Option<HashKey>,
 }
 
 /// What changed since the last commit: the store writes exactly this.
@@ -265,6 +268,12 @@ impl ChangeLog {
 
 impl Ledger {
     pub fn new(settle_time_ms: Millis) -> Ledger {
+        Ledger::with_meta(settle_time_ms, LedgerMeta::default())
+    }
+
+    /// An empty ledger continuing `meta`; a new hash key when it has none.
+    fn with_meta(settle_time_ms: Millis, mut meta: LedgerMeta) -> Ledger {
+        let hash_key = *meta.hash_key.get_or_insert_with(HashKey::random);
         Ledger {
             settle_time_ms,
             lead: LeadTimeConfig::default(),
@@ -272,11 +281,11 @@ impl Ledger {
             keys_by_id: HashMap::default(),
             orphans: BTreeSet::new(),
             settle_queue: None,
-            settled: SettledSet::default(),
+            settled: SettledSet::new(hash_key),
             rollbacks_of: HashMap::new(),
             groups: HashMap::default(),
             group_keys: Vec::new(),
-            meta: LedgerMeta::default(),
+            meta,
             changed: ChangeLog::new(true),
         }
     }
@@ -295,7 +304,7 @@ impl Ledger {
         settled: impl IntoIterator<Item = (SettledKey, Settled)>,
         groups: impl IntoIterator<Item = (GroupKey, GroupStats)>,
     ) -> Ledger {
-        let mut ledger = Ledger { meta, ..Ledger::new(settle_time_ms) };
+        let mut ledger = Ledger::with_meta(settle_time_ms, meta);
         for (key, stats) in groups {
             let id = stats.id as usize;
             if ledger.group_keys.len() <= id {
@@ -930,7 +939,9 @@ impl Ledger {
         let settlement = self.settlement(key, &facts);
         let group_key = group_key(key, &facts);
         let group = self.group_mut(group_key.clone());
-        let late = group.add(&settlement, now);
+        // A recovery waits the settle time from when its success was known
+        // to be terminal: preloaded history, terminal long ago, is final at once.
+        let late = group.add(&settlement, record.terminal_since.unwrap_or(now));
         let group_id = group.id;
         if late {
             self.note_quality_issue(QualityIssue::LateForRecovery);
@@ -961,7 +972,7 @@ impl Ledger {
         if settlement.rollback_duration_pending {
             entry.mark_rollback_duration_pending();
         }
-        let settled_key = SettledSet::key(&key.deployment_id, &key.account, &key.region);
+        let settled_key = self.settled.key(&key.deployment_id, &key.account, &key.region);
         self.settled.insert(settled_key, entry);
         self.changed.settled(settled_key);
         if let Some(finished_at) = settlement.finished_at {
@@ -1455,8 +1466,7 @@ mod tests {
         ledger.apply(&event("d-1", Status::Failed, 5 * MIN), MIN);
         assert_eq!(ledger.settle(2 * MIN, false), 0, "d-1 is not due yet, so d-2 still waits");
         assert_eq!(ledger.settle(3 * MIN, false), 2, "both settle, in completion order");
-        assert_eq!(only_group(&ledger).stats.time_to_restore.count, 0, "a recovery waits the settle time");
-        ledger.settle(5 * MIN, false);
+        // d-2 has been terminal for longer than the settle time: its recovery is final at once.
         let group = only_group(&ledger);
         assert_eq!(group.stats.time_to_restore.sum_ms, 15 * MIN);
     }

@@ -10,7 +10,7 @@
 //! So the group keeps the tail of its timeline: every change failure and
 //! success counted since the last *final* success. A late arrival is inserted
 //! where it belongs and the runs after it are worked out again. A success's
-//! recovery is observed only once it is final: when it has been counted for
+//! recovery is observed only once it is final: when it has been terminal for
 //! the settle time (or at once with `force`, the end of `replay`). Until
 //! then nothing is observed that a late arrival could prove wrong. What
 //! arrives after a success it would change became final cannot be undone (a
@@ -27,7 +27,7 @@ struct Step {
     failure: bool,
     /// For a success: the start of the run it closes, as known so far.
     closes: Option<Millis>,
-    /// For a success not final yet: the ingest time it was counted at.
+    /// For a success not final yet: the ingest time it became terminal at.
     pending_since: Option<Millis>,
 }
 
@@ -65,8 +65,8 @@ impl RecoveryRuns {
 
     /// A success (of any creator) was counted at ingest time `now`. Returns
     /// whether it came too late to be placed exactly.
-    pub fn add_success(&mut self, at: Millis, now: Millis) -> bool {
-        self.insert(Step { at, failure: false, closes: None, pending_since: Some(now) })
+    pub fn add_success(&mut self, at: Millis, since: Millis) -> bool {
+        self.insert(Step { at, failure: false, closes: None, pending_since: Some(since) })
     }
 
     /// A counted success turns out to be a change failure (a rollback undid
@@ -129,7 +129,7 @@ impl RecoveryRuns {
         self.tail.iter().filter_map(|s| s.pending_since).min().map(|since| since + wait)
     }
 
-    /// Makes final every success counted at least `wait` ago (all of them
+    /// Makes final every success terminal for at least `wait` (all of them
     /// with `force`), in completion order; returns the recoveries they close.
     pub fn finalize(&mut self, now: Millis, wait: Millis, force: bool) -> Vec<Restore> {
         let mut restores = Vec::new();

@@ -2,36 +2,67 @@
 //!
 //! A settled deployment's facts are no longer needed in full: its counters
 //! are final. What remains is what the rolling windows, deduplication and
-//! rollback links still ask of it, packed into 24 bytes and keyed by a 64-bit
-//! hash of its deployment id, so that 30 days of 10k busy groups (3M
+//! rollback links still ask of it, packed into 24 bytes and keyed by a
+//! 128-bit hash of its deployment id, so that 30 days of 10k busy groups (3M
 //! deployments) fit in memory. Two deployments with the same id in different
 //! accounts or regions are kept apart by their location hashes, which the set
 //! keeps once per group (a group lies in one account and region) rather than
 //! in every entry.
+//!
+//! The hashes are keyed (SipHash-1-3 with a secret key kept in the store):
+//! whoever may send messages could otherwise craft a deployment id that
+//! collides with a real one and have it taken for counted already.
 
 use std::collections::HashMap;
+use std::hash::Hasher;
 
 use serde::{Deserialize, Serialize};
+use siphasher::sip128::Hasher128;
 
 use crate::domain::{Millis, Status};
 
-/// A stable 64-bit hash (FNV-1a): it is stored on disk, so it must not
-/// change between builds the way `std`'s randomly seeded hasher does.
-pub fn stable_hash(parts: &[&str]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in part.bytes().chain(std::iter::once(0xff)) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+/// The secret key of the id and location hashes. It is stored with the
+/// ledger, so that the hashes stay the same across restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashKey([u64; 2]);
+
+impl HashKey {
+    /// A new key from the operating system's random source.
+    pub fn random() -> HashKey {
+        let mut bytes = [0u8; 16];
+        // The system random source does not fail on the platforms we run on;
+        // if it ever did, a key from the clock and the process still beats a
+        // fixed one.
+        if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+            let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            bytes[..8].copy_from_slice(&(clock.as_nanos() as u64).to_le_bytes());
+            bytes[8..].copy_from_slice(&u64::from(std::process::id()).to_le_bytes());
         }
+        let half = |range: std::ops::Range<usize>| u64::from_le_bytes(bytes[range].try_into().unwrap_or_default());
+        HashKey([half(0..8), half(8..16)])
     }
-    hash
+
+    /// The 128-bit hash of a deployment id, as two halves (a `u128` would
+    /// double the alignment, and the size, of every settled table slot).
+    fn id(self, deployment_id: &str) -> IdHash {
+        let mut hasher = siphasher::sip128::SipHasher13::new_with_keys(self.0[0], self.0[1]);
+        hasher.write(deployment_id.as_bytes());
+        let hash = hasher.finish128();
+        IdHash(hash.h1, hash.h2)
+    }
+
+    /// A 32-bit hash of an account or a region: enough to tell apart the few
+    /// locations that share one deployment id.
+    fn location(self, text: &str) -> u32 {
+        let mut hasher = siphasher::sip::SipHasher13::new_with_keys(self.0[1], self.0[0]);
+        hasher.write(text.as_bytes());
+        (hasher.finish() >> 32) as u32
+    }
 }
 
-fn location_hash(text: &str) -> u32 {
-    // The upper half of the stable hash: enough to tell locations apart.
-    (stable_hash(&[text]) >> 32) as u32
-}
+/// A deployment id's keyed hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct IdHash(u64, u64);
 
 /// Flag bits of [`Settled`].
 mod flag {
@@ -156,10 +187,11 @@ impl Settled {
 
 /// Settled deployments by deployment id. Ids are unique in practice; the
 /// rare id seen in two accounts or regions keeps its second entry aside.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SettledSet {
-    by_id: HashMap<u64, Settled>,
-    twins: HashMap<(u64, Location), Settled>,
+    key: HashKey,
+    by_id: HashMap<IdHash, Settled>,
+    twins: HashMap<(IdHash, Location), Settled>,
     /// The location of each group's entries, by group index.
     locations: Vec<Location>,
 }
@@ -173,15 +205,15 @@ struct Location {
 
 impl Location {
     /// Whether a reference with these (possibly unknown) account and region can mean this location.
-    fn admits(self, account: Option<&str>, region: Option<&str>) -> bool {
-        account.is_none_or(|a| location_hash(a) == self.account) && region.is_none_or(|r| location_hash(r) == self.region)
+    fn admits(self, key: HashKey, account: Option<&str>, region: Option<&str>) -> bool {
+        account.is_none_or(|a| key.location(a) == self.account) && region.is_none_or(|r| key.location(r) == self.region)
     }
 }
 
 /// Where a settled entry lives, to update or remove it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SettledKey {
-    pub id: u64,
+    pub id: IdHash,
     pub account: u32,
     pub region: u32,
 }
@@ -191,18 +223,23 @@ impl SettledKey {
         Location { account: self.account, region: self.region }
     }
 
-    fn at(id: u64, location: Location) -> SettledKey {
+    fn at(id: IdHash, location: Location) -> SettledKey {
         SettledKey { id, account: location.account, region: location.region }
     }
 }
 
 impl SettledSet {
+    /// An empty set whose hashes use `key`.
+    pub fn new(key: HashKey) -> SettledSet {
+        SettledSet { key, by_id: HashMap::new(), twins: HashMap::new(), locations: Vec::new() }
+    }
+
     pub fn len(&self) -> usize {
         self.by_id.len() + self.twins.len()
     }
 
-    pub fn key(deployment_id: &str, account: &str, region: &str) -> SettledKey {
-        SettledKey { id: stable_hash(&[deployment_id]), account: location_hash(account), region: location_hash(region) }
+    pub fn key(&self, deployment_id: &str, account: &str, region: &str) -> SettledKey {
+        SettledKey { id: self.key.id(deployment_id), account: self.key.location(account), region: self.key.location(region) }
     }
 
     fn location_of(&self, entry: &Settled) -> Location {
@@ -240,14 +277,14 @@ impl SettledSet {
 
     /// The settled deployments a reference can mean (its account or region may be unknown).
     pub fn matching(&self, deployment_id: &str, account: Option<&str>, region: Option<&str>) -> Vec<(SettledKey, Settled)> {
-        let id = stable_hash(&[deployment_id]);
+        let id = self.key.id(deployment_id);
         let main = self.by_id.get(&id).map(|e| (SettledKey::at(id, self.location_of(e)), *e));
         let twins = self
             .twins
             .iter()
             .filter(|((twin_id, _), _)| *twin_id == id)
             .map(|(&(id, location), e)| (SettledKey::at(id, location), *e));
-        main.into_iter().chain(twins).filter(|(key, _)| key.location().admits(account, region)).collect()
+        main.into_iter().chain(twins).filter(|(key, _)| key.location().admits(self.key, account, region)).collect()
     }
 
     pub fn get(&self, key: SettledKey) -> Option<Settled> {
@@ -323,11 +360,11 @@ mod tests {
 
     #[test]
     fn the_same_id_in_two_accounts_stays_apart() {
-        let mut set = SettledSet::default();
+        let mut set = SettledSet::new(HashKey::random());
         let first = Settled::new(0, Status::Succeeded, outcome(), 0);
         let second = Settled::new(1, Status::Failed, outcome(), 0);
-        let second_key = SettledSet::key("d-1", "222", "us-east-1");
-        set.insert(SettledSet::key("d-1", "111", "us-east-1"), first);
+        let second_key = set.key("d-1", "222", "us-east-1");
+        set.insert(set.key("d-1", "111", "us-east-1"), first);
         set.insert(second_key, second);
         assert_eq!(set.len(), 2);
         assert_eq!(set.matching("d-1", Some("222"), None).iter().map(|(_, e)| e.group).collect::<Vec<_>>(), vec![1]);
@@ -341,9 +378,13 @@ mod tests {
     }
 
     #[test]
-    fn the_hash_is_stable_across_builds() {
-        assert_eq!(stable_hash(&["d-1"]), stable_hash(&["d-1"]));
-        assert_ne!(stable_hash(&["d-1"]), stable_hash(&["d-2"]));
-        assert_ne!(stable_hash(&["ab", "c"]), stable_hash(&["a", "bc"]));
+    fn hashes_depend_on_the_key_and_stay_with_it() {
+        let key = HashKey::random();
+        assert_eq!(key.id("d-1"), key.id("d-1"));
+        assert_ne!(key.id("d-1"), key.id("d-2"));
+        assert_ne!(key.id("d-1"), HashKey::random().id("d-1"), "another key, other hashes");
+        let stored: HashKey = postcard::from_bytes(&postcard::to_stdvec(&key).expect("encodes")).expect("decodes");
+        assert_eq!(stored.id("d-1"), key.id("d-1"));
+        assert_eq!(stored.location("us-east-1"), key.location("us-east-1"));
     }
 }

@@ -75,6 +75,10 @@ pub enum StoreError {
     Format { path: PathBuf, found: u32 },
     #[error("the store {path} holds an entry that cannot be decoded ({what}): {detail}")]
     Corrupt { path: PathBuf, what: &'static str, detail: String },
+    #[error("the store {path} is corrupt: table `{table}`: {detail}")]
+    Invalid { path: PathBuf, table: &'static str, detail: String },
+    #[error("cannot encode {what} for the store: {detail}")]
+    Encode { what: &'static str, detail: String },
     #[error("store operation failed on {path}: {source}")]
     Database { path: PathBuf, source: Box<redb::Error> },
 }
@@ -86,7 +90,8 @@ impl StoreError {
             StoreError::Directory { .. } => "directory",
             StoreError::InUse { .. } => "in_use",
             StoreError::Format { .. } => "format",
-            StoreError::Corrupt { .. } => "corrupt",
+            StoreError::Corrupt { .. } | StoreError::Invalid { .. } => "corrupt",
+            StoreError::Encode { .. } => "encode",
             StoreError::Database { .. } => "database",
         }
     }
@@ -209,10 +214,33 @@ impl RedbStore {
     }
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    // Serializing our own plain data types into a Vec cannot fail: postcard
-    // errors only on unsupported serde features, which these types do not use.
-    postcard::to_stdvec(value).unwrap_or_default()
+fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(value).map_err(|e| StoreError::Encode { what, detail: e.to_string() })
+}
+
+impl Stored {
+    /// Refuses what the ledger never writes, before it is restored from:
+    /// group ids that are not the dense numbering the ledger hands out (an
+    /// id is an index, so a crafted one would size a table), counted
+    /// deployments of groups that do not exist, histograms whose buckets do
+    /// not fit their layout. Returns the table and what is wrong.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        let groups = self.groups.len();
+        let mut seen = vec![false; groups];
+        for (key, stats) in &self.groups {
+            let id = stats.id as usize;
+            match seen.get_mut(id) {
+                Some(taken) if !*taken => *taken = true,
+                Some(_) => return Err(("groups", format!("group id {id} is used twice"))),
+                None => return Err(("groups", format!("group id {id} is out of range: the table holds {groups} groups"))),
+            }
+            stats.check().map_err(|detail| ("groups", format!("group {key:?}: {detail}")))?;
+        }
+        if let Some((_, entry)) = self.settled.iter().find(|(_, entry)| entry.group as usize >= groups) {
+            return Err(("settled", format!("a counted deployment refers to group id {}, of {groups} groups", entry.group)));
+        }
+        Ok(())
+    }
 }
 
 impl Store for RedbStore {
@@ -231,13 +259,15 @@ impl Store for RedbStore {
             Some(bytes) => self.decode("exporter metrics", &bytes)?,
             None => ExporterMetrics::default(),
         };
-        Ok(Stored {
+        let stored = Stored {
             meta: ledger_meta,
             exporter,
             records: self.load_table(&txn, RECORDS, "deployment record")?,
             settled: self.load_table(&txn, SETTLED, "counted deployment")?,
             groups: self.load_table(&txn, GROUPS, "group counters")?,
-        })
+        };
+        stored.check().map_err(|(table, detail)| StoreError::Invalid { path: self.path.clone(), table, detail })?;
+        Ok(stored)
     }
 
     fn commit(&mut self, commit: &Commit<'_>) -> Result<(), StoreError> {
@@ -246,30 +276,31 @@ impl Store for RedbStore {
         {
             let mut records = txn.open_table(RECORDS).map_err(|e| fail(e.into()))?;
             for (key, record) in &commit.ledger.records {
-                let key = encode(key);
+                let key = encode("a deployment key", key)?;
                 match record {
-                    Some(record) => records.insert(key.as_slice(), encode(record).as_slice()).map(drop),
+                    Some(record) => records.insert(key.as_slice(), encode("a deployment record", record)?.as_slice()).map(drop),
                     None => records.remove(key.as_slice()).map(drop),
                 }
                 .map_err(|e| fail(e.into()))?;
             }
             let mut settled = txn.open_table(SETTLED).map_err(|e| fail(e.into()))?;
             for (key, entry) in &commit.ledger.settled {
-                let key = encode(key);
+                let key = encode("a counted deployment's key", key)?;
                 match entry {
-                    Some(entry) => settled.insert(key.as_slice(), encode(entry).as_slice()).map(drop),
+                    Some(entry) => settled.insert(key.as_slice(), encode("a counted deployment", entry)?.as_slice()).map(drop),
                     None => settled.remove(key.as_slice()).map(drop),
                 }
                 .map_err(|e| fail(e.into()))?;
             }
             let mut groups = txn.open_table(GROUPS).map_err(|e| fail(e.into()))?;
             for (key, stats) in &commit.ledger.groups {
-                groups.insert(encode(key).as_slice(), encode(stats).as_slice()).map_err(|e| fail(e.into()))?;
+                let (key, stats) = (encode("a group key", key)?, encode("group counters", stats)?);
+                groups.insert(key.as_slice(), stats.as_slice()).map_err(|e| fail(e.into()))?;
             }
             let mut meta = txn.open_table(META).map_err(|e| fail(e.into()))?;
-            meta.insert(LEDGER_KEY, encode(commit.ledger.meta).as_slice()).map_err(|e| fail(e.into()))?;
+            meta.insert(LEDGER_KEY, encode("the ledger's meta", commit.ledger.meta)?.as_slice()).map_err(|e| fail(e.into()))?;
             if let Some(exporter) = commit.exporter {
-                meta.insert(EXPORTER_KEY, encode(exporter).as_slice()).map_err(|e| fail(e.into()))?;
+                meta.insert(EXPORTER_KEY, encode("the exporter's counters", exporter)?.as_slice()).map_err(|e| fail(e.into()))?;
             }
         }
         txn.commit().map_err(|e| fail(e.into()))
@@ -337,6 +368,59 @@ mod tests {
         let (after, before) = (domain(&rendered(&restored)), domain(&before));
         let changed: Vec<_> = after.iter().filter(|l| !before.contains(l)).collect();
         assert!(changed.is_empty(), "re-delivery changed {changed:#?}");
+    }
+
+    /// Writes `entries` into `table` of the store in `dir`, behind its back.
+    fn tamper(dir: &Path, table: TableDefinition<&[u8], &[u8]>, entries: &[(Vec<u8>, Vec<u8>)]) {
+        let db = Database::create(dir.join(FILE_NAME)).expect("raw open");
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut table = txn.open_table(table).expect("table");
+            for (key, value) in entries {
+                table.insert(key.as_slice(), value.as_slice()).expect("insert");
+            }
+        }
+        txn.commit().expect("commit");
+    }
+
+    #[test]
+    fn a_crafted_group_id_fails_start_up_naming_the_file_and_table() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        drop(RedbStore::open(dir.path()).expect("creates"));
+        let key = GroupKey { application: "app".into(), ..GroupKey::default() };
+        let stats = GroupStats::new(u32::MAX);
+        tamper(dir.path(), GROUPS, &[(encode("k", &key).expect("k"), encode("v", &stats).expect("v"))]);
+        let error = RedbStore::open(dir.path()).expect("opens").load().expect_err("refused");
+        let message = error.to_string();
+        assert_eq!(error.reason(), "corrupt");
+        assert!(message.contains("ledger.redb") && message.contains("table `groups`"), "{message}");
+        assert!(message.contains("group id 4294967295 is out of range"), "{message}");
+    }
+
+    #[test]
+    fn counted_deployments_of_unknown_groups_and_misshapen_histograms_are_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = RedbStore::open(dir.path()).expect("creates");
+        let mut exporter = fed_exporter();
+        exporter.commit_to(&mut store).expect("commit");
+        let groups = store.load().expect("loads").groups;
+        let (key, mut stats) = groups.into_iter().next().expect("a group");
+        drop(store);
+
+        stats.time_to_restore.bucket_counts.push(7);
+        tamper(dir.path(), GROUPS, &[(encode("k", &key).expect("k"), encode("v", &stats).expect("v"))]);
+        let error = RedbStore::open(dir.path()).expect("opens").load().expect_err("refused");
+        assert!(error.to_string().contains("table `groups`") && error.to_string().contains("Recovery histogram"), "{error}");
+
+        stats.time_to_restore.bucket_counts.pop();
+        tamper(dir.path(), GROUPS, &[(encode("k", &key).expect("k"), encode("v", &stats).expect("v"))]);
+        let store = RedbStore::open(dir.path()).expect("opens");
+        let (settled_key, mut entry) = store.load().expect("whole again").settled.into_iter().next().expect("a counted one");
+        entry.group = 1_000;
+        drop(store);
+        tamper(dir.path(), SETTLED, &[(encode("k", &settled_key).expect("k"), encode("v", &entry).expect("v"))]);
+        let error = RedbStore::open(dir.path()).expect("opens").load().expect_err("refused");
+        assert!(error.to_string().contains("table `settled`") && error.to_string().contains("group id 1000"), "{error}");
     }
 
     #[test]
