@@ -25,7 +25,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{eventbridge, sample, spawn_app, spawn_app_on, TestApp, SECRET};
+use crate::helpers::{eventbridge, eventually, sample, spawn_app, spawn_app_on, TestApp, DEADLINE, SECRET};
 
 const WEBHOOK_REJECTED: &str = r#"codedeploy_exporter_events_total{source="webhook",outcome="rejected"}"#;
 const WEBHOOK_APPLIED: &str = r#"codedeploy_exporter_events_total{source="webhook",outcome="applied"}"#;
@@ -193,21 +193,20 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
     let renewed = Pki::new();
     std::fs::copy(renewed.path("server.pem"), pki.path("server.pem")).expect("copy");
     std::fs::copy(renewed.path("server.key"), pki.path("server.key")).expect("copy");
-    let mut served_renewed = false;
-    for _ in 0..30 {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        if renewed.client(None).get(&metrics).await.is_ok() {
-            served_renewed = true;
-            break;
-        }
-    }
-    assert!(served_renewed, "the renewed certificate is served");
+    eventually("the renewed certificate being served", DEADLINE, || async {
+        renewed.client(None).get(&metrics).await.ok().map(drop)
+    })
+    .await;
     assert!(pki.client(None).get(&metrics).await.is_err(), "the old CA no longer matches");
 
-    // A broken renewal keeps the last good pair.
+    // A broken renewal keeps the last good pair: throughout three of the
+    // once-a-second checks for changed files, the renewed pair answers.
     std::fs::write(pki.path("server.pem"), "not a certificate").expect("write");
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-    assert_eq!(renewed.client(None).status(&metrics).await, 200);
+    let watched = tokio::time::Instant::now();
+    while watched.elapsed() < Duration::from_secs(3) {
+        assert_eq!(renewed.client(None).status(&metrics).await, 200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
