@@ -464,7 +464,10 @@ impl Sns {
                 tracing::info!(url = %url, "SNS signing certificate fetched");
                 Fetched::Key(public_key)
             }
-            Err(detail) => Fetched::Failed { at: Instant::now(), detail },
+            Err(detail) => {
+                tracing::warn!(url = %url, %detail, "SNS signing certificate not fetched; remembered for {FAILED_FETCH_TTL:?}");
+                Fetched::Failed { at: Instant::now(), detail }
+            }
         };
         let mut cache = self.certificates.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CERT_CACHE_CAPACITY {

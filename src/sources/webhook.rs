@@ -275,7 +275,13 @@ async fn refuse(ingest: &IngestHandle, error: SnsError, trust: Trust) -> Respons
             tracing::debug!(reason = error.reason(), %error, "unauthenticated SNS delivery refused");
             ingest.unauthenticated().count(Source::Webhook, error.reason());
         }
-        (false, _) => tracing::warn!(reason = error.reason(), %error, "SNS delivery not processed; SNS will retry"),
+        (false, Trust::Authenticated) => {
+            tracing::warn!(reason = error.reason(), %error, "SNS delivery not processed; SNS will retry")
+        }
+        // A certificate that could not be fetched is logged once per fetch (see `Sns`).
+        (false, Trust::Unauthenticated) => {
+            tracing::debug!(reason = error.reason(), %error, "SNS delivery not processed; SNS will retry")
+        }
     }
     let outcome = if error.is_rejection() { "rejected" } else { "unavailable" };
     let reply = serde_json::json!({ "outcome": outcome, "reason": error.reason(), "detail": error.to_string() });

@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -99,9 +99,7 @@ impl Moto {
             .expect("start the moto harness");
         let stdin = child.stdin.take().expect("stdin");
         let lines = read_lines(child.stdout.take().expect("stdout"));
-        let line = lines
-            .recv_timeout(HARNESS_START)
-            .unwrap_or_else(|e| panic!("the moto harness did not start within {HARNESS_START:?} ({e})"));
+        let line = next_line(&lines, HARNESS_START, "start");
         let hello: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("harness said {line:?}: {e}"));
         Moto {
             child,
@@ -116,10 +114,7 @@ impl Moto {
         let mut io = self.io.lock().unwrap_or_else(|p| p.into_inner());
         writeln!(io.0, "{command}").expect("write to the harness");
         io.0.flush().expect("flush");
-        let line = io
-            .1
-            .recv_timeout(HARNESS_ANSWER)
-            .unwrap_or_else(|e| panic!("the moto harness did not answer {command} within {HARNESS_ANSWER:?} ({e})"));
+        let line = next_line(&io.1, HARNESS_ANSWER, &format!("answer {command}"));
         let answer: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("harness said {line:?}: {e}"));
         assert_eq!(answer["ok"], true, "harness command {command} failed: {answer}");
         answer
@@ -148,6 +143,17 @@ impl Moto {
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .load()
             .await
+    }
+}
+
+/// The harness's next line, within `within`; `what` says what it was to do.
+fn next_line(lines: &Receiver<String>, within: Duration, what: &str) -> String {
+    match lines.recv_timeout(within) {
+        Ok(line) => line,
+        Err(RecvTimeoutError::Timeout) => panic!("the moto harness did not {what} within {within:?}"),
+        Err(RecvTimeoutError::Disconnected) => {
+            panic!("the moto harness exited before it could {what}; its stderr (above) says why")
+        }
     }
 }
 
