@@ -471,6 +471,8 @@ impl Sns {
         };
         let mut cache = self.certificates.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CERT_CACHE_CAPACITY {
+            // Failures go first: deliveries naming many unreachable URLs must
+            // not push out the certificate the real ones are signed with.
             cache.retain(|_, entry| matches!(entry, Fetched::Key(_)));
             if cache.len() >= CERT_CACHE_CAPACITY {
                 cache.clear();
