@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::decode::{self, DecodeError, Decoded};
 use crate::domain::{Millis, Observation};
 use crate::ledger::Ledger;
-use crate::metrics::{ExporterMetrics, Exposition, Outcome, Source};
+use crate::metrics::{ExporterMetrics, Exposition, Outcome, Source, Unauthenticated};
 use crate::store::{Commit, Store, StoreError, Stored};
 
 /// The exporter's version, as shown by `codedeploy_exporter_build_info`.
@@ -35,6 +35,8 @@ pub struct Exporter {
     /// The exporter's own counters changed since the last commit.
     metrics_dirty: bool,
     defaults: Location,
+    /// Requests refused before authentication: shown, never stored.
+    unauthenticated: Arc<Unauthenticated>,
 }
 
 /// Account and region to assume for messages that do not carry them (API
@@ -63,6 +65,7 @@ impl Exporter {
             metrics: stored.exporter,
             metrics_dirty: false,
             defaults: Location::default(),
+            unauthenticated: Arc::default(),
         }
     }
 
@@ -200,7 +203,12 @@ impl Exporter {
 
     /// A copy of everything `/metrics` shows, windows anchored at `now`.
     pub fn exposition(&self, now: Millis) -> Exposition {
-        Exposition { ledger: self.ledger.snapshot(now), exporter: self.metrics.clone(), version: VERSION }
+        Exposition {
+            ledger: self.ledger.snapshot(now),
+            exporter: self.metrics.clone(),
+            unauthenticated: self.unauthenticated.snapshot(),
+            version: VERSION,
+        }
     }
 
     /// What the next commit must write.
@@ -266,8 +274,8 @@ pub enum IngestError {
 enum Payload {
     Message(Vec<u8>),
     Observations(Vec<Observation>),
-    /// A message refused before it could be decoded (an SNS delivery whose
-    /// signature does not verify): only counted, as rejected.
+    /// An authenticated message refused before it could be decoded: only
+    /// counted, as rejected.
     Rejected,
 }
 
@@ -281,6 +289,7 @@ struct Submission {
 #[derive(Debug, Clone)]
 pub struct IngestHandle {
     submissions: mpsc::Sender<Submission>,
+    unauthenticated: Arc<Unauthenticated>,
 }
 
 impl std::fmt::Debug for Submission {
@@ -305,10 +314,17 @@ impl IngestHandle {
         self.send(source, Payload::Observations(observations)).await
     }
 
-    /// Counts a message refused before decoding as rejected, and waits for
-    /// the count to be committed.
+    /// Counts an authenticated message refused before decoding (a signed SNS
+    /// confirmation naming a URL off the allow-list) as rejected, and waits
+    /// for the count to be committed.
     pub async fn reject(&self, source: Source) {
         let _ = self.send(source, Payload::Rejected).await;
+    }
+
+    /// Where requests that fail authentication are counted: in memory, never
+    /// through the writer (see [`Unauthenticated`]).
+    pub fn unauthenticated(&self) -> &Unauthenticated {
+        &self.unauthenticated
     }
 
     async fn send(&self, source: Source, payload: Payload) -> Result<Outcome, IngestError> {
@@ -354,7 +370,8 @@ impl Writer {
         options: WriterOptions,
     ) -> (Writer, IngestHandle) {
         let (submissions, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        (Writer { exporter, store, submissions: receiver, options }, IngestHandle { submissions })
+        let unauthenticated = exporter.lock().unauthenticated.clone();
+        (Writer { exporter, store, submissions: receiver, options }, IngestHandle { submissions, unauthenticated })
     }
 
     /// Runs until every [`IngestHandle`] is dropped, then commits what is left.

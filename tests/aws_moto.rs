@@ -138,8 +138,20 @@ async fn events_enrichment_and_reconciliation_give_the_truth() {
     add("d-SUCCESS01", json!({}));
     add("d-FAILED001", json!({}));
     add("d-NOEVENT01", json!({}));
+    let lists = |s: &Scrape| {
+        s.sum("codedeploy_exporter_aws_requests_total", &[("operation", "ListDeployments"), ("outcome", "success")])
+    };
+    let polls_before = lists(&exporter.scrape().await);
     put(vec![event("d-SUCCESS01", "START", t + 1.0), event("d-FAILED001", "START", t + 1.0)]).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Both starts applied from the queue, and a whole poll made since the
+    // deployments were added (two more ListDeployments: the first may have
+    // begun before), before anything finishes.
+    exporter
+        .wait_for(Duration::from_secs(20), "the starts from SQS and a poll of the new deployments", |s| {
+            s.sum("codedeploy_exporter_events_total", &[("source", "sqs"), ("outcome", "applied")]) >= 2.0
+                && lists(s) >= polls_before + 2.0
+        })
+        .await;
 
     // d-SUCCESS01 succeeds on two instances.
     moto.cmd(json!({"cmd": "set_deployment", "id": "d-SUCCESS01", "status": "Succeeded", "complete_time": t + 2.0,
@@ -253,11 +265,21 @@ async fn events_enrichment_and_reconciliation_give_the_truth() {
     assert_eq!(counts.get("codedeploy.ListDeploymentTargets"), Some(&5));
     moto.reset_counts();
     let idle = Instant::now();
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    let counts = moto.counts();
+    // Until three ListDeployments were made: at one per 2 s interval, that is
+    // 4 to 6 s; polled, so a slow machine waits longer instead of failing.
+    let deadline = idle + Duration::from_secs(30);
+    let counts = loop {
+        let counts = moto.counts();
+        if counts.get("codedeploy.ListDeployments").copied().unwrap_or(0) >= 3 {
+            break counts;
+        }
+        assert!(Instant::now() < deadline, "fewer than 3 ListDeployments in {:?} of idling: {counts:?}", idle.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let intervals = idle.elapsed().as_secs_f64() / 2.0;
     let lists = counts.get("codedeploy.ListDeployments").copied().unwrap_or(0) as f64;
-    assert!((intervals - 1.0..=intervals + 1.0).contains(&lists), "{lists} ListDeployments in {intervals} intervals");
+    // Not more often than once an interval (the first may come at once).
+    assert!(lists <= intervals + 1.0, "{lists} ListDeployments in {intervals} intervals");
     let codedeploy_calls: u64 = counts.iter().filter(|(k, _)| k.starts_with("codedeploy.")).map(|(_, n)| n).sum();
     assert_eq!(codedeploy_calls as f64, lists, "idle: only ListDeployments: {counts:?}");
     eprintln!("idle: {counts:?} over {:.1} intervals", intervals);
@@ -522,19 +544,20 @@ async fn visibility_is_extended_while_enrichment_runs() {
         "detail": {"region": REGION, "application": "shop", "deploymentGroup": "prod", "deploymentId": "d-SLOW00001", "state": "SUCCESS"}});
     sqs.send_message().queue_url(&url).message_body(body.to_string()).send().await.expect("send");
 
-    // Well past the 2 s visibility: still in flight, not received again.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(queue_depth(&sqs, &url).await, 1, "in flight while enrichment runs");
+    // Enrichment holds the message 6 s, three times its 2 s visibility: until
+    // it is deleted it stays in the queue (in flight) and is never received
+    // again, checked all along rather than once after a guessed delay.
+    let sent = Instant::now();
     let events = |outcome| exporter.lock().exposition(0).exporter.events.get(&(Source::Sqs, outcome)).copied().unwrap_or(0);
     use codedeploy_exporter::metrics::Outcome;
-    assert_eq!((events(Outcome::Applied), events(Outcome::Duplicate)), (1, 0), "received once");
-    // Enrichment done: deleted.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = sent + Duration::from_secs(20);
     while queue_depth(&sqs, &url).await != 0 {
         assert!(Instant::now() < deadline, "the message was not deleted after enrichment");
+        assert_eq!(events(Outcome::Duplicate), 0, "received again while enrichment ran");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert_eq!((events(Outcome::Applied), events(Outcome::Duplicate)), (1, 0), "never redelivered");
+    assert!(sent.elapsed() >= Duration::from_secs(6), "deleted after {:?}, before enrichment was done", sent.elapsed());
+    assert_eq!((events(Outcome::Applied), events(Outcome::Duplicate)), (1, 0), "received once, never redelivered");
     shutdown.cancel();
     consuming.await.expect("consumer stops");
     drop(exporter);

@@ -63,17 +63,24 @@ fn sigterm_stops_the_server_gracefully() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starts");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut address = None;
-    let mut line = String::new();
-    while address.is_none() && stderr.read_line(&mut line).expect("log line") > 0 {
-        address = line
-            .split_whitespace()
-            .find_map(|word| word.strip_prefix("address="))
-            .map(str::to_owned);
-        line.clear();
-    }
-    let address = address.expect("the server logs its address");
+    // Read by a thread of its own, so that every wait for a line has a deadline.
+    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    let address = loop {
+        let left = Duration::from_secs(60).saturating_sub(started.elapsed());
+        let line = lines.recv_timeout(left).unwrap_or_else(|e| panic!("the server logged no address within 60 s ({e})"));
+        if let Some(address) = line.split_whitespace().find_map(|word| word.strip_prefix("address=")) {
+            break address.to_owned();
+        }
+    };
     let metrics = std::net::TcpStream::connect(&address).expect("listening");
     drop(metrics);
 
@@ -88,6 +95,7 @@ fn sigterm_stops_the_server_gracefully() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status}");
-    let rest: String = stderr.lines().map_while(Result::ok).collect::<Vec<_>>().join("\n");
+    // The process has exited: the log ends, and the reader closes the channel.
+    let rest: String = lines.iter().collect::<Vec<_>>().join("\n");
     assert!(rest.contains("shutting down gracefully") && rest.contains("stopped"), "{rest}");
 }

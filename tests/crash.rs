@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use codedeploy_exporter::ingest::{now_ms, Exporter};
 use codedeploy_exporter::metrics::{Format, Source};
@@ -46,17 +46,29 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the exporter starts");
-        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-        let mut line = String::new();
+        // A thread reads the log, so that waiting for the address has a
+        // deadline, and keeps draining it so the process never blocks on a full pipe.
+        let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                // After start-up nobody listens; the lines are only drained.
+                let _ = sender.send(line);
+            }
+        });
+        let started = Instant::now();
         let address = loop {
-            line.clear();
-            assert!(stderr.read_line(&mut line).expect("a log line") > 0, "exited before listening");
-            if let Some(address) = line.split_whitespace().find_map(|w| w.strip_prefix("address=")) {
-                break address.to_owned();
+            let left = Duration::from_secs(60).saturating_sub(started.elapsed());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(address) = line.split_whitespace().find_map(|w| w.strip_prefix("address=")) {
+                        break address.to_owned();
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("exited before listening"),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("not listening within 60 s"),
             }
         };
-        // Keep draining the log so the process never blocks on a full pipe.
-        std::thread::spawn(move || for _ in stderr.lines() {});
         Server { child, address }
     }
 

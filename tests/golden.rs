@@ -8,7 +8,10 @@
 //! and the SPEC before it was committed.
 //!
 //! `UPDATE_GOLDEN=1 cargo test --test golden` rewrites the golden files
-//! instead of comparing (review the diff before committing it).
+//! instead of comparing (review the diff before committing it). It can never
+//! make a run pass: every test that compares fails after rewriting, so the
+//! rewritten files are checked by a second run without it, and it is refused
+//! outright when `CI` is set, where nobody would review the rewrite.
 //!
 //! What `mixed.jsonl` holds (account 123456789012, eu-west-1, 2025-12-15):
 //! - checkout/checkout-prod (Server, in place): d-MIX000001 succeeds; d-MIX000002
@@ -28,6 +31,7 @@
 #[path = "common/promtool.rs"]
 mod promtool;
 
+use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -89,21 +93,42 @@ fn samples() -> Vec<PathBuf> {
     files
 }
 
-fn updating() -> bool {
-    std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1")
+/// Whether golden files are to be rewritten, from `UPDATE_GOLDEN` and `CI`;
+/// an error when a rewrite is asked for under CI.
+fn update_mode(update_golden: Option<OsString>, ci: Option<OsString>) -> Result<bool, String> {
+    let update = update_golden.is_some_and(|v| v == "1");
+    // CI systems set CI to "true" (GitHub Actions, GitLab) or "1"; an empty value is unset.
+    let in_ci = ci.is_some_and(|v| !v.is_empty() && v != "0" && v != "false");
+    match (update, in_ci) {
+        (true, true) => Err("UPDATE_GOLDEN=1 is refused when CI is set: golden files are rewritten and reviewed by hand, never in CI".to_owned()),
+        (update, _) => Ok(update),
+    }
 }
 
 /// Compares `actual` with the golden file `name`.prom, or rewrites it under
 /// `UPDATE_GOLDEN=1`. Returns a description of the mismatch, if any.
 fn check_golden(name: &str, actual: &str) -> Option<String> {
-    let path = root().join(GOLDEN).join(format!("{name}.prom"));
-    if updating() {
-        fs::create_dir_all(path.parent().expect("a parent")).expect("create the golden directory");
-        fs::write(&path, actual).expect("write the golden file");
-        eprintln!("UPDATE_GOLDEN=1: rewrote {}", path.display());
-        return None;
+    match update_mode(std::env::var_os("UPDATE_GOLDEN"), std::env::var_os("CI")) {
+        Ok(update) => check_golden_in(&root().join(GOLDEN), update, name, actual),
+        Err(refused) => Some(refused),
     }
-    let Ok(expected) = fs::read_to_string(&path) else {
+}
+
+/// [`check_golden`] in `dir`. A rewrite is reported as a problem too, so
+/// that the run making it fails and a second run (without `UPDATE_GOLDEN`)
+/// checks what was written.
+fn check_golden_in(dir: &Path, update: bool, name: &str, actual: &str) -> Option<String> {
+    let path = dir.join(format!("{name}.prom"));
+    let expected = fs::read_to_string(&path).ok();
+    if update {
+        if expected.as_deref() == Some(actual) {
+            return Some(format!("UPDATE_GOLDEN=1: {} is unchanged; rerun without UPDATE_GOLDEN", path.display()));
+        }
+        fs::create_dir_all(dir).expect("create the golden directory");
+        fs::write(&path, actual).expect("write the golden file");
+        return Some(format!("UPDATE_GOLDEN=1: rewrote {}; review the diff, then rerun without UPDATE_GOLDEN", path.display()));
+    }
+    let Some(expected) = expected else {
         return Some(format!("{} is missing; run with UPDATE_GOLDEN=1 to create it", path.display()));
     };
     (expected != actual).then(|| {
@@ -113,6 +138,30 @@ fn check_golden(name: &str, actual: &str) -> Option<String> {
             diff(&expected, actual)
         )
     })
+}
+
+#[test]
+fn update_golden_can_never_make_ci_pass() {
+    let set = |v: &str| Some(OsString::from(v));
+    assert_eq!(update_mode(None, None), Ok(false));
+    assert_eq!(update_mode(set("1"), None), Ok(true));
+    assert_eq!(update_mode(set("0"), None), Ok(false));
+    assert_eq!(update_mode(set("1"), set("")), Ok(true), "an empty CI is unset");
+    assert_eq!(update_mode(set("1"), set("false")), Ok(true));
+    assert_eq!(update_mode(None, set("true")), Ok(false), "CI compares as usual");
+    for ci in ["true", "1", "yes"] {
+        assert!(update_mode(set("1"), set(ci)).is_err(), "CI={ci}");
+    }
+
+    // Rewriting fails the run, whether it changed the file or not; the next
+    // run without UPDATE_GOLDEN passes on what was written.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let problem = check_golden_in(dir.path(), true, "x", "a 1\n").expect("a rewrite is a failure");
+    assert!(problem.contains("rewrote"), "{problem}");
+    assert_eq!(fs::read_to_string(dir.path().join("x.prom")).expect("written"), "a 1\n");
+    assert!(check_golden_in(dir.path(), true, "x", "a 1\n").is_some(), "an unchanged file fails too");
+    assert_eq!(check_golden_in(dir.path(), false, "x", "a 1\n"), None);
+    assert!(check_golden_in(dir.path(), false, "x", "a 2\n").is_some());
 }
 
 fn diff(expected: &str, actual: &str) -> String {

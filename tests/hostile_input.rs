@@ -42,14 +42,20 @@ fn fuzz_dir(name: &str) -> PathBuf {
 
 /// The files of a kept corpus; a missing or empty corpus is a failure.
 fn corpus(name: &str) -> Vec<PathBuf> {
-    let dir = fuzz_dir(name);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+    inputs_in(&fuzz_dir(name))
+}
+
+/// The input files of `dir` (not hidden files, not notes); none is a failure.
+fn inputs_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
         .map(|entry| entry.expect("directory entry").path())
         .filter(|path| path.is_file() && !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
         .filter(|path| path.extension().is_none_or(|ext| ext != "md"))
         .collect();
     files.sort();
+    // An empty folder would make its replay pass while checking nothing.
+    assert!(!files.is_empty(), "{} holds no input: nothing would be checked", dir.display());
     files
 }
 
@@ -91,6 +97,17 @@ fn the_store_corpus_passes() {
     let files = corpus("store");
     assert!(files.len() >= 20, "tests/fixtures/fuzz/store holds only {} files", files.len());
     replay(&files, checks::check_store);
+}
+
+#[test]
+fn an_empty_or_missing_corpus_folder_fails_rather_than_passing() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join("README.md"), "notes are not inputs").expect("write");
+    std::fs::write(dir.path().join(".gitkeep"), "").expect("write");
+    assert!(catch_unwind(|| inputs_in(dir.path())).is_err(), "a folder with no input");
+    assert!(catch_unwind(|| inputs_in(&dir.path().join("missing"))).is_err(), "a missing folder");
+    std::fs::write(dir.path().join("crash-1"), "{}").expect("write");
+    assert_eq!(inputs_in(dir.path()), [dir.path().join("crash-1")]);
 }
 
 #[test]

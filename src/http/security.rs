@@ -42,12 +42,14 @@ pub struct SecurityArgs {
     pub sns_topic_arns: Vec<String>,
 
     /// Hosts the SNS signing certificate may be fetched from, over https
-    /// (repeatable; `*` matches one DNS label).
+    /// (repeatable; `*` matches one DNS label, `{region}` the region of the
+    /// message's TopicArn). The path must be SNS's own,
+    /// /SimpleNotificationService-<hex>.pem.
     #[arg(
         long = "webhook.sns-cert-host",
         env = "CODEDEPLOY_EXPORTER_WEBHOOK_SNS_CERT_HOST",
         value_delimiter = ',',
-        default_values_t = ["sns.*.amazonaws.com".to_owned(), "sns.*.amazonaws.com.cn".to_owned()]
+        default_values_t = ["sns.{region}.amazonaws.com".to_owned(), "sns.{region}.amazonaws.com.cn".to_owned()]
     )]
     pub sns_cert_hosts: Vec<String>,
 
@@ -122,13 +124,13 @@ impl SecurityArgs {
         let cert_hosts = self
             .sns_cert_hosts
             .iter()
-            .map(|h| HostPattern::parse(h, false))
+            .map(|h| HostPattern::parse(h))
             .collect::<Result<Vec<_>, _>>()
             .map_err(SecurityError::CertHost)?;
         let subscribe_hosts = self
             .sns_subscribe_hosts
             .iter()
-            .map(|h| HostPattern::parse(h, true))
+            .map(|h| HostPattern::parse(h))
             .collect::<Result<Vec<_>, _>>()
             .map_err(SecurityError::SubscribeHost)?;
         let options = SnsOptions {

@@ -247,6 +247,20 @@ const FAMILIES: &[(Family, Series)] = &[
     ),
     (
         family(
+            "codedeploy_exporter_unauthenticated_requests_total",
+            "Requests refused because they failed authentication (SNS signature checks), by source and reason; kept in memory only, so it starts from 0 with the process",
+            Type::Counter,
+        ),
+        |e, w, _| {
+            let rows = e.unauthenticated.iter().map(|((s, reason), n)| ([s.label(), *reason], *n));
+            for (values, n) in sorted(rows) {
+                w.counter("", &["source", "reason"], &values, n);
+            }
+            Ok(())
+        },
+    ),
+    (
+        family(
             "codedeploy_in_progress_oldest_start_timestamp_seconds",
             "Create (or start) time of the oldest deployment in progress, 0 when none",
             Type::Gauge,

@@ -9,7 +9,9 @@
 mod encoder;
 pub mod exporter;
 mod families;
+mod unauthenticated;
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use flate2::write::GzEncoder;
@@ -17,6 +19,7 @@ use flate2::Compression;
 
 pub use encoder::CHUNK_BYTES;
 pub use exporter::{ExporterMetrics, Outcome, Source};
+pub use unauthenticated::Unauthenticated;
 
 use crate::ledger::Snapshot;
 
@@ -100,6 +103,8 @@ impl Encoding {
 pub struct Exposition {
     pub ledger: Snapshot,
     pub exporter: ExporterMetrics,
+    /// Requests refused before they were authenticated (in memory only).
+    pub unauthenticated: BTreeMap<(Source, &'static str), u64>,
     pub version: &'static str,
 }
 

@@ -9,12 +9,23 @@
 //! 1. `TopicArn` must match a `--webhook.sns-topic-arn` pattern (a valid
 //!    signature proves that SNS sent the message, not that it came from *your*
 //!    topic: anyone can subscribe this endpoint to a topic of their own);
-//! 2. `SigningCertURL` must be `https://` on a `--webhook.sns-cert-host`
-//!    (default `sns.*.amazonaws.com` and the China partition's `.com.cn`);
-//!    the certificate is fetched once per URL and cached;
-//! 3. `Signature` must verify with the certificate's RSA key over the
+//! 2. the body holds only the keys of SNS's HTTP message schema: the
+//!    signature covers a few of them, and a key it does not cover must not
+//!    reach the decoders (an EventBridge `detail` added to a signed
+//!    notification would otherwise be applied as an EventBridge event);
+//! 3. `SigningCertURL` must be `https://` on a `--webhook.sns-cert-host`
+//!    (default `sns.{region}.amazonaws.com`, `{region}` being the region of
+//!    the `TopicArn`, and the China partition's `.com.cn`) and name a
+//!    certificate as SNS does, `/SimpleNotificationService-<hex>.pem`; the
+//!    certificate is fetched once per URL and cached, a failed fetch is
+//!    remembered for [`FAILED_FETCH_TTL`], and at most
+//!    [`CONCURRENT_FETCHES`] fetches run at once;
+//! 4. `Signature` must verify with the certificate's RSA key over the
 //!    canonical string of the documented fields: SHA1withRSA for
 //!    `SignatureVersion` 1, SHA256withRSA for 2.
+//!
+//! What goes on to the decoders is then rebuilt from signed fields only
+//! ([`SnsMessage::signed_envelope`]).
 //!
 //! A `SubscriptionConfirmation` that is authenticated (by signature, or by the
 //! shared secret when something in front of the exporter adds it) is
@@ -28,7 +39,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{header, Request, Uri};
@@ -40,6 +51,7 @@ use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
 
 /// The header SNS puts on every HTTP delivery.
 pub const MESSAGE_TYPE_HEADER: &str = "x-amz-sns-message-type";
@@ -48,6 +60,14 @@ pub const MESSAGE_TYPE_HEADER: &str = "x-amz-sns-message-type";
 const MAX_FETCH_BYTES: usize = 64 * 1024;
 /// Certificates kept; SNS rotates its signing certificate rarely.
 const CERT_CACHE_CAPACITY: usize = 32;
+/// How long a failed certificate fetch is answered from memory (503) instead
+/// of fetching again: deliveries naming an unreachable URL cost no outbound
+/// request each. Shorter than SNS's default 20 s between retries, so every
+/// retry of a legitimate delivery gets a fresh attempt.
+pub const FAILED_FETCH_TTL: Duration = Duration::from_secs(15);
+/// Certificate fetches in flight at once, whatever the number of deliveries
+/// naming distinct URLs; the others wait their turn (at most [`FETCH_TIMEOUT`]).
+pub const CONCURRENT_FETCHES: usize = 4;
 /// Longest `TopicArn` looked at.
 const MAX_ARN_LENGTH: usize = 512;
 /// Bounds of one outbound request.
@@ -57,24 +77,22 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 /// A host allow-list entry: labels compared case-insensitively; `*` matches
-/// exactly one label; `{region}` (subscribe hosts only) matches the region
-/// of the message's topic.
+/// exactly one label; `{region}` matches the region of the message's topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPattern(Vec<String>);
 
 impl HostPattern {
-    pub fn parse(text: &str, allow_region: bool) -> Result<HostPattern, String> {
+    pub fn parse(text: &str) -> Result<HostPattern, String> {
         let lower = text.trim().to_ascii_lowercase();
         let labels: Vec<String> = lower.split('.').map(str::to_owned).collect();
         let valid = |label: &str| {
             label == "*"
-                || (allow_region && label == "{region}")
+                || label == "{region}"
                 || (!label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         };
         if lower.is_empty() || !labels.iter().all(|l| valid(l)) {
-            let region = if allow_region { ", `{region}`" } else { "" };
             return Err(format!(
-                "{text:?} is not a host pattern (DNS labels or an IPv4 address; `*` for one label{region})"
+                "{text:?} is not a host pattern (DNS labels or an IPv4 address; `*` for one label, `{{region}}`)"
             ));
         }
         Ok(HostPattern(labels))
@@ -144,6 +162,8 @@ pub struct SnsOptions {
 pub enum SnsError {
     #[error("not an SNS message: {0}")]
     Malformed(String),
+    #[error("keys outside the SNS HTTP message schema: {0}")]
+    UnexpectedKeys(String),
     #[error("topic {0} is not one of --webhook.sns-topic-arn")]
     TopicNotAllowed(String),
     #[error("SignatureVersion {0:?} is not supported (1 or 2)")]
@@ -163,6 +183,7 @@ impl SnsError {
     pub fn reason(&self) -> &'static str {
         match self {
             SnsError::Malformed(_) => "invalid_sns_message",
+            SnsError::UnexpectedKeys(_) => "sns_unexpected_keys",
             SnsError::TopicNotAllowed(_) => "sns_topic_not_allowed",
             SnsError::UnsupportedVersion(_) => "sns_signature_version",
             SnsError::UrlNotAllowed { field: "SigningCertURL", .. } => "sns_cert_url_not_allowed",
@@ -172,6 +193,17 @@ impl SnsError {
             SnsError::ConfirmationFailed { .. } => "sns_confirmation_failed",
         }
     }
+
+    /// Every reason a delivery that is not authenticated yet can be refused
+    /// for, so that their series exist from the start.
+    pub const UNAUTHENTICATED_REASONS: [&'static str; 6] = [
+        "invalid_sns_message",
+        "sns_unexpected_keys",
+        "sns_topic_not_allowed",
+        "sns_signature_version",
+        "sns_cert_url_not_allowed",
+        "sns_bad_signature",
+    ];
 
     /// The sender's mistake (counted as a rejected message), or a transient failure here.
     pub fn is_rejection(&self) -> bool {
@@ -234,6 +266,66 @@ impl SnsMessage {
         self.topic_arn().ok()?.split(':').nth(3).filter(|r| !r.is_empty())
     }
 
+    /// The keys SNS's HTTP(S) deliveries carry, by type, as documented
+    /// ("Parsing message formats" in the SNS developer guide); `MessageAttributes`
+    /// and `SequenceNumber` appear on some notifications.
+    fn schema(&self) -> &'static [&'static str] {
+        match self.kind {
+            SnsKind::Notification => &[
+                "Type",
+                "MessageId",
+                "TopicArn",
+                "Subject",
+                "Message",
+                "Timestamp",
+                "SignatureVersion",
+                "Signature",
+                "SigningCertURL",
+                "UnsubscribeURL",
+                "MessageAttributes",
+                "SequenceNumber",
+            ],
+            SnsKind::SubscriptionConfirmation | SnsKind::UnsubscribeConfirmation => &[
+                "Type",
+                "MessageId",
+                "Token",
+                "TopicArn",
+                "Message",
+                "SubscribeURL",
+                "Timestamp",
+                "SignatureVersion",
+                "Signature",
+                "SigningCertURL",
+            ],
+        }
+    }
+
+    /// Refuses a body with keys SNS does not send (compared exactly: SNS
+    /// spells them one way, while the decoders ignore case).
+    pub fn check_keys(&self) -> Result<(), SnsError> {
+        let schema = self.schema();
+        let foreign: Vec<String> =
+            self.fields.keys().filter(|key| !schema.contains(&key.as_str())).take(8).map(|key| format!("{:?}", excerpt(key))).collect();
+        if foreign.is_empty() {
+            Ok(())
+        } else {
+            Err(SnsError::UnexpectedKeys(foreign.join(", ")))
+        }
+    }
+
+    /// The message for the decoders, rebuilt from the fields the signature
+    /// covers and the decoders read (`Type`, `Subject`, `Timestamp`,
+    /// `Message`), so that nothing unsigned is ever applied.
+    pub fn signed_envelope(&self) -> Vec<u8> {
+        let mut envelope = Map::new();
+        for name in ["Type", "Subject", "Timestamp", "Message"] {
+            if let Some(value @ Value::String(_)) = self.fields.get(name) {
+                envelope.insert(name.to_owned(), value.clone());
+            }
+        }
+        Value::Object(envelope).to_string().into_bytes()
+    }
+
     /// The string SNS signs: `Name\nValue\n` for each signed field, in order.
     pub fn string_to_sign(&self) -> Result<String, SnsError> {
         let names: &[&str] = match self.kind {
@@ -263,8 +355,18 @@ fn excerpt(text: &str) -> String {
 pub struct Sns {
     options: SnsOptions,
     client: HttpsClient,
-    /// SigningCertURL → the certificate's SubjectPublicKeyInfo.
-    certificates: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+    /// SigningCertURL → its certificate's SubjectPublicKeyInfo, or why it
+    /// could not be had and when.
+    certificates: Mutex<HashMap<String, Fetched>>,
+    /// Bounds the certificate fetches in flight ([`CONCURRENT_FETCHES`]).
+    fetches: Semaphore,
+}
+
+/// What became of fetching one certificate.
+#[derive(Debug, Clone)]
+enum Fetched {
+    Key(Arc<Vec<u8>>),
+    Failed { at: Instant, detail: String },
 }
 
 impl std::fmt::Debug for Sns {
@@ -305,7 +407,7 @@ impl Sns {
             .wrap_connector(tcp);
         // hyper's client follows no redirects: a redirect could leave the allow-list.
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Ok(Sns { options, client, certificates: Mutex::new(HashMap::new()) })
+        Ok(Sns { options, client, certificates: Mutex::new(HashMap::new()), fetches: Semaphore::new(CONCURRENT_FETCHES) })
     }
 
     pub fn verifies_signatures(&self) -> bool {
@@ -328,9 +430,8 @@ impl Sns {
             .decode(message.field("Signature")?)
             .map_err(|_| SnsError::BadSignature("`Signature` is not base64".into()))?;
         let signed = message.string_to_sign()?;
-        let url = allowed_url(message.field("SigningCertURL")?, &self.options.cert_hosts, None)
-            // SNS serves its certificates as `/SimpleNotificationService-<id>.pem`.
-            .filter(|url| url.path().ends_with(".pem"))
+        let url = allowed_url(message.field("SigningCertURL")?, &self.options.cert_hosts, message.region())
+            .filter(is_sns_certificate_path)
             .ok_or_else(|| SnsError::UrlNotAllowed {
                 field: "SigningCertURL",
                 url: excerpt(message.field("SigningCertURL").unwrap_or_default()),
@@ -342,24 +443,69 @@ impl Sns {
             .map_err(|_| SnsError::BadSignature(format!("SignatureVersion {version}")))
     }
 
-    /// The public key of the certificate at `url`, from the cache or fetched.
+    /// The public key of the certificate at `url`: from the cache, or
+    /// fetched by at most [`CONCURRENT_FETCHES`] requests at once.
     async fn public_key(&self, url: &Uri) -> Result<Arc<Vec<u8>>, SnsError> {
-        if let Some(key) = self.certificates.lock().unwrap_or_else(|p| p.into_inner()).get(&url.to_string()) {
-            return Ok(key.clone());
+        let key = url.to_string();
+        if let Some(known) = self.cached(&key) {
+            return known;
         }
-        let unavailable = |detail: String| SnsError::CertificateUnavailable { url: url.to_string(), detail };
-        let pem = self.fetch(url).await.map_err(unavailable)?;
-        let cert = CertificateDer::from_pem_slice(&pem).map_err(|e| unavailable(format!("not a PEM certificate: {e}")))?;
-        let parsed = rustls::server::ParsedCertificate::try_from(&cert)
-            .map_err(|e| unavailable(format!("not a usable certificate: {e}")))?;
-        let key = Arc::new(parsed.subject_public_key_info().as_ref().to_vec());
+        let unavailable = |detail: String| SnsError::CertificateUnavailable { url: key.clone(), detail };
+        let _permit = match tokio::time::timeout(FETCH_TIMEOUT, self.fetches.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            _ => return Err(unavailable(format!("{CONCURRENT_FETCHES} certificate fetches already in flight"))),
+        };
+        // Another delivery may have fetched it while this one waited.
+        if let Some(known) = self.cached(&key) {
+            return known;
+        }
+        let fetched = match self.fetch_key(url).await {
+            Ok(public_key) => {
+                tracing::info!(url = %url, "SNS signing certificate fetched");
+                Fetched::Key(public_key)
+            }
+            Err(detail) => {
+                tracing::warn!(url = %url, %detail, "SNS signing certificate not fetched; remembered for {FAILED_FETCH_TTL:?}");
+                Fetched::Failed { at: Instant::now(), detail }
+            }
+        };
         let mut cache = self.certificates.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CERT_CACHE_CAPACITY {
-            cache.clear();
+            // Failures go first: deliveries naming many unreachable URLs must
+            // not push out the certificate the real ones are signed with.
+            cache.retain(|_, entry| matches!(entry, Fetched::Key(_)));
+            if cache.len() >= CERT_CACHE_CAPACITY {
+                cache.clear();
+            }
         }
-        cache.insert(url.to_string(), key.clone());
-        tracing::info!(url = %url, "SNS signing certificate fetched");
-        Ok(key)
+        cache.insert(key.clone(), fetched.clone());
+        match fetched {
+            Fetched::Key(public_key) => Ok(public_key),
+            Fetched::Failed { detail, .. } => Err(unavailable(detail)),
+        }
+    }
+
+    /// The cached outcome for `url`: its key, or a failure younger than [`FAILED_FETCH_TTL`].
+    fn cached(&self, url: &str) -> Option<Result<Arc<Vec<u8>>, SnsError>> {
+        match self.certificates.lock().unwrap_or_else(|p| p.into_inner()).get(url)? {
+            Fetched::Key(public_key) => Some(Ok(public_key.clone())),
+            Fetched::Failed { at, detail } if at.elapsed() < FAILED_FETCH_TTL => {
+                Some(Err(SnsError::CertificateUnavailable {
+                    url: url.to_owned(),
+                    detail: format!("{detail} (a failure remembered for {FAILED_FETCH_TTL:?})"),
+                }))
+            }
+            Fetched::Failed { .. } => None,
+        }
+    }
+
+    /// Fetches the certificate at `url` and returns its SubjectPublicKeyInfo.
+    async fn fetch_key(&self, url: &Uri) -> Result<Arc<Vec<u8>>, String> {
+        let pem = self.fetch(url).await?;
+        let cert = CertificateDer::from_pem_slice(&pem).map_err(|e| format!("not a PEM certificate: {e}"))?;
+        let parsed =
+            rustls::server::ParsedCertificate::try_from(&cert).map_err(|e| format!("not a usable certificate: {e}"))?;
+        Ok(Arc::new(parsed.subject_public_key_info().as_ref().to_vec()))
     }
 
     /// Caches the certificate of `url` as if fetched (unit tests).
@@ -368,7 +514,7 @@ impl Sns {
         let cert = CertificateDer::from_pem_slice(pem.as_bytes()).expect("PEM");
         let parsed = rustls::server::ParsedCertificate::try_from(&cert).expect("certificate");
         let key = Arc::new(parsed.subject_public_key_info().as_ref().to_vec());
-        self.certificates.lock().expect("lock").insert(url.to_owned(), key);
+        self.certificates.lock().expect("lock").insert(url.to_owned(), Fetched::Key(key));
     }
 
     /// Confirms a `SubscriptionConfirmation` by fetching its `SubscribeURL`.
@@ -423,6 +569,17 @@ fn describe(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Whether `url` names a certificate as SNS does: `/SimpleNotificationService-<hex>.pem`
+/// and nothing else (no query), so that an allow-listed host serves nothing
+/// but its signing certificates to this check.
+fn is_sns_certificate_path(url: &Uri) -> bool {
+    let id = url
+        .path()
+        .strip_prefix("/SimpleNotificationService-")
+        .and_then(|rest| rest.strip_suffix(".pem"));
+    url.query().is_none() && id.is_some_and(|id| (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// `raw` parsed, if it is https on a host matching one of `hosts`, without credentials.
 fn allowed_url(raw: &str, hosts: &[HostPattern], region: Option<&str>) -> Option<Uri> {
     let url: Uri = raw.parse().ok()?;
@@ -437,14 +594,14 @@ fn allowed_url(raw: &str, hosts: &[HostPattern], region: Option<&str>) -> Option
 mod tests {
     use super::*;
 
-    fn hosts(patterns: &[&str], region: bool) -> Vec<HostPattern> {
-        patterns.iter().map(|p| HostPattern::parse(p, region).expect("pattern")).collect()
+    fn hosts(patterns: &[&str]) -> Vec<HostPattern> {
+        patterns.iter().map(|p| HostPattern::parse(p).expect("pattern")).collect()
     }
 
     #[test]
     fn host_patterns() {
-        let cert = hosts(&["sns.*.amazonaws.com", "127.0.0.1"], false);
-        let ok = |raw: &str| allowed_url(raw, &cert, None).is_some();
+        let any_region = hosts(&["sns.*.amazonaws.com", "127.0.0.1"]);
+        let ok = |raw: &str| allowed_url(raw, &any_region, None).is_some();
         assert!(ok("https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem"));
         assert!(ok("https://SNS.eu-west-3.AMAZONAWS.com/x.pem"));
         assert!(ok("https://127.0.0.1:8443/cert.pem"));
@@ -456,23 +613,81 @@ mod tests {
         assert!(!ok("https://user:pw@sns.us-east-1.amazonaws.com/x.pem"));
         assert!(!ok("not a url"));
 
-        let subscribe = hosts(&["sns.{region}.amazonaws.com"], true);
-        let ok = |raw: &str, region| allowed_url(raw, &subscribe, region).is_some();
+        // The defaults of both --webhook.sns-cert-host and --webhook.sns-subscribe-host.
+        let regional = hosts(&["sns.{region}.amazonaws.com", "sns.{region}.amazonaws.com.cn"]);
+        let ok = |raw: &str, region| allowed_url(raw, &regional, region).is_some();
         assert!(ok("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription", Some("us-east-1")));
+        assert!(ok("https://sns.cn-north-1.amazonaws.com.cn/x.pem", Some("cn-north-1")));
         assert!(!ok("https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription", Some("us-east-1")));
         assert!(!ok("https://sns.us-east-1.amazonaws.com/", None));
 
-        assert!(HostPattern::parse("sns.{region}.amazonaws.com", false).is_err());
-        assert!(HostPattern::parse("https://sns.amazonaws.com", false).is_err());
-        assert!(HostPattern::parse("", false).is_err());
+        assert!(HostPattern::parse("https://sns.amazonaws.com").is_err());
+        assert!(HostPattern::parse("sns.{account}.amazonaws.com").is_err());
+        assert!(HostPattern::parse("").is_err());
+    }
+
+    #[test]
+    fn certificate_paths_are_those_sns_uses() {
+        let path = |raw: &str| is_sns_certificate_path(&raw.parse().expect("URL"));
+        assert!(path("https://sns.us-east-1.amazonaws.com/SimpleNotificationService-9c6465fa7f48f5cacd23014631ec1136.pem"));
+        assert!(path("https://127.0.0.1:8443/SimpleNotificationService-ABCDEF01.pem"));
+        for refused in [
+            "https://sns.us-east-1.amazonaws.com/",
+            "https://sns.us-east-1.amazonaws.com/cert.pem",
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-.pem",
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem",
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem?x=1",
+            "https://sns.us-east-1.amazonaws.com/x/SimpleNotificationService-abc.pem",
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem.exe",
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc%2F.pem",
+        ] {
+            assert!(!path(refused), "{refused}");
+        }
+        let long = format!("https://sns.us-east-1.amazonaws.com/SimpleNotificationService-{}.pem", "a".repeat(65));
+        assert!(!path(&long));
+    }
+
+    #[test]
+    fn only_keys_of_the_sns_schema_and_only_signed_fields_go_on() {
+        let mut notification = serde_json::json!({
+            "Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-east-1:1:t", "Subject": "s",
+            "Message": "{}", "Timestamp": "2026-01-01T00:00:00.000Z", "SignatureVersion": "2", "Signature": "x",
+            "SigningCertURL": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-ab.pem",
+            "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
+            "MessageAttributes": {"a": {"Type": "String", "Value": "b"}},
+        });
+        let parse = |value: &serde_json::Value| SnsMessage::parse(value.to_string().as_bytes()).expect("parses");
+        parse(&notification).check_keys().expect("every key is SNS's own");
+        let envelope: serde_json::Value =
+            serde_json::from_slice(&parse(&notification).signed_envelope()).expect("JSON");
+        assert_eq!(
+            envelope,
+            serde_json::json!({"Type": "Notification", "Subject": "s", "Timestamp": "2026-01-01T00:00:00.000Z", "Message": "{}"})
+        );
+
+        for foreign in ["detail-type", "Records", "deploymentInfo", "committed_at", "message", "Token"] {
+            let mut body = notification.clone();
+            body[foreign] = serde_json::json!("x");
+            let error = parse(&body).check_keys().unwrap_err();
+            assert_eq!(error.reason(), "sns_unexpected_keys", "{foreign}");
+            assert!(error.to_string().contains(foreign), "{error}");
+        }
+        notification["Type"] = "SubscriptionConfirmation".into();
+        assert_eq!(parse(&notification).check_keys().unwrap_err().reason(), "sns_unexpected_keys", "no Subject there");
     }
 
     #[test]
     fn topic_patterns() {
-        let long = format!("arn:aws:sns:{}", "x:".repeat(100_000));
-        let started = std::time::Instant::now();
-        assert!(!TopicPattern::new("arn:*:*:*:*:*:*:*:y").matches(&long));
-        assert!(started.elapsed() < std::time::Duration::from_secs(2), "no exponential backtracking");
+        // Linear work is milliseconds; backtracking would not end in a
+        // lifetime. The deadline tells them apart on any machine, and a
+        // failure is reported rather than left hanging.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let long = format!("arn:aws:sns:{}", "x:".repeat(100_000));
+            let _ = done.send(TopicPattern::new("arn:*:*:*:*:*:*:*:y").matches(&long));
+        });
+        let matched = finished.recv_timeout(std::time::Duration::from_secs(60)).expect("no exponential backtracking");
+        assert!(!matched);
         assert!(TopicPattern::new("a*b*c").matches("aXXbYYc") && !TopicPattern::new("a*b*c").matches("aXXbYY"));
         assert!(TopicPattern::new("*x*").matches("x") && TopicPattern::new("**").matches(""));
         let exact = TopicPattern::new("arn:aws:sns:us-east-1:123456789012:deployments");
@@ -486,11 +701,11 @@ mod tests {
 
     #[tokio::test]
     async fn signature_version_1_verifies_with_sha1() {
-        const URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem";
+        const URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem";
         let options = SnsOptions {
             verify_signatures: true,
             topics: vec![TopicPattern::new("arn:aws:sns:*:123456789012:*")],
-            cert_hosts: hosts(&["sns.*.amazonaws.com"], false),
+            cert_hosts: hosts(&["sns.{region}.amazonaws.com"]),
             subscribe_hosts: Vec::new(),
         };
         let sns = Sns::new(options, None).expect("sns");

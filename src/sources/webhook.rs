@@ -12,7 +12,10 @@
 //!    - else, with `--webhook.sns-verify-signatures`, a request carrying
 //!      `x-amz-sns-message-type` goes on to have its SNS signature checked
 //!      once the body is read (see [`super::sns`]); a bad one is 401 (403 for
-//!      a topic not allowed), counted as a rejected message, reason in the reply;
+//!      a topic not allowed, 400 for a body that is no SNS message or holds
+//!      keys SNS does not send), reason in the reply, and counted in memory
+//!      only (`codedeploy_exporter_unauthenticated_requests_total`): it costs
+//!      no commit. A good one is decoded from its signed fields alone;
 //!    - else 401;
 //! 4. `--webhook.max-body-bytes`: 413 beyond it;
 //! 5. an authenticated `SubscriptionConfirmation` is confirmed (its
@@ -104,6 +107,9 @@ pub fn routes<S: Clone + Send + Sync + 'static>(webhook: Webhook) -> Option<Rout
     if webhook.secret.is_none() && !verifies {
         return None;
     }
+    if verifies {
+        webhook.ingest.unauthenticated().register(Source::Webhook, &SnsError::UNAUTHENTICATED_REASONS);
+    }
     let limit = webhook.max_body_bytes;
     let webhook = Arc::new(webhook);
     Some(
@@ -166,13 +172,33 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let sns_delivery = authenticated == Authenticated::SnsSignature || headers.contains_key(MESSAGE_TYPE_HEADER);
-    if let (true, Some(sns)) = (sns_delivery, &webhook.sns) {
-        if let Err(error) = check_sns(sns, authenticated, &body).await {
-            return refuse(&webhook.ingest, error).await;
+    let message = match (authenticated, &webhook.sns) {
+        (Authenticated::SnsSignature, sns) => {
+            // The guard lets a request in this way only when `sns` verifies signatures.
+            let Some(sns) = sns else { return StatusCode::UNAUTHORIZED.into_response() };
+            let message = match verify_sns(sns, &body).await {
+                Ok(message) => message,
+                Err(error) => return refuse(&webhook.ingest, error, Trust::Unauthenticated).await,
+            };
+            if let Err(error) = control_sns(sns, &message).await {
+                return refuse(&webhook.ingest, error, Trust::Authenticated).await;
+            }
+            // Only what the signature covers goes on to the decoders.
+            message.signed_envelope()
         }
-    }
-    match webhook.ingest.submit(Source::Webhook, body.to_vec()).await {
+        (Authenticated::Secret, Some(sns)) if headers.contains_key(MESSAGE_TYPE_HEADER) => {
+            // Authenticated by the secret: a body that is no SNS message is
+            // the decoders' to judge, and nothing needs a signature.
+            if let Ok(message) = SnsMessage::parse(&body) {
+                if let Err(error) = control_sns(sns, &message).await {
+                    return refuse(&webhook.ingest, error, Trust::Authenticated).await;
+                }
+            }
+            body.to_vec()
+        }
+        _ => body.to_vec(),
+    };
+    match webhook.ingest.submit(Source::Webhook, message).await {
         Ok(outcome) => {
             let reply = serde_json::json!({ "outcome": outcome.label() });
             (StatusCode::OK, axum::Json(reply)).into_response()
@@ -195,20 +221,20 @@ async fn receive(
     }
 }
 
-/// The SNS part: the signature when that is how the request authenticates,
-/// and the confirmation of a `SubscriptionConfirmation`.
-async fn check_sns(sns: &Sns, authenticated: Authenticated, body: &[u8]) -> Result<(), SnsError> {
-    let message = match SnsMessage::parse(body) {
-        Ok(message) => message,
-        // Authenticated by the secret: whatever it is, the decoders judge it.
-        Err(_) if authenticated == Authenticated::Secret => return Ok(()),
-        Err(error) => return Err(error),
-    };
-    if authenticated == Authenticated::SnsSignature {
-        sns.verify(&message).await?;
-    }
+/// Authenticates a delivery by its SNS signature. Keys outside SNS's schema
+/// are refused first: they are not signed, and checking them costs no
+/// certificate fetch.
+async fn verify_sns(sns: &Sns, body: &[u8]) -> Result<SnsMessage, SnsError> {
+    let message = SnsMessage::parse(body)?;
+    message.check_keys()?;
+    sns.verify(&message).await?;
+    Ok(message)
+}
+
+/// Confirms an authenticated `SubscriptionConfirmation`; notes an `UnsubscribeConfirmation`.
+async fn control_sns(sns: &Sns, message: &SnsMessage) -> Result<(), SnsError> {
     match message.kind {
-        SnsKind::SubscriptionConfirmation => sns.confirm(&message).await?,
+        SnsKind::SubscriptionConfirmation => sns.confirm(message).await?,
         SnsKind::UnsubscribeConfirmation => {
             tracing::warn!(topic = message.topic_arn().unwrap_or("?"), "SNS says this endpoint was unsubscribed")
         }
@@ -217,10 +243,21 @@ async fn check_sns(sns: &Sns, authenticated: Authenticated, body: &[u8]) -> Resu
     Ok(())
 }
 
-/// Answers a refused SNS delivery; the sender's mistakes are counted as rejected messages.
-async fn refuse(ingest: &IngestHandle, error: SnsError) -> Response {
+/// Whether a refused delivery was authenticated when it was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    /// By the secret, or by a signature that verified: a rejected message,
+    /// committed like any other.
+    Authenticated,
+    /// Anyone could have sent it: counted in memory only, so that forged
+    /// deliveries cost no commit and raise no alert meant for real senders.
+    Unauthenticated,
+}
+
+/// Answers a refused SNS delivery; the sender's mistakes are counted.
+async fn refuse(ingest: &IngestHandle, error: SnsError, trust: Trust) -> Response {
     let status = match &error {
-        SnsError::Malformed(_) => StatusCode::BAD_REQUEST,
+        SnsError::Malformed(_) | SnsError::UnexpectedKeys(_) => StatusCode::BAD_REQUEST,
         SnsError::TopicNotAllowed(_) | SnsError::UrlNotAllowed { field: "SubscribeURL", .. } => StatusCode::FORBIDDEN,
         SnsError::UnsupportedVersion(_) | SnsError::UrlNotAllowed { .. } | SnsError::BadSignature(_) => {
             StatusCode::UNAUTHORIZED
@@ -228,11 +265,23 @@ async fn refuse(ingest: &IngestHandle, error: SnsError) -> Response {
         SnsError::CertificateUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         SnsError::ConfirmationFailed { .. } => StatusCode::BAD_GATEWAY,
     };
-    if error.is_rejection() {
-        tracing::warn!(reason = error.reason(), %error, "SNS delivery refused");
-        ingest.reject(Source::Webhook).await;
-    } else {
-        tracing::warn!(reason = error.reason(), %error, "SNS delivery not processed; SNS will retry");
+    match (error.is_rejection(), trust) {
+        (true, Trust::Authenticated) => {
+            tracing::warn!(reason = error.reason(), %error, "SNS delivery refused");
+            ingest.reject(Source::Webhook).await;
+        }
+        (true, Trust::Unauthenticated) => {
+            // Debug, not warn: anyone can send these, and as many as they like.
+            tracing::debug!(reason = error.reason(), %error, "unauthenticated SNS delivery refused");
+            ingest.unauthenticated().count(Source::Webhook, error.reason());
+        }
+        (false, Trust::Authenticated) => {
+            tracing::warn!(reason = error.reason(), %error, "SNS delivery not processed; SNS will retry")
+        }
+        // A certificate that could not be fetched is logged once per fetch (see `Sns`).
+        (false, Trust::Unauthenticated) => {
+            tracing::debug!(reason = error.reason(), %error, "SNS delivery not processed; SNS will retry")
+        }
     }
     let outcome = if error.is_rejection() { "rejected" } else { "unavailable" };
     let reply = serde_json::json!({ "outcome": outcome, "reason": error.reason(), "detail": error.to_string() });

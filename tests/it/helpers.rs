@@ -1,4 +1,6 @@
+use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Parser;
 use codedeploy_exporter::app::{App, DemoFeed};
@@ -53,16 +55,36 @@ impl TestApp {
         std::mem::replace(&mut self.storage, placeholder)
     }
 
-    /// Scrapes until `series` has `value`, for at most five seconds.
+    /// Scrapes until `series` has `value`, for at most [`DEADLINE`].
     pub async fn wait_for(&self, series: &str, value: f64) -> String {
-        for _ in 0..50 {
+        eventually(&format!("{series} reaching {value}"), DEADLINE, || async {
             let metrics = self.scrape().await;
-            if sample(&metrics, series) == Some(value) {
-                return metrics;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            (sample(&metrics, series) == Some(value)).then_some(metrics)
+        })
+        .await
+    }
+}
+
+/// How long a test waits for something the exporter does in the background
+/// (settling, reloading): generous, because two shared cores can be slow,
+/// and only ever reached when the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+/// Runs `probe` until it returns something, every 100 ms, for at most
+/// `within`; then fails naming `what`. Tests wait this way rather than
+/// sleeping a fixed time and hoping it was long enough.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
         }
-        panic!("{series} never reached {value}");
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

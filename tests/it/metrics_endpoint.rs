@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crate::helpers::{assert_promtool_clean, eventbridge, sample, spawn_app, CHECKOUT};
+use crate::helpers::{assert_promtool_clean, eventbridge, eventually, sample, spawn_app, CHECKOUT, DEADLINE};
 
 #[tokio::test]
 async fn endpoints_answer_and_the_scrape_is_lint_clean() {
@@ -92,27 +92,28 @@ async fn openmetrics_scrapes_carry_the_deployment_id_as_exemplar() {
     let app = spawn_app(&["--ledger.settle-time", "0s"]).await;
     app.post_event(eventbridge("d-CCCCCCCC1", "START", "2026-11-26T10:00:00Z")).await;
     app.post_event(eventbridge("d-CCCCCCCC1", "FAILURE", "2026-11-26T10:02:00Z")).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let response = app
-        .client
-        .get(app.url("/metrics"))
-        .header("Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
-        .send()
-        .await
-        .expect("scrape");
-    assert!(response.headers()["content-type"].to_str().expect("ascii").starts_with("application/openmetrics-text"));
-    let body = response.text().await.expect("body");
     let bucket = format!("codedeploy_deployment_duration_seconds_bucket{{le=\"120.0\",{CHECKOUT},status=\"failed\"}} 1 # {{deployment_id=\"d-CCCCCCCC1\"}} 120.0 ");
-    assert!(body.contains(&bucket), "no exemplar line {bucket} in\n{body}");
+    // The duration is observed once the deployment settles, at the writer's next tick.
+    let body = eventually(&format!("the exemplar line {bucket}"), DEADLINE, || async {
+        let response = app
+            .client
+            .get(app.url("/metrics"))
+            .header("Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
+            .send()
+            .await
+            .expect("scrape");
+        assert!(response.headers()["content-type"].to_str().expect("ascii").starts_with("application/openmetrics-text"));
+        let body = response.text().await.expect("body");
+        body.contains(&bucket).then_some(body)
+    })
+    .await;
     assert!(body.trim_end().ends_with("# EOF"));
 }
 
 #[tokio::test]
 async fn demo_shows_every_family_within_a_minute() {
     let app = spawn_app(&["demo", "--demo.history-days", "30"]).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let metrics = app.scrape().await;
-    for family in [
+    let families = [
         "codedeploy_deployments_total",
         "codedeploy_deployments_in_progress",
         "codedeploy_deployment_duration_seconds_bucket",
@@ -132,13 +133,19 @@ async fn demo_shows_every_family_within_a_minute() {
         "codedeploy_dora_time_to_restore_seconds",
         "codedeploy_deployment_duration_window_seconds",
         "codedeploy_exporter_events_total",
-    ] {
-        let has_nonzero = metrics.lines().any(|line| {
+    ];
+    let has_nonzero = |metrics: &str, family: &str| {
+        metrics.lines().any(|line| {
             line.starts_with(&format!("{family}{{"))
                 && line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0)
-        });
-        assert!(has_nonzero, "{family} has no non-zero series in the demo");
-    }
+        })
+    };
+    // The demo's history settles in the background after start-up.
+    let metrics = eventually(&format!("a non-zero series of each of {families:?}"), Duration::from_secs(60), || async {
+        let metrics = app.scrape().await;
+        families.iter().all(|family| has_nonzero(&metrics, family)).then_some(metrics)
+    })
+    .await;
     for platform in ["Server", "Lambda", "ECS"] {
         assert!(metrics.contains(&format!("compute_platform=\"{platform}\"")), "no {platform} deployments");
     }

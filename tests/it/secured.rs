@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -23,11 +25,16 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{eventbridge, sample, spawn_app, TestApp, SECRET};
+use crate::helpers::{eventbridge, eventually, sample, spawn_app, spawn_app_on, TestApp, DEADLINE, SECRET};
 
 const WEBHOOK_REJECTED: &str = r#"codedeploy_exporter_events_total{source="webhook",outcome="rejected"}"#;
 const WEBHOOK_APPLIED: &str = r#"codedeploy_exporter_events_total{source="webhook",outcome="applied"}"#;
 const WEBHOOK_IGNORED: &str = r#"codedeploy_exporter_events_total{source="webhook",outcome="ignored"}"#;
+
+/// `codedeploy_exporter_unauthenticated_requests_total` of the webhook for `reason`.
+fn unauthenticated(reason: &str) -> String {
+    format!(r#"codedeploy_exporter_unauthenticated_requests_total{{source="webhook",reason="{reason}"}}"#)
+}
 
 /// A CA, a server certificate for 127.0.0.1 it signed, a client certificate it
 /// signed and a self-signed "rogue" client certificate, as PEM files.
@@ -186,21 +193,20 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
     let renewed = Pki::new();
     std::fs::copy(renewed.path("server.pem"), pki.path("server.pem")).expect("copy");
     std::fs::copy(renewed.path("server.key"), pki.path("server.key")).expect("copy");
-    let mut served_renewed = false;
-    for _ in 0..30 {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        if renewed.client(None).get(&metrics).await.is_ok() {
-            served_renewed = true;
-            break;
-        }
-    }
-    assert!(served_renewed, "the renewed certificate is served");
+    eventually("the renewed certificate being served", DEADLINE, || async {
+        renewed.client(None).get(&metrics).await.ok().map(drop)
+    })
+    .await;
     assert!(pki.client(None).get(&metrics).await.is_err(), "the old CA no longer matches");
 
-    // A broken renewal keeps the last good pair.
+    // A broken renewal keeps the last good pair: throughout three of the
+    // once-a-second checks for changed files, the renewed pair answers.
     std::fs::write(pki.path("server.pem"), "not a certificate").expect("write");
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-    assert_eq!(renewed.client(None).status(&metrics).await, 200);
+    let watched = tokio::time::Instant::now();
+    while watched.elapsed() < Duration::from_secs(3) {
+        assert_eq!(renewed.client(None).status(&metrics).await, 200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
@@ -372,26 +378,51 @@ async fn the_webhook_rate_limit_answers_429_with_retry_after() {
 /// Requests per path.
 type Hits = Arc<Mutex<HashMap<String, usize>>>;
 
+/// The path SNS serves its signing certificate at (`SimpleNotificationService-<hex>.pem`).
+const CERT_PATH: &str = "/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem";
+
+/// How long the stand-in takes to answer for a certificate it does not have.
+const MISSING_CERT_DELAY: Duration = Duration::from_millis(300);
+
 /// A stand-in for SNS on 127.0.0.1 over HTTPS: serves the signing
-/// certificate and the confirmation URL, and counts what was fetched.
+/// certificate and the confirmation URL, answers 404 (slowly) for any other
+/// certificate, and counts what was fetched and how many fetches overlapped.
 struct FakeSns {
     address: std::net::SocketAddr,
     hits: Hits,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: Arc<(AtomicUsize, AtomicUsize)>,
     shutdown: CancellationToken,
+}
+
+#[derive(Clone)]
+struct FakeSnsState {
+    hits: Hits,
+    cert: String,
+    in_flight: Arc<(AtomicUsize, AtomicUsize)>,
 }
 
 impl FakeSns {
     async fn start(pki: &Pki, signing_cert_pem: String) -> FakeSns {
         let hits: Hits = Arc::default();
-        async fn serve(State((hits, cert)): State<(Hits, String)>, uri: Uri) -> (axum::http::StatusCode, String) {
-            *hits.lock().expect("lock").entry(uri.path().to_owned()).or_default() += 1;
-            match uri.path() {
-                "/SimpleNotificationService-test.pem" => (axum::http::StatusCode::OK, cert),
+        let in_flight: Arc<(AtomicUsize, AtomicUsize)> = Arc::default();
+        async fn serve(State(state): State<FakeSnsState>, uri: Uri) -> (axum::http::StatusCode, String) {
+            *state.hits.lock().expect("lock").entry(uri.path().to_owned()).or_default() += 1;
+            let (now, most) = &*state.in_flight;
+            most.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+            let answer = match uri.path() {
+                CERT_PATH => (axum::http::StatusCode::OK, state.cert.clone()),
                 "/confirm" => (axum::http::StatusCode::OK, "<ConfirmSubscriptionResponse/>".to_owned()),
-                _ => (axum::http::StatusCode::NOT_FOUND, String::new()),
-            }
+                _ => {
+                    tokio::time::sleep(MISSING_CERT_DELAY).await;
+                    (axum::http::StatusCode::NOT_FOUND, String::new())
+                }
+            };
+            now.fetch_sub(1, Ordering::SeqCst);
+            answer
         }
-        let router = axum::Router::new().fallback(serve).with_state((hits.clone(), signing_cert_pem));
+        let state = FakeSnsState { hits: hits.clone(), cert: signing_cert_pem, in_flight: in_flight.clone() };
+        let router = axum::Router::new().fallback(serve).with_state(state);
         let chain = vec![CertificateDer::from_pem_file(pki.path("server.pem")).expect("cert")];
         let key = PrivateKeyDer::from_pem_file(pki.path("server.key")).expect("key");
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
@@ -406,7 +437,7 @@ impl FakeSns {
         let listener = codedeploy_exporter::http::tls::TlsListener::new(listener, Arc::new(config));
         let stopped = shutdown.clone().cancelled_owned();
         tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped).await });
-        FakeSns { address, hits, shutdown }
+        FakeSns { address, hits, in_flight, shutdown }
     }
 
     fn url(&self, path: &str) -> String {
@@ -415,6 +446,10 @@ impl FakeSns {
 
     fn hits(&self, path: &str) -> usize {
         self.hits.lock().expect("lock").get(path).copied().unwrap_or(0)
+    }
+
+    fn most_in_flight(&self) -> usize {
+        self.in_flight.1.load(Ordering::SeqCst)
     }
 }
 
@@ -497,9 +532,12 @@ fn notification(deployment_id: &str, status: &str) -> serde_json::Value {
 
 /// POSTs as SNS does: no secret, the message type in `x-amz-sns-message-type`.
 async fn deliver(app: &TestApp, message: &serde_json::Value) -> (u16, serde_json::Value) {
-    let response = app
-        .client
-        .post(app.url("/events"))
+    deliver_to(&app.client, &app.url("/events"), message).await
+}
+
+async fn deliver_to(client: &reqwest::Client, url: &str, message: &serde_json::Value) -> (u16, serde_json::Value) {
+    let response = client
+        .post(url)
         .header("x-amz-sns-message-type", message["Type"].as_str().expect("Type"))
         .header("content-type", "text/plain; charset=UTF-8")
         .body(message.to_string())
@@ -532,7 +570,7 @@ async fn signed_sns_deliveries_are_verified_confirmed_and_applied() {
     let ca = pki.path("ca.pem");
     let flags = sns_flags(&ca, &["--webhook.sns-verify-signatures", "--webhook.sns-topic-arn", "arn:aws:sns:us-east-1:123456789012:*"]);
     let app = spawn_app(&flags).await;
-    let cert_url = sns.url("/SimpleNotificationService-test.pem");
+    let cert_url = sns.url(CERT_PATH);
 
     // The subscription is confirmed by fetching SubscribeURL, once.
     let confirmation = signer.sign(subscription_confirmation(&sns.url("/confirm")), &cert_url);
@@ -543,9 +581,9 @@ async fn signed_sns_deliveries_are_verified_confirmed_and_applied() {
     // A signed notification is applied; the certificate comes from the cache.
     let (status, reply) = deliver(&app, &signer.sign(notification("d-SNSSIGN01", "IN_PROGRESS"), &cert_url)).await;
     assert_eq!((status, reply["outcome"].as_str()), (200, Some("applied")), "{reply}");
-    assert_eq!(sns.hits("/SimpleNotificationService-test.pem"), 1, "certificate fetched once, then cached");
+    assert_eq!(sns.hits(CERT_PATH), 1, "certificate fetched once, then cached");
 
-    // Tampered after signing: 401, counted as rejected, with the reason.
+    // Tampered after signing: 401, with the reason.
     let mut tampered = signer.sign(notification("d-SNSSIGN02", "IN_PROGRESS"), &cert_url);
     tampered["Message"] = tampered["Message"].as_str().expect("text").replace("d-SNSSIGN02", "d-SNSFORGED").into();
     let (status, reply) = deliver(&app, &tampered).await;
@@ -578,9 +616,149 @@ async fn signed_sns_deliveries_are_verified_confirmed_and_applied() {
     let metrics = app.scrape().await;
     assert_eq!(sample(&metrics, WEBHOOK_APPLIED), Some(2.0));
     assert_eq!(sample(&metrics, WEBHOOK_IGNORED), Some(1.0));
-    assert_eq!(sample(&metrics, WEBHOOK_REJECTED), Some(5.0), "tampered, foreign topic, cert URL, subscribe URL, unsigned");
+    // Only the signed confirmation with an off-list URL was authenticated;
+    // the rest anyone could have sent, and they are counted apart, in memory.
+    assert_eq!(sample(&metrics, WEBHOOK_REJECTED), Some(1.0), "the subscribe URL");
+    for (reason, count) in [
+        ("sns_bad_signature", 1.0),
+        ("sns_topic_not_allowed", 1.0),
+        ("sns_cert_url_not_allowed", 1.0),
+        ("invalid_sns_message", 1.0),
+        ("sns_unexpected_keys", 0.0),
+        ("sns_signature_version", 0.0),
+    ] {
+        assert_eq!(sample(&metrics, &unauthenticated(reason)), Some(count), "{reason}");
+    }
     assert!(!metrics.contains("d-SNSFORGED"));
-    assert_eq!(sns.hits("/SimpleNotificationService-test.pem"), 1);
+    assert_eq!(sns.hits(CERT_PATH), 1);
+
+    // Unauthenticated refusals never reach the store: after a restart on it
+    // the committed rejection is still there, the in-memory counts are gone.
+    let storage = app.stop().await;
+    let app = spawn_app_on(storage, &flags).await;
+    let metrics = app.scrape().await;
+    assert_eq!(sample(&metrics, WEBHOOK_REJECTED), Some(1.0));
+    assert_eq!(sample(&metrics, &unauthenticated("sns_bad_signature")), Some(0.0));
+}
+
+/// A valid signature covers `Type`, `Message`, `MessageId`, `Subject`,
+/// `Timestamp` and `TopicArn` only. Any subscriber of the topic holds signed
+/// notifications (they never expire) and can add keys to one: none of what
+/// those keys say may be applied.
+#[tokio::test]
+async fn keys_a_signature_does_not_cover_are_refused() {
+    let pki = Pki::new();
+    let signer = Signer::new();
+    let sns = FakeSns::start(&pki, signer.cert_pem.clone()).await;
+    let ca = pki.path("ca.pem");
+    let app = spawn_app(&sns_flags(&ca, &["--webhook.sns-verify-signatures", "--webhook.sns-topic-arn", TOPIC])).await;
+    let cert_url = sns.url(CERT_PATH);
+    let signed = signer.sign(notification("d-SIGNED001", "IN_PROGRESS"), &cert_url);
+
+    let smuggled_trigger = serde_json::json!({
+        "region": "us-east-1", "accountId": "123456789012", "applicationName": "smuggled-records",
+        "deploymentId": "d-SMUGGLE02", "deploymentGroupName": "smuggled", "status": "SUCCEEDED",
+    });
+    let foreign: [(&str, serde_json::Value); 4] = [
+        (
+            "EventBridge keys",
+            serde_json::json!({
+                "detail-type": "CodeDeploy Deployment State-change Notification", "source": "aws.codedeploy",
+                "account": "123456789012", "region": "us-east-1", "time": "2026-11-26T10:00:00Z",
+                "detail": {"region": "us-east-1", "application": "smuggled-eventbridge", "deploymentId": "d-SMUGGLE01",
+                           "state": "SUCCESS", "deploymentGroup": "smuggled"},
+            }),
+        ),
+        (
+            "a Records array",
+            serde_json::json!({"Records": [{"Sns": {"Type": "Notification", "Message": smuggled_trigger.to_string()}}]}),
+        ),
+        (
+            "deploymentInfo",
+            serde_json::json!({"deploymentInfo": {
+                "applicationName": "smuggled-api", "deploymentGroupName": "smuggled", "deploymentId": "d-SMUGGLE03",
+                "status": "Succeeded", "creator": "user", "createTime": 1795600000.0, "completeTime": 1795600300.0,
+            }}),
+        ),
+        (
+            "a commit record",
+            serde_json::json!({"type": "commit", "commit": "abcdef0123456789", "committed_at": "2026-11-26T09:00:00Z"}),
+        ),
+    ];
+    for (what, keys) in foreign {
+        let mut body = signed.clone();
+        for (key, value) in keys.as_object().expect("an object") {
+            body[key] = value.clone();
+        }
+        let (status, reply) = deliver(&app, &body).await;
+        assert_eq!((status, reply["reason"].as_str()), (400, Some("sns_unexpected_keys")), "{what}: {reply}");
+    }
+    // Refused before the signature is checked: no certificate was fetched for them.
+    assert_eq!(sns.hits(CERT_PATH), 0);
+
+    // The same notification without the added keys is applied, from its signed fields.
+    let (status, reply) = deliver(&app, &signed).await;
+    assert_eq!((status, reply["outcome"].as_str()), (200, Some("applied")), "{reply}");
+
+    let metrics = app.scrape().await;
+    assert_eq!(sample(&metrics, WEBHOOK_APPLIED), Some(1.0), "only the clean notification");
+    assert_eq!(sample(&metrics, WEBHOOK_REJECTED), Some(0.0));
+    assert_eq!(sample(&metrics, &unauthenticated("sns_unexpected_keys")), Some(4.0));
+    assert!(metrics.contains(r#"application="checkout""#));
+    for smuggled in ["smuggled", "d-SMUGGLE"] {
+        assert!(!metrics.contains(smuggled), "{smuggled} reached /metrics");
+    }
+    assert_eq!(sample(&metrics, "codedeploy_exporter_deployments_tracked"), Some(1.0));
+}
+
+/// Certificate URLs: only SNS's own path, a failed fetch is remembered
+/// instead of repeated, and fetches of distinct URLs are bounded.
+#[tokio::test]
+async fn certificate_fetches_are_bounded_and_failures_remembered() {
+    use codedeploy_exporter::sources::sns::CONCURRENT_FETCHES;
+
+    let pki = Pki::new();
+    let signer = Signer::new();
+    let sns = FakeSns::start(&pki, signer.cert_pem.clone()).await;
+    let ca = pki.path("ca.pem");
+    let app = spawn_app(&sns_flags(&ca, &["--webhook.sns-verify-signatures", "--webhook.sns-topic-arn", TOPIC])).await;
+
+    // On an allowed host, a path that is not SNS's certificate path is never fetched.
+    for path in ["/cert.pem", "/confirm", "/SimpleNotificationService-test.pem"] {
+        let (status, reply) = deliver(&app, &signer.sign(notification("d-CERTPATH1", "IN_PROGRESS"), &sns.url(path))).await;
+        assert_eq!((status, reply["reason"].as_str()), (401, Some("sns_cert_url_not_allowed")), "{path}: {reply}");
+        assert_eq!(sns.hits(path), 0, "{path}");
+    }
+
+    // Three times as many distinct missing certificates as fetches allowed at once, all at once.
+    let paths: Vec<String> = (0..3 * CONCURRENT_FETCHES).map(|i| format!("/SimpleNotificationService-dead{i:04x}.pem")).collect();
+    let deliveries: Vec<_> = paths
+        .iter()
+        .map(|path| {
+            let body = signer.sign(notification("d-CERTMISS1", "IN_PROGRESS"), &sns.url(path));
+            let (client, url) = (app.client.clone(), app.url("/events"));
+            tokio::spawn(async move { deliver_to(&client, &url, &body).await })
+        })
+        .collect();
+    for delivery in deliveries {
+        let (status, reply) = delivery.await.expect("delivery task");
+        assert_eq!((status, reply["reason"].as_str()), (503, Some("sns_cert_unavailable")), "{reply}");
+    }
+    let most = sns.most_in_flight();
+    assert!(most <= CONCURRENT_FETCHES, "{most} fetches at once, more than {CONCURRENT_FETCHES}");
+    assert!(most >= 2, "the deliveries did not overlap ({most}), so the bound was not exercised");
+    assert!(paths.iter().all(|path| sns.hits(path) == 1), "each certificate fetched once");
+
+    // Delivered again: the failure is remembered, nothing is fetched.
+    let (status, reply) = deliver(&app, &signer.sign(notification("d-CERTMISS1", "IN_PROGRESS"), &sns.url(&paths[0]))).await;
+    assert_eq!((status, reply["reason"].as_str()), (503, Some("sns_cert_unavailable")), "{reply}");
+    assert_eq!(sns.hits(&paths[0]), 1, "a failed fetch is not repeated at once");
+
+    // A transient failure is SNS's to retry, not the sender's mistake: counted nowhere.
+    let metrics = app.scrape().await;
+    assert_eq!(sample(&metrics, WEBHOOK_REJECTED), Some(0.0));
+    assert_eq!(sample(&metrics, &unauthenticated("sns_cert_url_not_allowed")), Some(3.0));
+    assert!(!metrics.contains("d-CERTMISS1") && !metrics.contains("d-CERTPATH1"));
 }
 
 #[tokio::test]

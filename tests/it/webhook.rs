@@ -16,16 +16,8 @@ async fn events_become_metrics_after_the_settle_time() {
     let succeeded = format!(
         "codedeploy_deployments_total{{{CHECKOUT},compute_platform=\"unknown\",deployment_type=\"unknown\",creator=\"unknown\",status=\"succeeded\"}}"
     );
-    let mut counted = None;
-    for _ in 0..50 {
-        counted = sample(&app.scrape().await, &succeeded);
-        if counted == Some(1.0) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(counted, Some(1.0), "counted once the settle time passed");
-    let metrics = app.scrape().await;
+    // Counted once the settle time passed.
+    let metrics = app.wait_for(&succeeded, 1.0).await;
     assert_eq!(sample(&metrics, &format!("codedeploy_deployment_duration_seconds_sum{{{CHECKOUT},status=\"succeeded\"}}")), Some(300.0));
     assert_eq!(sample(&metrics, r#"codedeploy_exporter_events_total{source="webhook",outcome="applied"}"#), Some(2.0));
     assert_eq!(sample(&metrics, r#"codedeploy_exporter_events_total{source="webhook",outcome="duplicate"}"#), Some(1.0));

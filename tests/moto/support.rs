@@ -14,6 +14,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -68,10 +69,18 @@ pub fn python() -> PathBuf {
     python
 }
 
+/// How long the harness may take to start (python importing moto on a busy
+/// machine), and to answer one command; past them the test fails saying so
+/// instead of hanging until CI's own limit.
+const HARNESS_START: Duration = Duration::from_secs(120);
+const HARNESS_ANSWER: Duration = Duration::from_secs(60);
+
 /// A running moto harness; killed when dropped (it also exits on stdin EOF).
 pub struct Moto {
     child: Child,
-    io: Mutex<(ChildStdin, BufReader<ChildStdout>)>,
+    /// Its stdin, and the lines of its stdout, read by a thread of their own
+    /// so that every read can be given a deadline.
+    io: Mutex<(ChildStdin, Receiver<String>)>,
     /// moto itself: for the test's own calls.
     pub endpoint: String,
     /// The counting, fault-injecting proxy: for the exporter.
@@ -89,25 +98,23 @@ impl Moto {
             .spawn()
             .expect("start the moto harness");
         let stdin = child.stdin.take().expect("stdin");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("the harness's first line");
+        let lines = read_lines(child.stdout.take().expect("stdout"));
+        let line = next_line(&lines, HARNESS_START, "start");
         let hello: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("harness said {line:?}: {e}"));
         Moto {
             child,
-            io: Mutex::new((stdin, stdout)),
+            io: Mutex::new((stdin, lines)),
             endpoint: hello["endpoint"].as_str().expect("endpoint").to_owned(),
             proxy: hello["proxy"].as_str().expect("proxy").to_owned(),
         }
     }
 
-    /// Sends one command; panics on an error answer.
+    /// Sends one command; panics on an error answer, or on none in [`HARNESS_ANSWER`].
     pub fn cmd(&self, command: Value) -> Value {
         let mut io = self.io.lock().unwrap_or_else(|p| p.into_inner());
         writeln!(io.0, "{command}").expect("write to the harness");
         io.0.flush().expect("flush");
-        let mut line = String::new();
-        io.1.read_line(&mut line).expect("read from the harness");
+        let line = next_line(&io.1, HARNESS_ANSWER, &format!("answer {command}"));
         let answer: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("harness said {line:?}: {e}"));
         assert_eq!(answer["ok"], true, "harness command {command} failed: {answer}");
         answer
@@ -139,12 +146,40 @@ impl Moto {
     }
 }
 
+/// The harness's next line, within `within`; `what` says what it was to do.
+fn next_line(lines: &Receiver<String>, within: Duration, what: &str) -> String {
+    match lines.recv_timeout(within) {
+        Ok(line) => line,
+        Err(RecvTimeoutError::Timeout) => panic!("the moto harness did not {what} within {within:?}"),
+        Err(RecvTimeoutError::Disconnected) => {
+            panic!("the moto harness exited before it could {what}; its stderr (above) says why")
+        }
+    }
+}
+
+/// The lines of `stdout`, as a thread reads them; the channel closes at EOF.
+fn read_lines(stdout: ChildStdout) -> Receiver<String> {
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    received
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
+
+/// How long the in-process exporter may take to start, answer a scrape or stop.
+const EXPORTER_STEP: Duration = Duration::from_secs(60);
 
 /// The exporter, in-process; stops when dropped.
 pub struct Exporter {
@@ -154,7 +189,8 @@ pub struct Exporter {
 }
 
 impl Exporter {
-    /// `serve` on 127.0.0.1:0 with a store in `storage` and `flags`.
+    /// `serve` on 127.0.0.1:0 with a store in `storage` and `flags`, built
+    /// within [`EXPORTER_STEP`].
     pub async fn start(storage: &Path, flags: &[&str]) -> Exporter {
         let storage = storage.to_str().expect("a UTF-8 path").to_owned();
         let mut argv = vec!["codedeploy-exporter", "serve", "--web.listen-address", "127.0.0.1:0", "--storage.path", &storage];
@@ -162,7 +198,10 @@ impl Exporter {
         let cli = Cli::try_parse_from(argv).expect("flags parse");
         let CliCommand::Serve(args) = cli.command else { unreachable!("serve") };
         let config = args.validate(None).expect("valid flags");
-        let app = App::build(config, None).await.expect("the exporter builds");
+        let app = tokio::time::timeout(EXPORTER_STEP, App::build(config, None))
+            .await
+            .unwrap_or_else(|_| panic!("the exporter did not start within {EXPORTER_STEP:?}"))
+            .expect("the exporter builds");
         let address = app.local_addr().expect("bound");
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(app.run(shutdown.clone()));
@@ -170,12 +209,12 @@ impl Exporter {
     }
 
     pub async fn scrape(&self) -> Scrape {
-        let body = reqwest::get(format!("http://{}/metrics", self.address))
+        let scrape = async {
+            reqwest::get(format!("http://{}/metrics", self.address)).await.expect("scrape").text().await.expect("scrape body")
+        };
+        let body = tokio::time::timeout(EXPORTER_STEP, scrape)
             .await
-            .expect("scrape")
-            .text()
-            .await
-            .expect("scrape body");
+            .unwrap_or_else(|_| panic!("no scrape within {EXPORTER_STEP:?}"));
         Scrape::parse(&body)
     }
 
@@ -197,7 +236,11 @@ impl Exporter {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(server) = self.server.take() {
-            server.await.expect("server task").expect("server ran cleanly");
+            tokio::time::timeout(EXPORTER_STEP, server)
+                .await
+                .unwrap_or_else(|_| panic!("the exporter did not stop within {EXPORTER_STEP:?}"))
+                .expect("server task")
+                .expect("server ran cleanly");
         }
     }
 }
