@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::decode::{self, DecodeError, Decoded};
 use crate::domain::{Millis, Observation};
+use crate::identity::{MessageId, MessageLog};
 use crate::ledger::Ledger;
 use crate::metrics::{ExporterMetrics, Exposition, Outcome, Source};
 use crate::store::{Commit, Store, StoreError, Stored};
@@ -31,6 +32,10 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Debug, Clone)]
 pub struct Exporter {
     ledger: Ledger,
+    /// The identities of the messages applied, for the applied/duplicate split.
+    messages: MessageLog,
+    /// Reused to serialize a message's observations when its content is its identity.
+    scratch: Vec<u8>,
     metrics: ExporterMetrics,
     /// The exporter's own counters changed since the last commit.
     metrics_dirty: bool,
@@ -53,13 +58,19 @@ impl Exporter {
     /// An exporter no store backs (`replay`): it does not collect what a commit
     /// would write, and [`Exporter::pending_commit`] only ever holds its metrics.
     pub fn in_memory(settle_time_ms: Millis) -> Exporter {
-        Exporter { ledger: Ledger::untracked(settle_time_ms), ..Exporter::new(settle_time_ms) }
+        Exporter {
+            ledger: Ledger::untracked(settle_time_ms),
+            messages: MessageLog::default(),
+            ..Exporter::new(settle_time_ms)
+        }
     }
 
     /// Continues from what a store held.
     pub fn restore(settle_time_ms: Millis, stored: Stored) -> Exporter {
         Exporter {
             ledger: Ledger::restore(settle_time_ms, stored.meta, stored.records, stored.settled, stored.groups),
+            messages: MessageLog::restore(stored.messages),
+            scratch: Vec::new(),
             metrics: stored.exporter,
             metrics_dirty: false,
             defaults: Location::default(),
@@ -132,27 +143,13 @@ impl Exporter {
 
     /// Decodes one message and folds it in. The error is the reason it was rejected.
     pub fn ingest(&mut self, source: Source, bytes: &[u8], now: Millis) -> Result<Outcome, DecodeError> {
-        self.fold(source, decode::decode(bytes), now)
+        self.fold(source, decode::decode_identified(bytes), now)
     }
 
-    /// Folds observations a source built itself (the API poller, from SDK types).
-    pub fn ingest_observations(&mut self, source: Source, mut observations: Vec<Observation>, now: Millis) -> Outcome {
-        for deployment in observations.iter_mut().map(|o| &mut o.deployment) {
-            deployment.account = deployment.account.take().or_else(|| self.defaults.account.as_deref().map(CompactString::from));
-            deployment.region = deployment.region.take().or_else(|| self.defaults.region.as_deref().map(CompactString::from));
-        }
-        let mut changed = false;
-        for observation in &observations {
-            let applied = self.ledger.apply(observation, now);
-            // Lag is how late news arrives; a re-delivery is not news.
-            if let (true, Some(at)) = (applied, observation.event_time) {
-                self.metrics.observe_lag(source, at, now);
-            }
-            changed |= applied;
-        }
-        let outcome = if changed { Outcome::Applied } else { Outcome::Duplicate };
-        self.count(source, outcome, now);
-        outcome
+    /// Folds observations a source built itself (the API poller, from SDK
+    /// types); their content is their identity.
+    pub fn ingest_observations(&mut self, source: Source, observations: Vec<Observation>, now: Millis) -> Outcome {
+        self.apply(source, observations, None, now)
     }
 
     /// Same for a message already parsed as JSON (an element of a JSON array file).
@@ -162,13 +159,18 @@ impl Exporter {
         value: serde_json::Value,
         now: Millis,
     ) -> Result<Outcome, DecodeError> {
-        self.fold(source, decode::decode_value(value), now)
+        self.fold(source, decode::decode_value_identified(value), now)
     }
 
-    fn fold(&mut self, source: Source, decoded: Result<Decoded, DecodeError>, now: Millis) -> Result<Outcome, DecodeError> {
+    fn fold(
+        &mut self,
+        source: Source,
+        decoded: Result<(Decoded, Option<MessageId>), DecodeError>,
+        now: Millis,
+    ) -> Result<Outcome, DecodeError> {
         match decoded {
-            Ok(Decoded::Observations(observations)) => Ok(self.ingest_observations(source, observations, now)),
-            Ok(Decoded::Ignored(_)) => {
+            Ok((Decoded::Observations(observations), id)) => Ok(self.apply(source, observations, id, now)),
+            Ok((Decoded::Ignored(_), _)) => {
                 self.count(source, Outcome::Ignored, now);
                 Ok(Outcome::Ignored)
             }
@@ -177,6 +179,31 @@ impl Exporter {
                 Err(error)
             }
         }
+    }
+
+    /// Folds a message's observations. It is `applied` when its identity (the
+    /// provider's id, else its content) is seen for the first time, else
+    /// `duplicate` (see [`crate::identity`]): whether the ledger changed
+    /// would depend on the order messages arrive in. Duplicates are folded
+    /// too, as the fold is idempotent: an id reused for another message must
+    /// not lose what that message says.
+    fn apply(&mut self, source: Source, mut observations: Vec<Observation>, id: Option<MessageId>, now: Millis) -> Outcome {
+        let id = id.unwrap_or_else(|| MessageId::content(&observations, &mut self.scratch));
+        let outcome = if self.messages.first_sighting(id, now) { Outcome::Applied } else { Outcome::Duplicate };
+        for deployment in observations.iter_mut().map(|o| &mut o.deployment) {
+            deployment.account = deployment.account.take().or_else(|| self.defaults.account.as_deref().map(CompactString::from));
+            deployment.region = deployment.region.take().or_else(|| self.defaults.region.as_deref().map(CompactString::from));
+        }
+        for observation in &observations {
+            self.ledger.apply(observation, now);
+            // Lag is how late a message arrives, observed once per event of
+            // it; a re-delivery is not an arrival.
+            if let (Outcome::Applied, Some(at)) = (outcome, observation.event_time) {
+                self.metrics.observe_lag(source, at, now);
+            }
+        }
+        self.count(source, outcome, now);
+        outcome
     }
 
     fn count(&mut self, source: Source, outcome: Outcome, now: Millis) {
@@ -194,6 +221,12 @@ impl Exporter {
         self.ledger.trim(cutoff)
     }
 
+    /// Forgets the identities of messages first seen before `cutoff` (see
+    /// [`MessageLog::forget_before`]).
+    pub fn forget_messages(&mut self, cutoff: Millis) -> usize {
+        self.messages.forget_before(cutoff)
+    }
+
     pub fn latest_time(&self) -> Option<Millis> {
         self.ledger.latest_time()
     }
@@ -205,12 +238,17 @@ impl Exporter {
 
     /// What the next commit must write.
     pub fn pending_commit(&self) -> Commit<'_> {
-        Commit { ledger: self.ledger.changes(), exporter: self.metrics_dirty.then_some(&self.metrics) }
+        Commit {
+            ledger: self.ledger.changes(),
+            messages: self.messages.changes(),
+            exporter: self.metrics_dirty.then_some(&self.metrics),
+        }
     }
 
     /// The pending commit is durable.
     pub fn mark_committed(&mut self) {
         self.ledger.mark_committed();
+        self.messages.mark_committed();
         self.metrics_dirty = false;
     }
 
@@ -336,6 +374,14 @@ pub struct WriterOptions {
 const QUEUE_CAPACITY: usize = 4096;
 /// Retention runs once per this many settle ticks: it scans every record.
 const TRIM_EVERY_TICKS: u32 = 60;
+/// How long `serve` remembers a message's identity, so that a re-delivery
+/// counts as `duplicate`. Re-deliveries come within minutes (SQS visibility
+/// timeouts, SNS retries) or at most a day (EventBridge retries an API
+/// destination for 24 hours); the ledger's retention (35 days) would cost
+/// ~20 bytes per message for a month, tens of MB at 10k groups. A
+/// re-delivery later than this counts as `applied` again; it changes no
+/// domain figure (the fold is idempotent).
+pub const MESSAGE_MEMORY_MS: Millis = 24 * 3_600_000;
 
 /// The single writer: folds, settles, trims and commits.
 pub struct Writer {
@@ -416,8 +462,9 @@ impl Writer {
             exporter.settle(now, false);
             if trim {
                 let dropped = exporter.trim(now - self.options.retention_ms);
-                if dropped > 0 {
-                    tracing::debug!(dropped, "records past retention dropped");
+                let forgotten = exporter.forget_messages(now - MESSAGE_MEMORY_MS);
+                if dropped > 0 || forgotten > 0 {
+                    tracing::debug!(dropped, forgotten, "records past retention dropped, message identities forgotten");
                 }
             }
             Ok(())

@@ -45,6 +45,7 @@ pub mod decode;
 pub mod domain;
 pub mod heap;
 pub mod http;
+pub mod identity;
 pub mod ingest;
 pub mod ledger;
 pub mod metrics;
