@@ -468,6 +468,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn providers_name_their_messages_and_the_rest_go_by_content() {
+        let id = |body: &str| decode_identified(body.as_bytes()).expect("decodes").1;
+        assert_eq!(
+            id(include_str!("../../tests/fixtures/samples/eventbridge-deployment-success.json")),
+            Some(MessageId::provider("eventbridge", "c071bfbf-83c4-49ca-a6ff-3df053957145"))
+        );
+        let notification = include_str!("../../tests/fixtures/streams/mixed.jsonl").lines().nth(5).expect("line 6");
+        assert_eq!(id(notification), Some(MessageId::provider("sns", "9a3f2b1c-0002-4e5f-8a9b-0c1d2e3f0002")));
+        // A Lambda batch of one record is the notification it wraps.
+        assert_eq!(
+            id(include_str!("../../tests/fixtures/samples/sns-lambda-event-deployment-succeeded-2016.json")),
+            Some(MessageId::provider("sns", "00000000-0000-0000-0000-000000000000"))
+        );
+        assert_eq!(id(include_str!("../../tests/fixtures/samples/sns-trigger-message-deployment-failed-docs-sample.json")), None);
+        assert_eq!(id(include_str!("../../tests/fixtures/samples/api-get-deployment-output-awscli-example.json")), None);
+        // An id that is not a string is no id.
+        let odd = r#"{"id":7,"source":"aws.codedeploy","detail-type":"CodeDeploy Deployment State-change Notification","detail":{"deploymentId":"d-1","state":"START"}}"#;
+        assert_eq!(id(odd), None);
+    }
+
     pub(super) fn one(body: &str) -> Observation {
         only(body).unwrap_or_else(|err| panic!("{err}"))
     }

@@ -384,6 +384,25 @@ mod tests {
     }
 
     #[test]
+    fn message_identities_are_kept_until_forgotten() {
+        const HOUR: i64 = 3_600_000;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = RedbStore::open(dir.path()).expect("opens");
+        let mut exporter = Exporter::new(120_000);
+        let (early, late) = (SAMPLES[0].as_bytes(), SAMPLES[2].as_bytes());
+        exporter.ingest(Source::Webhook, early, HOUR).expect("decodes");
+        exporter.ingest(Source::Webhook, late, 3 * HOUR).expect("decodes");
+        exporter.commit_to(&mut store).expect("commits");
+        assert_eq!(exporter.forget_messages(2 * HOUR), 1);
+        exporter.commit_to(&mut store).expect("commits the forgetting");
+
+        let mut restored = Exporter::restore(120_000, store.load().expect("loads"));
+        let outcome = |e: &mut Exporter, body| e.ingest(Source::Webhook, body, 4 * HOUR).expect("decodes");
+        assert_eq!(outcome(&mut restored, late), crate::metrics::Outcome::Duplicate);
+        assert_eq!(outcome(&mut restored, early), crate::metrics::Outcome::Applied, "forgotten on disk too");
+    }
+
+    #[test]
     fn another_format_version_is_refused_not_misread() {
         let dir = tempfile::tempdir().expect("temp dir");
         drop(RedbStore::open(dir.path()).expect("creates"));
