@@ -101,6 +101,10 @@ pub struct Exposition {
     pub ledger: Snapshot,
     pub exporter: ExporterMetrics,
     pub version: &'static str,
+    /// The latest store commit failed, so the ledger in memory holds state the
+    /// store does not: `ledger` is left empty and the families drawn from it
+    /// are not rendered (see [`crate::ingest::Exporter::exposition`]).
+    pub ledger_withheld: bool,
 }
 
 impl Exposition {
