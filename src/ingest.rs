@@ -9,11 +9,16 @@
 //! a durable commit.
 //!
 //! The writer holds the exporter's lock from the fold until the commit has
-//! returned. Scrapes therefore only ever see committed state, and a counter can
-//! never go down across a crash and restart. It is a `std::sync::Mutex`, not
-//! tokio's: nothing awaits while holding it.
+//! returned, so a scrape never sees a batch in the middle of it. When the
+//! commit fails, the batch stays in memory (it goes out with the next
+//! commit) but is not shown: until a commit succeeds, scrapes get the
+//! exporter's own counters as of the last commit and no deployment series
+//! (see [`Exporter::exposition`]), and `/-/ready` answers 503 ([`Readiness`]).
+//! A counter can thus never go down across a crash and restart. It is a
+//! `std::sync::Mutex`, not tokio's: nothing awaits while holding it.
 
 use compact_str::CompactString;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -21,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::decode::{self, DecodeError, Decoded};
 use crate::domain::{Millis, Observation};
+use crate::identity::{MessageId, MessageLog};
 use crate::ledger::Ledger;
 use crate::metrics::{ExporterMetrics, Exposition, Outcome, Source, Unauthenticated};
 use crate::store::{Commit, Store, StoreError, Stored};
@@ -31,9 +37,18 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Debug, Clone)]
 pub struct Exporter {
     ledger: Ledger,
+    /// The identities of the messages applied, for the applied/duplicate split.
+    messages: MessageLog,
+    /// Reused to serialize a message's observations when its content is its identity.
+    scratch: Vec<u8>,
     metrics: ExporterMetrics,
     /// The exporter's own counters changed since the last commit.
     metrics_dirty: bool,
+    /// `metrics` as of the last commit that succeeded: what scrapes show of
+    /// them while the latest commit failed.
+    committed_metrics: ExporterMetrics,
+    /// The latest commit failed: memory holds state the store does not.
+    commit_failed: bool,
     defaults: Location,
     /// Requests refused before authentication: shown, never stored.
     unauthenticated: Arc<Unauthenticated>,
@@ -55,15 +70,23 @@ impl Exporter {
     /// An exporter no store backs (`replay`): it does not collect what a commit
     /// would write, and [`Exporter::pending_commit`] only ever holds its metrics.
     pub fn in_memory(settle_time_ms: Millis) -> Exporter {
-        Exporter { ledger: Ledger::untracked(settle_time_ms), ..Exporter::new(settle_time_ms) }
+        Exporter {
+            ledger: Ledger::untracked(settle_time_ms),
+            messages: MessageLog::default(),
+            ..Exporter::new(settle_time_ms)
+        }
     }
 
     /// Continues from what a store held.
     pub fn restore(settle_time_ms: Millis, stored: Stored) -> Exporter {
         Exporter {
             ledger: Ledger::restore(settle_time_ms, stored.meta, stored.records, stored.settled, stored.groups),
+            messages: MessageLog::restore(stored.messages),
+            scratch: Vec::new(),
+            committed_metrics: stored.exporter.clone(),
             metrics: stored.exporter,
             metrics_dirty: false,
+            commit_failed: false,
             defaults: Location::default(),
             unauthenticated: Arc::default(),
         }
@@ -135,27 +158,13 @@ impl Exporter {
 
     /// Decodes one message and folds it in. The error is the reason it was rejected.
     pub fn ingest(&mut self, source: Source, bytes: &[u8], now: Millis) -> Result<Outcome, DecodeError> {
-        self.fold(source, decode::decode(bytes), now)
+        self.fold(source, decode::decode_identified(bytes), now)
     }
 
-    /// Folds observations a source built itself (the API poller, from SDK types).
-    pub fn ingest_observations(&mut self, source: Source, mut observations: Vec<Observation>, now: Millis) -> Outcome {
-        for deployment in observations.iter_mut().map(|o| &mut o.deployment) {
-            deployment.account = deployment.account.take().or_else(|| self.defaults.account.as_deref().map(CompactString::from));
-            deployment.region = deployment.region.take().or_else(|| self.defaults.region.as_deref().map(CompactString::from));
-        }
-        let mut changed = false;
-        for observation in &observations {
-            let applied = self.ledger.apply(observation, now);
-            // Lag is how late news arrives; a re-delivery is not news.
-            if let (true, Some(at)) = (applied, observation.event_time) {
-                self.metrics.observe_lag(source, at, now);
-            }
-            changed |= applied;
-        }
-        let outcome = if changed { Outcome::Applied } else { Outcome::Duplicate };
-        self.count(source, outcome, now);
-        outcome
+    /// Folds observations a source built itself (the API poller, from SDK
+    /// types); their content is their identity.
+    pub fn ingest_observations(&mut self, source: Source, observations: Vec<Observation>, now: Millis) -> Outcome {
+        self.apply(source, observations, None, now)
     }
 
     /// Same for a message already parsed as JSON (an element of a JSON array file).
@@ -165,13 +174,18 @@ impl Exporter {
         value: serde_json::Value,
         now: Millis,
     ) -> Result<Outcome, DecodeError> {
-        self.fold(source, decode::decode_value(value), now)
+        self.fold(source, decode::decode_value_identified(value), now)
     }
 
-    fn fold(&mut self, source: Source, decoded: Result<Decoded, DecodeError>, now: Millis) -> Result<Outcome, DecodeError> {
+    fn fold(
+        &mut self,
+        source: Source,
+        decoded: Result<(Decoded, Option<MessageId>), DecodeError>,
+        now: Millis,
+    ) -> Result<Outcome, DecodeError> {
         match decoded {
-            Ok(Decoded::Observations(observations)) => Ok(self.ingest_observations(source, observations, now)),
-            Ok(Decoded::Ignored(_)) => {
+            Ok((Decoded::Observations(observations), id)) => Ok(self.apply(source, observations, id, now)),
+            Ok((Decoded::Ignored(_), _)) => {
                 self.count(source, Outcome::Ignored, now);
                 Ok(Outcome::Ignored)
             }
@@ -180,6 +194,31 @@ impl Exporter {
                 Err(error)
             }
         }
+    }
+
+    /// Folds a message's observations. It is `applied` when its identity (the
+    /// provider's id, else its content) is seen for the first time, else
+    /// `duplicate` (see [`crate::identity`]): whether the ledger changed
+    /// would depend on the order messages arrive in. Duplicates are folded
+    /// too, as the fold is idempotent: an id reused for another message must
+    /// not lose what that message says.
+    fn apply(&mut self, source: Source, mut observations: Vec<Observation>, id: Option<MessageId>, now: Millis) -> Outcome {
+        let id = id.unwrap_or_else(|| MessageId::content(&observations, &mut self.scratch));
+        let outcome = if self.messages.first_sighting(id, now) { Outcome::Applied } else { Outcome::Duplicate };
+        for deployment in observations.iter_mut().map(|o| &mut o.deployment) {
+            deployment.account = deployment.account.take().or_else(|| self.defaults.account.as_deref().map(CompactString::from));
+            deployment.region = deployment.region.take().or_else(|| self.defaults.region.as_deref().map(CompactString::from));
+        }
+        for observation in &observations {
+            self.ledger.apply(observation, now);
+            // Lag is how late a message arrives, observed once per event of
+            // it; a re-delivery is not an arrival.
+            if let (Outcome::Applied, Some(at)) = (outcome, observation.event_time) {
+                self.metrics.observe_lag(source, at, now);
+            }
+        }
+        self.count(source, outcome, now);
+        outcome
     }
 
     fn count(&mut self, source: Source, outcome: Outcome, now: Millis) {
@@ -197,29 +236,80 @@ impl Exporter {
         self.ledger.trim(cutoff)
     }
 
+    /// Forgets the identities of messages first seen before `cutoff` (see
+    /// [`MessageLog::forget_before`]).
+    pub fn forget_messages(&mut self, cutoff: Millis) -> usize {
+        self.messages.forget_before(cutoff)
+    }
+
     pub fn latest_time(&self) -> Option<Millis> {
         self.ledger.latest_time()
     }
 
     /// A copy of everything `/metrics` shows, windows anchored at `now`.
+    ///
+    /// While the latest commit failed, only what the store holds is shown: the
+    /// exporter's own counters as of the last commit, the failure count, and
+    /// no deployment series. Showing the ledger in memory would let a crash
+    /// take back what a scrape saw (a counter going down); keeping a committed
+    /// copy of the ledger to show instead would cost a snapshot's worth of
+    /// memory at all times (~80 MB at 10k groups) for the rare failing store.
+    /// The series come back with the next commit that succeeds.
     pub fn exposition(&self, now: Millis) -> Exposition {
+        if self.commit_failed {
+            let mut exporter = self.committed_metrics.clone();
+            exporter.store_commit_failures = self.metrics.store_commit_failures;
+            let ledger = crate::ledger::Snapshot {
+                groups: Vec::new(),
+                data_quality: Default::default(),
+                deployments_tracked: 0,
+                lead_sources: Default::default(),
+            };
+            let unauthenticated = self.unauthenticated.snapshot();
+            return Exposition { ledger, exporter, unauthenticated, version: VERSION, ledger_withheld: true };
+        }
         Exposition {
             ledger: self.ledger.snapshot(now),
             exporter: self.metrics.clone(),
             unauthenticated: self.unauthenticated.snapshot(),
             version: VERSION,
+            ledger_withheld: false,
         }
     }
 
+    /// A store backs this exporter: its commit failures are counted (and shown).
+    pub fn count_commit_failures(&mut self) {
+        self.metrics.store_commit_failures.get_or_insert(0);
+    }
+
+
     /// What the next commit must write.
     pub fn pending_commit(&self) -> Commit<'_> {
-        Commit { ledger: self.ledger.changes(), exporter: self.metrics_dirty.then_some(&self.metrics) }
+        Commit {
+            ledger: self.ledger.changes(),
+            messages: self.messages.changes(),
+            exporter: self.metrics_dirty.then_some(&self.metrics),
+        }
     }
 
     /// The pending commit is durable.
     pub fn mark_committed(&mut self) {
         self.ledger.mark_committed();
+        self.messages.mark_committed();
+        if self.metrics_dirty {
+            self.committed_metrics.clone_from(&self.metrics);
+        }
         self.metrics_dirty = false;
+        self.commit_failed = false;
+    }
+
+    /// The pending commit failed (or panicked): it stays pending and goes out
+    /// with the next commit; until then scrapes show only committed state.
+    pub fn mark_commit_failed(&mut self) {
+        self.commit_failed = true;
+        if let Some(failures) = &mut self.metrics.store_commit_failures {
+            *failures += 1;
+        }
     }
 
     /// Writes everything pending to `store`; on failure it stays pending and
@@ -227,27 +317,94 @@ impl Exporter {
     pub fn commit_to(&mut self, store: &mut dyn Store) -> Result<(), StoreError> {
         let commit = self.pending_commit();
         if !commit.is_empty() {
-            store.commit(&commit)?;
+            if let Err(error) = store.commit(&commit) {
+                self.mark_commit_failed();
+                return Err(error);
+            }
         }
         self.mark_committed();
         Ok(())
     }
 }
 
-/// A cheap-to-clone handle on the exporter, for scrapes.
+/// A cheap-to-clone handle on the exporter, for scrapes, and on its readiness.
 #[derive(Debug, Clone)]
-pub struct SharedExporter(Arc<Mutex<Exporter>>);
+pub struct SharedExporter(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    exporter: Mutex<Exporter>,
+    readiness: Readiness,
+}
 
 impl SharedExporter {
+    /// Shares an exporter whose store (if any) is loaded already.
     pub fn new(exporter: Exporter) -> SharedExporter {
-        SharedExporter(Arc::new(Mutex::new(exporter)))
+        SharedExporter(Arc::new(Shared { exporter: Mutex::new(exporter), readiness: Readiness::default() }))
     }
 
     /// Locks the exporter. A panic while holding the lock cannot leave the
     /// ledger half-updated in a way later folds would misread (every join is
     /// self-contained), so a poisoned lock is recovered rather than propagated.
     pub fn lock(&self) -> MutexGuard<'_, Exporter> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.exporter.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// What `/-/ready` answers; sources that backfill report to it.
+    pub fn readiness(&self) -> &Readiness {
+        &self.0.readiness
+    }
+}
+
+/// What `/-/ready` answers. Ready means: the store is loaded, every backfill
+/// announced is done, and the latest store commit succeeded. Before that,
+/// Prometheus would record history as if it were new (a backfill landing on
+/// already-scraped series looks like a burst of failures to `increase()`),
+/// and a failing store's state is not shown (see [`Exporter::exposition`]).
+///
+/// The store part needs no call: the server starts listening only once the
+/// store is loaded (`App::build`), and the writer reports every commit. Read
+/// without the exporter's lock, so a probe never waits for a scrape.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<ReadinessState>);
+
+#[derive(Debug, Default)]
+struct ReadinessState {
+    backfills_pending: AtomicUsize,
+    commit_failed: AtomicBool,
+}
+
+impl Readiness {
+    /// A backfill is about to run (the API poller's first load of
+    /// `--poll.lookback`, one call per account and region): not ready until
+    /// the matching [`Readiness::backfill_done`]. Call it before the HTTP server
+    /// can answer a probe (while the sources are being set up, before their
+    /// first await), or a probe in between sees "ready" and Prometheus starts
+    /// scraping before the history is in.
+    pub fn backfill_pending(&self) {
+        self.0.backfills_pending.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A backfill announced by [`Readiness::backfill_pending`] has been
+    /// committed, or given up on: a source that stops trying must still call
+    /// this, or the exporter never becomes ready. Extra calls are ignored.
+    pub fn backfill_done(&self) {
+        let _ = self.0.backfills_pending.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
+
+    fn set_commit_failed(&self, failed: bool) {
+        self.0.commit_failed.store(failed, Ordering::SeqCst);
+    }
+
+    /// Why the exporter is not ready, or `None` when it is.
+    pub fn not_ready(&self) -> Option<&'static str> {
+        if self.0.commit_failed.load(Ordering::SeqCst) {
+            Some("the latest store commit failed")
+        } else if self.0.backfills_pending.load(Ordering::SeqCst) > 0 {
+            Some("the backfill is not done")
+        } else {
+            None
+        }
     }
 }
 
@@ -352,6 +509,14 @@ pub struct WriterOptions {
 const QUEUE_CAPACITY: usize = 4096;
 /// Retention runs once per this many settle ticks: it scans every record.
 const TRIM_EVERY_TICKS: u32 = 60;
+/// How long `serve` remembers a message's identity, so that a re-delivery
+/// counts as `duplicate`. Re-deliveries come within minutes (SQS visibility
+/// timeouts, SNS retries) or at most a day (EventBridge retries an API
+/// destination for 24 hours); the ledger's retention (35 days) would cost
+/// ~20 bytes per message for a month, tens of MB at 10k groups. A
+/// re-delivery later than this counts as `applied` again; it changes no
+/// domain figure (the fold is idempotent).
+pub const MESSAGE_MEMORY_MS: Millis = 24 * 3_600_000;
 
 /// The single writer: folds, settles, trims and commits.
 pub struct Writer {
@@ -369,6 +534,9 @@ impl Writer {
         store: Option<Box<dyn Store>>,
         options: WriterOptions,
     ) -> (Writer, IngestHandle) {
+        if store.is_some() {
+            exporter.lock().count_commit_failures();
+        }
         let (submissions, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let unauthenticated = exporter.lock().unauthenticated.clone();
         (Writer { exporter, store, submissions: receiver, options }, IngestHandle { submissions, unauthenticated })
@@ -433,8 +601,9 @@ impl Writer {
             exporter.settle(now, false);
             if trim {
                 let dropped = exporter.trim(now - self.options.retention_ms);
-                if dropped > 0 {
-                    tracing::debug!(dropped, "records past retention dropped");
+                let forgotten = exporter.forget_messages(now - MESSAGE_MEMORY_MS);
+                if dropped > 0 || forgotten > 0 {
+                    tracing::debug!(dropped, forgotten, "records past retention dropped, message identities forgotten");
                 }
             }
             Ok(())
@@ -453,10 +622,14 @@ impl Writer {
         })
         .map_err(|error| match error {
             // Not the messages' fault: the sender retries as after a failed commit.
-            IngestError::Internal(detail) => IngestError::NotDurable(detail),
+            IngestError::Internal(detail) => {
+                exporter.mark_commit_failed();
+                IngestError::NotDurable(detail)
+            }
             other => other,
         });
         drop(exporter);
+        self.exporter.readiness().set_commit_failed(committed.is_err());
         for (submission, outcome) in batch.into_iter().zip(outcomes) {
             let answer = match (&committed, outcome) {
                 (_, Err(refused)) => Err(refused),
@@ -495,7 +668,7 @@ pub fn now_ms() -> Millis {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     use super::*;
 
@@ -518,6 +691,107 @@ mod tests {
             self.commits.fetch_add(1, Ordering::SeqCst);
             Ok(())
         }
+    }
+
+    /// Fails every commit while `failing` is set, like a full disk.
+    struct Flaky {
+        failing: Arc<AtomicBool>,
+    }
+
+    impl Store for Flaky {
+        fn load(&self) -> Result<Stored, StoreError> {
+            Ok(Stored::default())
+        }
+
+        fn commit(&mut self, _: &Commit<'_>) -> Result<(), StoreError> {
+            if self.failing.load(Ordering::SeqCst) {
+                let full = redb::Error::Io(std::io::Error::other("no space left on device"));
+                return Err(StoreError::Database { path: "flaky".into(), source: Box::new(full) });
+            }
+            Ok(())
+        }
+    }
+
+    /// Issue 12, item 8: through the webhook, `/metrics` and `/-/ready`.
+    #[tokio::test]
+    async fn a_failing_store_is_visible_and_never_half_shown() {
+        const SECRET: &str = "a-secret-for-the-test";
+        let failing = Arc::new(AtomicBool::new(false));
+        let exporter = SharedExporter::new(Exporter::new(120_000));
+        exporter.lock().register(Source::Webhook);
+        // No tick: every commit follows a request, so each step is deterministic.
+        let options = WriterOptions { settle_interval: Duration::from_secs(3600), retention_ms: Millis::MAX, max_batch: 16 };
+        let (writer, ingest) = Writer::new(exporter.clone(), Some(Box::new(Flaky { failing: failing.clone() })), options);
+        let writer = tokio::spawn(writer.run());
+        let http = crate::http::HttpOptions {
+            telemetry_path: "/metrics".to_owned(),
+            webhook_secret: crate::sources::webhook::Secret::new(SECRET),
+            webhook_max_body_bytes: 1 << 20,
+            security: Default::default(),
+        };
+        let router = crate::http::router(crate::http::AppState { exporter: exporter.clone(), ingest }, &http);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let address = listener.local_addr().expect("address");
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(crate::http::serve(listener, router, None, shutdown.clone(), Duration::from_secs(5)));
+
+        let client = reqwest::Client::new();
+        let get = |path: &'static str| {
+            let request = client.get(format!("http://{address}{path}"));
+            async move {
+                let response = request.send().await.expect("GET");
+                (response.status().as_u16(), response.text().await.expect("body"))
+            }
+        };
+        let post = |body: &'static str| {
+            let request = client.post(format!("http://{address}/events")).bearer_auth(SECRET).body(body);
+            async move { request.send().await.expect("POST").status().as_u16() }
+        };
+        let sample = |metrics: &str, series: &str| -> Option<String> {
+            metrics.lines().find_map(|l| l.strip_prefix(series)).map(|v| v.trim().to_owned())
+        };
+        let first = include_str!("../tests/fixtures/samples/eventbridge-deployment-success.json");
+        let second = include_str!("../tests/fixtures/samples/sns-trigger-message-deployment-failed-docs-sample.json");
+        let applied = r#"codedeploy_exporter_events_total{source="webhook",outcome="applied"}"#;
+        let failures = "codedeploy_exporter_store_commit_failures_total";
+
+        assert_eq!(post(first).await, 200);
+        let (_, metrics) = get("/metrics").await;
+        assert!(metrics.contains(r#"deployment_group="myDeploymentGroup""#), "{metrics}");
+        assert_eq!(sample(&metrics, failures).as_deref(), Some("0"));
+        assert_eq!(get("/-/ready").await.0, 200);
+
+        failing.store(true, Ordering::SeqCst);
+        assert_eq!(post(second).await, 503, "not durable, so not acknowledged");
+        let (status, metrics) = get("/metrics").await;
+        assert_eq!(status, 200, "the failure itself is shown");
+        assert!(!metrics.contains("dep-group-def-456"), "the uncommitted deployment is shown:\n{metrics}");
+        assert!(!metrics.contains("deployment_group="), "the ledger in memory is not what the store holds:\n{metrics}");
+        assert!(!metrics.contains("codedeploy_exporter_deployments_tracked"), "{metrics}");
+        assert_eq!(sample(&metrics, failures).as_deref(), Some("1"));
+        assert_eq!(sample(&metrics, applied).as_deref(), Some("1"), "counted as of the last commit");
+        let (status, reason) = get("/-/ready").await;
+        assert_eq!((status, reason.as_str()), (503, "Not ready: the latest store commit failed\n"));
+
+        failing.store(false, Ordering::SeqCst);
+        assert_eq!(post(second).await, 200, "the sender's retry commits both");
+        let (_, metrics) = get("/metrics").await;
+        assert!(metrics.contains(r#"deployment_group="myDeploymentGroup""#), "{metrics}");
+        assert!(metrics.contains(r#"deployment_group="dep-group-def-456""#), "{metrics}");
+        assert_eq!(sample(&metrics, failures).as_deref(), Some("1"));
+        assert_eq!(sample(&metrics, applied).as_deref(), Some("2"));
+        assert_eq!(get("/-/ready").await.0, 200);
+
+        // The API poller's side of readiness.
+        exporter.readiness().backfill_pending();
+        assert_eq!(get("/-/ready").await, (503, "Not ready: the backfill is not done\n".to_owned()));
+        exporter.readiness().backfill_done();
+        exporter.readiness().backfill_done();
+        assert_eq!(get("/-/ready").await.0, 200, "an extra done is ignored");
+
+        shutdown.cancel();
+        server.await.expect("server task").expect("served");
+        writer.await.expect("the writer ends once the server dropped its handle");
     }
 
     #[tokio::test]

@@ -22,6 +22,7 @@
 //!                                   ▼
 //!    GET /metrics ─▶ Ledger::snapshot (under the lock) ─▶ metrics::Exposition::scrape
 //!                    (windows computed exactly)             (64 KiB chunks, gzip if asked)
+//!                    (nothing of the ledger while the latest commit failed)
 //! ```
 //!
 //! # Layout
@@ -31,6 +32,7 @@
 //! - [`ledger`]: deployment records, settling, per-group counters, snapshots.
 //! - [`metrics`]: the metrics contract rendered from a snapshot; exporter self-metrics.
 //! - [`ingest`]: decode → fold → count → commit → acknowledge, the one path every message takes.
+//! - [`identity`]: what makes two messages the same message (applied or duplicate).
 //! - [`store`]: the durable, versioned on-disk state behind a small trait.
 //! - [`sources`]: where messages come from (webhook, files, the demo, SQS, the API
 //!   poller), and the commit-time resolver that reads S3 metadata and git for lead time.
@@ -45,6 +47,7 @@ pub mod decode;
 pub mod domain;
 pub mod heap;
 pub mod http;
+pub mod identity;
 pub mod ingest;
 pub mod ledger;
 pub mod metrics;

@@ -188,8 +188,20 @@ async fn events_enrichment_and_reconciliation_give_the_truth() {
         event("d-STOPPED01", "STOP", t + 6.0),
     ])
     .await;
-    // A re-delivery, a message nobody can decode, and the SNS trigger test message.
-    put(vec![event("d-SUCCESS01", "SUCCESS", t + 2.0)]).await;
+    // An event SQS delivers twice (the same body, so the same EventBridge id:
+    // one applied, one duplicate; putting the event on EventBridge again would
+    // make a new event with an id of its own), a message nobody can decode,
+    // and the SNS trigger test message.
+    let twice = json!({"version": "0", "id": "5e1d0c2b-0000-4000-8000-000000000001",
+        "detail-type": "CodeDeploy Deployment State-change Notification", "source": "aws.codedeploy",
+        "account": ACCOUNT, "region": REGION,
+        "time": chrono::DateTime::from_timestamp_millis(((t + 2.0) * 1000.0) as i64).expect("a time").to_rfc3339(),
+        "resources": [format!("arn:aws:codedeploy:{REGION}:{ACCOUNT}:deploymentgroup:shop/prod")],
+        "detail": {"region": REGION, "application": "shop", "deploymentId": "d-SUCCESS01", "state": "SUCCESS",
+            "deploymentGroup": "prod"}});
+    for _ in 0..2 {
+        sqs.send_message().queue_url(&queue).message_body(twice.to_string()).send().await.expect("send");
+    }
     sqs.send_message().queue_url(&queue).message_body("{\"this is\": \"not an event\"").send().await.expect("send");
     let trigger_test = json!({"Type": "Notification", "MessageId": "m-1", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t",
         "Subject": "AWS CodeDeploy notification setup for trigger deploys",

@@ -99,3 +99,56 @@ fn sigterm_stops_the_server_gracefully() {
     let rest: String = lines.iter().collect::<Vec<_>>().join("\n");
     assert!(rest.contains("shutting down gracefully") && rest.contains("stopped"), "{rest}");
 }
+
+/// `replay`'s whole output, self-metrics included, depends on the set of its
+/// messages only (issue 12): the same messages forward, reversed and shuffled,
+/// with re-deliveries mixed in, print the same bytes, and every re-delivery is
+/// counted as a `duplicate` whatever its place.
+#[test]
+fn replay_prints_the_same_bytes_in_any_order() {
+    let mut base = codedeploy_exporter::simulator::Fleet::new(12).history(1_700_000_000_000, 10);
+    // The fixture adds the formats the simulator does not write, and
+    // messages that are rejected or ignored.
+    base.extend(include_str!("fixtures/streams/mixed.jsonl").lines().map(str::to_owned));
+    let redelivered: Vec<String> = base.iter().step_by(3).cloned().collect();
+    let mut forward = base.clone();
+    forward.extend(redelivered.iter().cloned());
+    let mut reversed = forward.clone();
+    reversed.reverse();
+    let mut shuffled = forward.clone();
+    shuffle(&mut shuffled, 0x9e37_79b9_7f4a_7c15);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let replay = |name: &str, lines: &[String]| -> String {
+        let path = dir.path().join(name);
+        std::fs::write(&path, lines.join("\n")).expect("writes the stream");
+        let output = Command::new(BIN).arg("replay").arg(&path).output().expect("runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("UTF-8 exposition")
+    };
+    let once = replay("once.jsonl", &base);
+    let expected = replay("forward.jsonl", &forward);
+    assert!(expected == replay("reversed.jsonl", &reversed), "reversed differs");
+    assert!(expected == replay("shuffled.jsonl", &shuffled), "shuffled differs");
+
+    let events = |text: &str, outcome: &str| -> u64 {
+        let prefix = format!("codedeploy_exporter_events_total{{source=\"replay\",outcome=\"{outcome}\"}} ");
+        let line = text.lines().find_map(|l| l.strip_prefix(&prefix));
+        line.unwrap_or_else(|| panic!("no {prefix}")).parse().expect("a count")
+    };
+    assert_eq!(events(&expected, "applied"), events(&once, "applied"), "a re-delivery was counted as applied");
+    let redelivered_decodable = redelivered.len() as u64
+        - (events(&expected, "rejected") + events(&expected, "ignored") - events(&once, "rejected") - events(&once, "ignored"));
+    assert_eq!(events(&expected, "duplicate"), events(&once, "duplicate") + redelivered_decodable);
+    assert!(redelivered_decodable > 100, "the stream re-delivers enough to matter: {redelivered_decodable}");
+}
+
+/// Fisher-Yates with xorshift64: a fixed, reproducible order.
+fn shuffle<T>(items: &mut [T], mut state: u64) {
+    for i in (1..items.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        items.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+}

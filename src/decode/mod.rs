@@ -19,6 +19,7 @@ mod trigger;
 use serde_json::Value;
 
 use crate::domain::Observation;
+use crate::identity::MessageId;
 use json::{json_object, FromMap, Kind, Leaf, List, Obj, Path};
 
 /// What one message decodes to.
@@ -112,6 +113,8 @@ json_object! {
         account: Leaf<'a> = b"account",
         region: Leaf<'a> = b"region",
         time: Leaf<'a> = b"time",
+        /// The event's own id: its identity (see [`crate::identity`]).
+        id: Leaf<'a> = b"id",
         // SNS notifications and Lambda batches of them
         /// SNS `Type`, or the `type` of a commit record.
         kind: Leaf<'a> = b"type",
@@ -119,6 +122,7 @@ json_object! {
         timestamp: Leaf<'a> = b"timestamp",
         message: Leaf<'a> = b"message",
         topic_arn: Leaf<'a> = b"topicarn",
+        message_id: Leaf<'a> = b"messageid",
         records: List<'a, Obj<'a, sns::Record<'a>>> = b"records",
         // Trigger messages; a bare `DeploymentInfo` is recognised by these keys too
         deployment_id: Leaf<'a> = b"deploymentid",
@@ -191,6 +195,17 @@ impl<'a> Source<'a> {
 /// When the bytes are not UTF-8 or not JSON, the JSON is of no supported format, or a
 /// field of a recognised format is missing or malformed.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+    decode_identified(bytes).map(|(decoded, _)| decoded)
+}
+
+/// [`decode`], and the identity the message's provider gave it (EventBridge
+/// `id`, SNS `MessageId`), where it has one: read in the same pass, since a
+/// second parse would cost as much as the first.
+///
+/// # Errors
+///
+/// As for [`decode`].
+pub fn decode_identified(bytes: &[u8]) -> Result<(Decoded, Option<MessageId>), DecodeError> {
     decode_source(Source::Text(text(bytes)?))
 }
 
@@ -200,6 +215,15 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
 ///
 /// As for [`decode`], except for the UTF-8 and JSON syntax checks already done by the caller.
 pub fn decode_value(value: Value) -> Result<Decoded, DecodeError> {
+    decode_value_identified(value).map(|(decoded, _)| decoded)
+}
+
+/// [`decode_value`] with the provider's identity, as [`decode_identified`].
+///
+/// # Errors
+///
+/// As for [`decode_value`].
+pub fn decode_value_identified(value: Value) -> Result<(Decoded, Option<MessageId>), DecodeError> {
     decode_source(Source::Value(&value))
 }
 
@@ -209,7 +233,7 @@ fn text(bytes: &[u8]) -> Result<&str, DecodeError> {
     Ok(text.trim_start_matches('\u{feff}'))
 }
 
-fn decode_source(source: Source) -> Result<Decoded, DecodeError> {
+fn decode_source(source: Source) -> Result<(Decoded, Option<MessageId>), DecodeError> {
     let mut message = Message::default();
     match source.parse_into(&mut message)? {
         Kind::Object => decode_object(source, &message),
@@ -315,7 +339,7 @@ fn detect(m: &Message) -> Option<Shape> {
     Some(shape)
 }
 
-fn decode_object(source: Source, message: &Message) -> Result<Decoded, DecodeError> {
+fn decode_object(source: Source, message: &Message) -> Result<(Decoded, Option<MessageId>), DecodeError> {
     let Some(shape) = detect(message) else {
         let keys = source.key_names(8);
         let detail = if keys.is_empty() {
@@ -325,8 +349,39 @@ fn decode_object(source: Source, message: &Message) -> Result<Decoded, DecodeErr
         };
         return Err(DecodeError::UnknownFormat { detail });
     };
+    let decoded = decode_shape(source, message, &shape)?;
+    Ok((decoded, provider_id(message, &shape)))
+}
+
+/// The id the provider gave the message, if it gave one. Read leniently: an
+/// id that is not a string leaves the message to be identified by content.
+fn provider_id(message: &Message, shape: &Shape) -> Option<MessageId> {
+    let text = |slot: &json::Slot<'_, Leaf<'_>>, name: &str| slot.value(&[name]).and_then(Leaf::as_str).map(str::to_owned);
+    match shape {
+        Shape::EventBridge => text(&message.id, "id").map(|id| MessageId::provider("eventbridge", &id)),
+        Shape::SnsNotification => text(&message.message_id, "MessageId").map(|id| MessageId::provider("sns", &id)),
+        Shape::SnsRecords => {
+            let records = message.records.objects(&Path::Root, &["Records"]).ok()??;
+            let ids = records
+                .iter()
+                .map(|record| {
+                    let sns = record.sns.object(&Path::Root, &["Sns"]).ok()??;
+                    text(&sns.message_id, "MessageId")
+                })
+                .collect::<Option<Vec<String>>>()?;
+            match ids.as_slice() {
+                // The same notification as when SNS delivers it alone.
+                [one] => Some(MessageId::provider("sns", one)),
+                several => Some(MessageId::provider("sns-batch", &several.join("\n"))),
+            }
+        }
+        _ => None,
+    }
+}
+
+fn decode_shape(source: Source, message: &Message, shape: &Shape) -> Result<Decoded, DecodeError> {
     let root = Path::Root;
-    let observations = match shape {
+    let observations = match *shape {
         Shape::EventBridge => return eventbridge::decode(message, &root),
         Shape::SnsNotification => return sns::envelope(message.envelope(), &root),
         Shape::SnsRecords => return sns::records(message),
@@ -411,6 +466,27 @@ mod tests {
             Decoded::Observations(mut found) if found.len() == 1 => Ok(found.remove(0)),
             other => panic!("expected one observation, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn providers_name_their_messages_and_the_rest_go_by_content() {
+        let id = |body: &str| decode_identified(body.as_bytes()).expect("decodes").1;
+        assert_eq!(
+            id(include_str!("../../tests/fixtures/samples/eventbridge-deployment-success.json")),
+            Some(MessageId::provider("eventbridge", "c071bfbf-83c4-49ca-a6ff-3df053957145"))
+        );
+        let notification = include_str!("../../tests/fixtures/streams/mixed.jsonl").lines().nth(5).expect("line 6");
+        assert_eq!(id(notification), Some(MessageId::provider("sns", "9a3f2b1c-0002-4e5f-8a9b-0c1d2e3f0002")));
+        // A Lambda batch of one record is the notification it wraps.
+        assert_eq!(
+            id(include_str!("../../tests/fixtures/samples/sns-lambda-event-deployment-succeeded-2016.json")),
+            Some(MessageId::provider("sns", "00000000-0000-0000-0000-000000000000"))
+        );
+        assert_eq!(id(include_str!("../../tests/fixtures/samples/sns-trigger-message-deployment-failed-docs-sample.json")), None);
+        assert_eq!(id(include_str!("../../tests/fixtures/samples/api-get-deployment-output-awscli-example.json")), None);
+        // An id that is not a string is no id.
+        let odd = r#"{"id":7,"source":"aws.codedeploy","detail-type":"CodeDeploy Deployment State-change Notification","detail":{"deploymentId":"d-1","state":"START"}}"#;
+        assert_eq!(id(odd), None);
     }
 
     pub(super) fn one(body: &str) -> Observation {

@@ -13,13 +13,15 @@ json_object! {
 }
 
 json_object! {
-    /// The `Sns` of a Lambda record. Only `Type`, `Subject`, `Message` and `Timestamp`
-    /// are read: the signing fields are spelled differently by each delivery channel.
+    /// The `Sns` of a Lambda record. Only `Type`, `Subject`, `Message`, `Timestamp`
+    /// and `MessageId` are read: the signing fields are spelled differently by each delivery channel.
     struct Envelope {
         kind: Leaf<'a> = b"type",
         subject: Leaf<'a> = b"subject",
         timestamp: Leaf<'a> = b"timestamp",
         message: Leaf<'a> = b"message",
+        /// The notification's identity (see [`crate::identity`]).
+        message_id: Leaf<'a> = b"messageid",
     }
 }
 

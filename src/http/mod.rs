@@ -87,7 +87,7 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
         .route(&options.telemetry_path, get(metrics))
         .route("/", get(move |state| landing(state, landing_path.clone())))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
-        .route("/-/ready", get(|| async { "Ready\n" }));
+        .route("/-/ready", get(ready));
     let events = webhook::routes(Webhook {
         ingest: state.ingest.clone(),
         secret: options.webhook_secret.clone(),
@@ -103,6 +103,15 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
     match options.security.web.as_deref().and_then(auth::WebAuth::new) {
         Some(web_auth) => router.layer(middleware::from_fn_with_state(Arc::new(web_auth), auth::enforce)),
         None => router,
+    }
+}
+
+/// 200 once the store is loaded, the backfill done and the latest commit
+/// succeeded; 503 with the reason otherwise (see [`Readiness`](crate::ingest::Readiness)).
+async fn ready(State(exporter): State<SharedExporter>) -> Response {
+    match exporter.readiness().not_ready() {
+        None => "Ready\n".into_response(),
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("Not ready: {reason}\n")).into_response(),
     }
 }
 

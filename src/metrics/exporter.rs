@@ -78,6 +78,11 @@ pub struct ExporterMetrics {
     pub lag: BTreeMap<Source, Histogram>,
     /// AWS API request attempts by (service, operation, outcome).
     pub aws_requests: BTreeMap<(String, String, String), u64>,
+    /// Store commits that failed since start; `None` when no store backs the
+    /// exporter (`replay`, `demo` without `--storage.path`). Not persisted: it
+    /// counts exactly the moments the store could not be written.
+    #[serde(skip)]
+    pub store_commit_failures: Option<u64>,
 }
 
 impl ExporterMetrics {

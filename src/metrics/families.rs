@@ -174,7 +174,11 @@ const FAMILIES: &[(Family, Series)] = &[
     (
         family("codedeploy_exporter_deployments_tracked", "Deployments held in the ledger", Type::Gauge),
         |e, w, _| {
-            w.gauge("", &[], &[], e.ledger.deployments_tracked as f64);
+            // The one family of the ledger that an empty snapshot would
+            // still render, as a false 0.
+            if !e.ledger_withheld {
+                w.gauge("", &[], &[], e.ledger.deployments_tracked as f64);
+            }
             Ok(())
         },
     ),
@@ -241,6 +245,19 @@ const FAMILIES: &[(Family, Series)] = &[
         |e, w, _| {
             for (source, up) in by_source(e.exporter.source_up.iter()) {
                 w.gauge("", &["source"], &source, f64::from(u8::from(*up)));
+            }
+            Ok(())
+        },
+    ),
+    (
+        family(
+            "codedeploy_exporter_store_commit_failures_total",
+            "Store commits that failed since start; while the latest failed, /-/ready answers 503 and the deployment series are left out",
+            Type::Counter,
+        ),
+        |e, w, _| {
+            if let Some(failures) = e.exporter.store_commit_failures {
+                w.counter("", &[], &[], failures);
             }
             Ok(())
         },

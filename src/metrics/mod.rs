@@ -106,6 +106,10 @@ pub struct Exposition {
     /// Requests refused before they were authenticated (in memory only).
     pub unauthenticated: BTreeMap<(Source, &'static str), u64>,
     pub version: &'static str,
+    /// The latest store commit failed, so the ledger in memory holds state the
+    /// store does not: `ledger` is left empty and the families drawn from it
+    /// are not rendered (see [`crate::ingest::Exporter::exposition`]).
+    pub ledger_withheld: bool,
 }
 
 impl Exposition {

@@ -16,12 +16,17 @@
 //! recovery runs that may still change (instead of the last success and
 //! the open run) and a flag for a time to rollback still to observe.
 //!
-//! One file, `<storage.path>/ledger.redb`, with five tables:
+//! One file, `<storage.path>/ledger.redb`, with these tables:
 //! - `meta`: `format_version` (u32, little endian), `ledger` (the
 //!   [`LedgerMeta`]) and `exporter` (the [`ExporterMetrics`]);
 //! - `records`: one entry per deployment not counted yet, keyed by its [`DeploymentKey`];
 //! - `settled`: one compact entry per counted deployment, keyed by [`SettledKey`];
-//! - `groups`: one entry per deployment group's counters, keyed by [`GroupKey`].
+//! - `groups`: one entry per deployment group's counters, keyed by [`GroupKey`];
+//! - `messages`: the identities of the messages applied lately (see
+//!   [`crate::identity`]), keyed by the hour each was first seen (u32, big
+//!   endian, so that forgetting the old ones is one range) followed by the
+//!   16-byte identity, with no value. A version-3 store written before this
+//!   table existed simply has it empty: no version change, nothing to migrate.
 //!
 //! Keys and values are `postcard` encodings of the Rust types. postcard is not
 //! self-describing, so any change to those types is a new format version: a
@@ -33,6 +38,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::identity::{Hour, LogChanges, MessageId};
 use crate::ledger::{Changes, DeploymentKey, GroupKey, GroupStats, LedgerMeta, Record, Settled, SettledKey};
 use crate::metrics::ExporterMetrics;
 
@@ -57,6 +63,9 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 const SETTLED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("settled");
 const GROUPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("groups");
+const MESSAGES: TableDefinition<&[u8], ()> = TableDefinition::new("messages");
+/// A `messages` key: the hour, then the identity.
+const MESSAGE_KEY_BYTES: usize = 4 + 16;
 
 const VERSION_KEY: &str = "format_version";
 const LEDGER_KEY: &str = "ledger";
@@ -105,6 +114,8 @@ pub struct Stored {
     pub records: Vec<(DeploymentKey, Record)>,
     pub settled: Vec<(SettledKey, Settled)>,
     pub groups: Vec<(GroupKey, GroupStats)>,
+    /// The identities of recent messages, with the hour each was first seen.
+    pub messages: Vec<(Hour, MessageId)>,
 }
 
 /// One atomic commit: the ledger's changes and, when they changed, the
@@ -112,6 +123,7 @@ pub struct Stored {
 #[derive(Debug)]
 pub struct Commit<'a> {
     pub ledger: Changes<'a>,
+    pub messages: LogChanges<'a>,
     pub exporter: Option<&'a ExporterMetrics>,
 }
 
@@ -120,8 +132,16 @@ impl Commit<'_> {
         self.ledger.records.is_empty()
             && self.ledger.settled.is_empty()
             && self.ledger.groups.is_empty()
+            && self.messages.is_empty()
             && self.exporter.is_none()
     }
+}
+
+fn message_key(hour: Hour, id: &MessageId) -> [u8; MESSAGE_KEY_BYTES] {
+    let mut key = [0; MESSAGE_KEY_BYTES];
+    key[..4].copy_from_slice(&hour.to_be_bytes());
+    key[4..].copy_from_slice(&id.0);
+    key
 }
 
 /// Where state survives restarts.
@@ -185,8 +205,27 @@ impl RedbStore {
             txn.open_table(RECORDS).map_err(|e| fail(e.into()))?;
             txn.open_table(SETTLED).map_err(|e| fail(e.into()))?;
             txn.open_table(GROUPS).map_err(|e| fail(e.into()))?;
+            txn.open_table(MESSAGES).map_err(|e| fail(e.into()))?;
         }
         txn.commit().map_err(|e| fail(e.into()))
+    }
+
+    fn load_messages(&self, txn: &redb::ReadTransaction) -> Result<Vec<(Hour, MessageId)>, StoreError> {
+        let fail = self.fail();
+        let table = txn.open_table(MESSAGES).map_err(|e| fail(e.into()))?;
+        let mut entries = Vec::new();
+        for entry in table.iter().map_err(|e| fail(e.into()))? {
+            let (key, _) = entry.map_err(|e| fail(e.into()))?;
+            let key: [u8; MESSAGE_KEY_BYTES] = key.value().try_into().map_err(|_| StoreError::Corrupt {
+                path: self.path.clone(),
+                what: "message identity",
+                detail: format!("a key of {} bytes, not {MESSAGE_KEY_BYTES}", key.value().len()),
+            })?;
+            let (hour, id) = key.split_at(4);
+            let hour = Hour::from_be_bytes(hour.try_into().unwrap_or_default());
+            entries.push((hour, MessageId(id.try_into().unwrap_or_default())));
+        }
+        Ok(entries)
     }
 
     fn decode<T: DeserializeOwned>(&self, what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -265,6 +304,7 @@ impl Store for RedbStore {
             records: self.load_table(&txn, RECORDS, "deployment record")?,
             settled: self.load_table(&txn, SETTLED, "counted deployment")?,
             groups: self.load_table(&txn, GROUPS, "group counters")?,
+            messages: self.load_messages(&txn)?,
         };
         stored.check().map_err(|(table, detail)| StoreError::Invalid { path: self.path.clone(), table, detail })?;
         Ok(stored)
@@ -296,6 +336,14 @@ impl Store for RedbStore {
             for (key, stats) in &commit.ledger.groups {
                 let (key, stats) = (encode("a group key", key)?, encode("group counters", stats)?);
                 groups.insert(key.as_slice(), stats.as_slice()).map_err(|e| fail(e.into()))?;
+            }
+            let mut messages = txn.open_table(MESSAGES).map_err(|e| fail(e.into()))?;
+            if let Some(cutoff) = commit.messages.forget_before {
+                let end = message_key(cutoff, &MessageId([0; 16]));
+                messages.retain_in::<&[u8], _>(..end.as_slice(), |_, ()| false).map_err(|e| fail(e.into()))?;
+            }
+            for (hour, id) in commit.messages.added {
+                messages.insert(message_key(*hour, id).as_slice(), ()).map_err(|e| fail(e.into()))?;
             }
             let mut meta = txn.open_table(META).map_err(|e| fail(e.into()))?;
             meta.insert(LEDGER_KEY, encode("the ledger's meta", commit.ledger.meta)?.as_slice()).map_err(|e| fail(e.into()))?;
@@ -421,6 +469,25 @@ mod tests {
         tamper(dir.path(), SETTLED, &[(encode("k", &settled_key).expect("k"), encode("v", &entry).expect("v"))]);
         let error = RedbStore::open(dir.path()).expect("opens").load().expect_err("refused");
         assert!(error.to_string().contains("table `settled`") && error.to_string().contains("group id 1000"), "{error}");
+    }
+
+    #[test]
+    fn message_identities_are_kept_until_forgotten() {
+        const HOUR: i64 = 3_600_000;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = RedbStore::open(dir.path()).expect("opens");
+        let mut exporter = Exporter::new(120_000);
+        let (early, late) = (SAMPLES[0].as_bytes(), SAMPLES[2].as_bytes());
+        exporter.ingest(Source::Webhook, early, HOUR).expect("decodes");
+        exporter.ingest(Source::Webhook, late, 3 * HOUR).expect("decodes");
+        exporter.commit_to(&mut store).expect("commits");
+        assert_eq!(exporter.forget_messages(2 * HOUR), 1);
+        exporter.commit_to(&mut store).expect("commits the forgetting");
+
+        let mut restored = Exporter::restore(120_000, store.load().expect("loads"));
+        let outcome = |e: &mut Exporter, body| e.ingest(Source::Webhook, body, 4 * HOUR).expect("decodes");
+        assert_eq!(outcome(&mut restored, late), crate::metrics::Outcome::Duplicate);
+        assert_eq!(outcome(&mut restored, early), crate::metrics::Outcome::Applied, "forgotten on disk too");
     }
 
     #[test]
