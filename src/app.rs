@@ -131,13 +131,13 @@ impl App {
             sources.spawn(demo::run(ingest.clone(), fleet, shutdown.clone()));
         }
         if let Some(aws) = config.aws.clone() {
-            let context = crate::aws::SourceContext {
+            let context = crate::sources::aws::SourceContext {
                 ingest: ingest.clone(),
                 exporter: exporter.clone(),
                 webhook: config.http.webhook_enabled(),
                 settle_time_ms: config.settle_time_ms,
             };
-            sources.spawn(crate::aws::run_sources(aws, context, sources.clone(), shutdown.clone()));
+            sources.spawn(crate::sources::aws::run_sources(aws, context, sources.clone(), shutdown.clone()));
         }
         if config.lead_time.resolver_enabled() {
             sources.spawn(crate::sources::commits::start(

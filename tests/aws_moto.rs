@@ -475,11 +475,11 @@ async fn throttling_and_server_errors_are_retried_counted_and_survived() {
 /// visibility is renewed), and it is deleted once enrichment is done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn visibility_is_extended_while_enrichment_runs() {
-    use codedeploy_exporter::aws::{parse_queue_url, Aws, Health, NoSink};
+    use codedeploy_exporter::sources::aws::{parse_queue_url, Aws, Health, NoSink};
     use codedeploy_exporter::ingest::{Exporter as Ledger, SharedExporter, Writer, WriterOptions};
     use codedeploy_exporter::metrics::Source;
-    use codedeploy_exporter::sources::poller::Enricher;
-    use codedeploy_exporter::sources::sqs::Consumer;
+    use codedeploy_exporter::sources::aws::poller::Enricher;
+    use codedeploy_exporter::sources::aws::sqs::Consumer;
 
     let _serial = serial().await;
     let started = Instant::now();

@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::aws::{error_text, Health, Scope};
+use crate::sources::aws::{error_text, Health, Scope};
 use crate::decode::{self, Decoded};
 use crate::domain::{DeploymentRef, Millis, Observation, Status};
 use crate::ingest::{now_ms, IngestHandle, SharedExporter};

@@ -7,6 +7,12 @@
 //! [`Scope`]s, one CodeDeploy client each. Every attempt of every call (retries
 //! included) goes through [`RequestCounter`], which is what
 //! `codedeploy_exporter_aws_requests_total{service,operation,outcome}` shows.
+//!
+//! The sources built on it live here too: [`sqs`] (the queues) and
+//! [`poller`] (the CodeDeploy API), started by [`run_sources`].
+
+pub mod poller;
+pub mod sqs;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -621,7 +627,6 @@ pub async fn run_sources(
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     use crate::metrics::Source;
-    use crate::sources::{poller, sqs};
 
     let sink: Arc<dyn RequestSink> = Arc::new(ExporterSink(context.exporter.clone()));
     let known_region = config.regions.first().or_else(|| config.queues.iter().find_map(|q| q.region.as_ref()));

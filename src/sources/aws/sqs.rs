@@ -20,12 +20,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::aws::{error_text, Health, QueueConfig};
+use crate::sources::aws::{error_text, Health, QueueConfig};
 use crate::decode::{self, Decoded};
 use crate::domain::Observation;
 use crate::ingest::IngestHandle;
 use crate::metrics::Source;
-use crate::sources::poller::Enricher;
+use crate::sources::aws::poller::Enricher;
 
 /// Long-poll wait, the longest SQS allows.
 pub const WAIT_SECONDS: i32 = 20;
