@@ -471,15 +471,16 @@ async fn throttling_and_server_errors_are_retried_counted_and_survived() {
     eprintln!("throttling_and_server_errors_are_retried_counted_and_survived: {:.1}s", started.elapsed().as_secs_f64());
 }
 
-/// While enrichment is still running the message stays invisible (its
-/// visibility is renewed), and it is deleted once enrichment is done.
+/// While its commit waits (the writer is busy), a message stays invisible
+/// (its visibility is renewed), and it is deleted once committed, without
+/// waiting for any enrichment: no scope ever answers this one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn visibility_is_extended_while_enrichment_runs() {
-    use codedeploy_exporter::sources::aws::{parse_queue_url, Aws, Health, NoSink};
+async fn visibility_is_extended_until_the_commit_and_enrichment_is_not_awaited() {
     use codedeploy_exporter::ingest::{Exporter as Ledger, SharedExporter, Writer, WriterOptions};
-    use codedeploy_exporter::metrics::Source;
+    use codedeploy_exporter::metrics::{Outcome, Source};
     use codedeploy_exporter::sources::aws::poller::Enricher;
     use codedeploy_exporter::sources::aws::sqs::Consumer;
+    use codedeploy_exporter::sources::aws::{parse_queue_url, Aws, Health, NoSink};
 
     let _serial = serial().await;
     let started = Instant::now();
@@ -488,21 +489,11 @@ async fn visibility_is_extended_while_enrichment_runs() {
     let url = sqs.create_queue().queue_name("slow").send().await.expect("CreateQueue").queue_url.expect("url");
     let exporter = SharedExporter::new(Ledger::new(0));
     let options = WriterOptions { settle_interval: Duration::from_secs(1), retention_ms: i64::MAX / 4, max_batch: 64 };
+    // The writer starts late: until then every commit waits.
     let (writer, ingest) = Writer::new(exporter.clone(), None, options);
-    tokio::spawn(writer.run());
-    // A scope that takes 6 s to enrich anything.
+    // A scope that is busy for the whole test: it never takes its requests.
     let enricher = Enricher::default();
-    let (sender, mut requests) = tokio::sync::mpsc::channel(16);
-    enricher.add_route(ACCOUNT, REGION, sender);
-    let enrichments = tokio::spawn(async move {
-        let mut seen = 0;
-        while let Some(request) = requests.recv().await {
-            seen += 1;
-            tokio::time::sleep(Duration::from_secs(6)).await;
-            let _ = request.done.send(());
-        }
-        seen
-    });
+    let wanted = enricher.add_route(ACCOUNT, REGION);
     let aws = Aws::load(Some(&moto.endpoint), Some(REGION), 1, std::sync::Arc::new(NoSink)).await;
     let consumer = Consumer {
         queue: parse_queue_url(&url).expect("a queue URL"),
@@ -524,20 +515,20 @@ async fn visibility_is_extended_while_enrichment_runs() {
 
     // Well past the 2 s visibility: still in flight, not received again.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(queue_depth(&sqs, &url).await, 1, "in flight while enrichment runs");
+    assert_eq!(queue_depth(&sqs, &url).await, 1, "in flight while the commit waits");
     let events = |outcome| exporter.lock().exposition(0).exporter.events.get(&(Source::Sqs, outcome)).copied().unwrap_or(0);
-    use codedeploy_exporter::metrics::Outcome;
-    assert_eq!((events(Outcome::Applied), events(Outcome::Duplicate)), (1, 0), "received once");
-    // Enrichment done: deleted.
+    assert_eq!((events(Outcome::Applied), events(Outcome::Duplicate)), (0, 0), "nothing committed yet");
+    tokio::spawn(writer.run());
+    // Committed: deleted, though its enrichment is still only asked for.
     let deadline = Instant::now() + Duration::from_secs(10);
     while queue_depth(&sqs, &url).await != 0 {
-        assert!(Instant::now() < deadline, "the message was not deleted after enrichment");
+        assert!(Instant::now() < deadline, "the message was not deleted after its commit");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert_eq!((events(Outcome::Applied), events(Outcome::Duplicate)), (1, 0), "never redelivered");
+    assert_eq!((events(Outcome::Applied), events(Outcome::Duplicate)), (1, 0), "received once, never redelivered");
+    let asked: Vec<_> = wanted.take().into_iter().collect();
+    assert_eq!(asked, [("d-SLOW00001".to_owned(), true)], "enrichment asked for, not awaited");
     shutdown.cancel();
     consuming.await.expect("consumer stops");
-    drop(exporter);
-    enrichments.abort();
-    eprintln!("visibility_is_extended_while_enrichment_runs: {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!("visibility_is_extended_until_the_commit_and_enrichment_is_not_awaited: {:.1}s", started.elapsed().as_secs_f64());
 }
