@@ -532,3 +532,185 @@ async fn visibility_is_extended_until_the_commit_and_enrichment_is_not_awaited()
     consuming.await.expect("consumer stops");
     eprintln!("visibility_is_extended_until_the_commit_and_enrichment_is_not_awaited: {:.1}s", started.elapsed().as_secs_f64());
 }
+
+/// Issue 12 (5): BatchGetDeployments throttled beyond the SDK's retries
+/// (one attempt here). The watermark moves on; the failed ids are kept,
+/// shown as pending, retried with backoff, and every deployment is counted.
+/// Readiness (the backfilled hook) waits for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_batch_gets_are_retried_until_every_deployment_is_counted() {
+    let _serial = serial().await;
+    let started = Instant::now();
+    let moto = Moto::start();
+    let now = now_s();
+    for i in 0..40 {
+        add_history(&moto, ACCOUNT, REGION, "shop", &format!("d-RTRY{i:05}"), "Succeeded", now - 3600.0 * f64::from(i + 1), 5.0);
+    }
+    // Both chunks of the backfill fail, and both again at the first retry.
+    moto.cmd(json!({"cmd": "inject", "op": "BatchGetDeployments", "kind": "throttle", "count": 4}));
+    let storage = tempfile::tempdir().expect("tempdir");
+    let exporter = Exporter::start(
+        storage.path(),
+        &["--aws.endpoint-url", &moto.proxy, "--aws.region", REGION, "--poll.interval", "2s", "--aws.max-attempts", "1"],
+    )
+    .await;
+    // Shown once the scope runs (after STS tells its account).
+    let pending = |s: &Scrape| {
+        s.samples.iter().find(|(name, _, _)| name == "codedeploy_exporter_poller_pending_deployments").map(|(_, _, v)| *v)
+    };
+    let scrape = exporter.wait_for(Duration::from_secs(30), "the failed ids pending", |s| pending(s) == Some(40.0)).await;
+    assert_eq!(scrape.sum("codedeploy_deployments_total", &[]), 0.0, "{}", scrape.text);
+    assert!(!*exporter.backfilled.borrow(), "not ready while history is missing");
+    let group = [("account_id", ACCOUNT), ("region", REGION), ("application", "shop"), ("deployment_group", "prod")];
+    let scrape = exporter
+        .wait_for(Duration::from_secs(60), "every deployment counted, nothing pending", |s| {
+            s.sum("codedeploy_deployments_total", &group) == 40.0 && pending(s) == Some(0.0)
+        })
+        .await;
+    assert_promtool_clean(&scrape.text);
+    let throttled = scrape.sum(
+        "codedeploy_exporter_aws_requests_total",
+        &[("operation", "BatchGetDeployments"), ("outcome", "throttled")],
+    );
+    assert_eq!(throttled, 4.0);
+    assert_eq!(scrape.sum("codedeploy_deployment_targets_total", &[("status", "succeeded")]), 40.0);
+    let mut backfilled = exporter.backfilled.clone();
+    tokio::time::timeout(Duration::from_secs(10), backfilled.wait_for(|done| *done))
+        .await
+        .expect("the backfill reported done once nothing is pending")
+        .expect("the hook is alive");
+    assert!(moto.terminal_fetches().values().all(|n| *n == 1), "a throttled fetch is not a fetch: {:?}", moto.terminal_fetches());
+    exporter.stop().await;
+    eprintln!("throttled_batch_gets_are_retried_until_every_deployment_is_counted: {:.1}s", started.elapsed().as_secs_f64());
+}
+
+/// Issue 12 (6, 7): a 30-day backfill of hundreds of deployments runs while
+/// events arrive by SQS. Their messages are deleted within seconds of being
+/// committed, long before the backfill ends; enrichment follows it. The
+/// backfilled hook fires only once all the history is in `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_messages_are_acknowledged_during_a_long_backfill() {
+    let _serial = serial().await;
+    let started = Instant::now();
+    let moto = Moto::start();
+    let (setup, _) = run_setup(&moto, false).await;
+    let queue = setup.queue_urls[0].clone();
+    let now = now_s();
+    const DAY: f64 = 86_400.0;
+    const HISTORY: u32 = 240;
+    for i in 0..HISTORY {
+        let created = now - 30.0 * DAY + 3600.0 + f64::from(i) * (29.0 * DAY / f64::from(HISTORY));
+        add_history(&moto, ACCOUNT, REGION, "shop", &format!("d-BACK{i:05}"), "Succeeded", created, 5.0);
+    }
+    let storage = tempfile::tempdir().expect("tempdir");
+    // 10 calls a second: two target calls per finished deployment make the
+    // backfill last well over 30 s.
+    let exporter = Exporter::start(
+        storage.path(),
+        &["--aws.endpoint-url", &moto.proxy, "--sqs.queue-url", &queue, "--poll.interval", "2s", "--aws.max-rps", "10"],
+    )
+    .await;
+    exporter
+        .wait_for(Duration::from_secs(20), "the backfill under way", |s| {
+            s.sum("codedeploy_exporter_aws_requests_total", &[("operation", "ListDeploymentTargets"), ("outcome", "success")]) >= 1.0
+        })
+        .await;
+    // Three deployments finish now; their events come through EventBridge.
+    let t = now_s();
+    let events = aws_sdk_eventbridge::Client::new(&moto.sdk(REGION).await);
+    let mut entries = Vec::new();
+    for i in 0..3 {
+        let id = format!("d-LIVE{i:05}");
+        moto.cmd(json!({"cmd": "add_deployment", "app": "shop", "group": "prod", "id": id, "status": "Succeeded",
+            "create_time": t - 60.0, "start_time": t - 60.0, "complete_time": t, "overview": {"Succeeded": 1}}));
+        moto.cmd(json!({"cmd": "set_targets", "id": id, "targets": [{"targetId": format!("i-LIVE{i:05}"), "status": "Succeeded"}]}));
+        entries.push(deployment_event(ACCOUNT, REGION, "shop", "prod", &id, "START", t - 60.0));
+        entries.push(deployment_event(ACCOUNT, REGION, "shop", "prod", &id, "SUCCESS", t));
+    }
+    let out = events.put_events().set_entries(Some(entries)).send().await.expect("PutEvents");
+    assert_eq!(out.failed_entry_count(), 0);
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk(REGION).await);
+    let sent = Instant::now();
+    let deadline = sent + Duration::from_secs(20);
+    while queue_depth(&sqs, &queue).await != 0 {
+        assert!(Instant::now() < deadline, "the messages were not deleted while the backfill runs");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let acknowledged = sent.elapsed();
+    assert!(!*exporter.backfilled.borrow(), "acknowledged during the backfill, not after it");
+    let scrape = exporter.scrape().await;
+    assert_eq!(scrape.sum("codedeploy_exporter_events_total", &[("source", "sqs"), ("outcome", "applied")]), 6.0);
+
+    // The hook fires once the whole history is in /metrics.
+    let mut backfilled = exporter.backfilled.clone();
+    tokio::time::timeout(Duration::from_secs(120), backfilled.wait_for(|done| *done))
+        .await
+        .expect("the backfill ends")
+        .expect("the hook is alive");
+    let backfill_time = started.elapsed();
+    let history = [("application", "shop"), ("creator", "user")];
+    let scrape = exporter.scrape().await;
+    assert!(scrape.sum("codedeploy_deployments_total", &history) >= f64::from(HISTORY), "{}", scrape.text);
+    // Enrichment came after the acknowledgement: the live deployments get
+    // their API details (creator) too.
+    let scrape = exporter
+        .wait_for(Duration::from_secs(30), "the live deployments enriched", |s| {
+            s.sum("codedeploy_deployments_total", &history) == f64::from(HISTORY + 3)
+        })
+        .await;
+    assert_eq!(scrape.sum("codedeploy_deployments_total", &[]), f64::from(HISTORY + 3));
+    assert_promtool_clean(&scrape.text);
+    exporter.stop().await;
+    eprintln!(
+        "sqs_messages_are_acknowledged_during_a_long_backfill: acknowledged in {acknowledged:.1?}, backfill done at {backfill_time:.1?}, {:.1}s in all",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// `--poll.interval 0` and no queue: no AWS source, so no AWS configuration
+/// is loaded and the instance metadata service is never asked (here a
+/// listener on 127.0.0.1 that counts connections; a poller without a region
+/// does ask it, which shows the probe works).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_aws_sources_the_instance_metadata_service_is_not_called() {
+    let _serial = serial().await;
+    let imds = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let endpoint = format!("http://{}", imds.local_addr().expect("address"));
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counting = connections.clone();
+    let listening = tokio::spawn(async move {
+        while let Ok((stream, _)) = imds.accept().await {
+            counting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    std::env::set_var("AWS_EC2_METADATA_DISABLED", "false");
+    std::env::set_var("AWS_EC2_METADATA_SERVICE_ENDPOINT", &endpoint);
+    std::env::remove_var("AWS_REGION");
+    let count = || connections.load(std::sync::atomic::Ordering::SeqCst);
+
+    // The probe: a poller with no region looks for one, through the metadata service.
+    let storage = tempfile::tempdir().expect("tempdir");
+    let exporter = Exporter::start(storage.path(), &["--poll.interval", "1s", "--aws.endpoint-url", "http://127.0.0.1:9"]).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count() == 0 {
+        assert!(Instant::now() < deadline, "the probe saw no metadata request");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    exporter.stop().await;
+
+    let before = count();
+    let storage = tempfile::tempdir().expect("tempdir");
+    let exporter = Exporter::start(storage.path(), &["--poll.interval", "0"]).await;
+    assert!(*exporter.backfilled.borrow(), "nothing to backfill: ready at once");
+    let scrape = exporter.scrape().await;
+    assert!(scrape.sum("codedeploy_exporter_source_up", &[("source", "poller")]) == 0.0, "no poller: {}", scrape.text);
+    // A bounded window after the server answered: the sources were started
+    // before it, so a lookup would have begun by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(count(), before, "the metadata service was called without AWS sources");
+    exporter.stop().await;
+    listening.abort();
+    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    std::env::remove_var("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+}
