@@ -113,8 +113,7 @@ impl App {
         let listener = TcpListener::bind(config.listen_address)
             .await
             .with_context(|| format!("binding --web.listen-address {}", config.listen_address))?;
-        // Without AWS sources there is no backfill to wait for, and no AWS
-        // configuration is loaded at all (no instance-metadata lookups).
+        // Without AWS sources there is no backfill to wait for.
         let polls = config.aws.as_ref().is_some_and(|aws| aws.has_sources());
         let backfilled = watch::channel(!polls);
         Ok(App { config, listener, exporter, writer, ingest, demo: fleet, backfilled })
@@ -144,6 +143,8 @@ impl App {
         if let Some(fleet) = demo {
             sources.spawn(demo::run(ingest.clone(), fleet, shutdown.clone()));
         }
+        // Without a queue or a poller nothing is started, so no AWS
+        // configuration is loaded (no credential, region or instance-metadata lookup).
         if let Some(aws) = config.aws.clone().filter(|aws| aws.has_sources()) {
             let context = crate::sources::aws::SourceContext {
                 ingest: ingest.clone(),

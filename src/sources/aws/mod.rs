@@ -146,7 +146,8 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
 
 impl AwsConfig {
     /// Whether anything is consumed or polled. `--poll.interval 0` without a
-    /// queue leaves the AWS flags to the lead-time resolver (its endpoint).
+    /// queue starts nothing: the AWS flags then only give the lead-time
+    /// resolver its endpoint.
     pub fn has_sources(&self) -> bool {
         self.poll_interval.is_some() || !self.queues.is_empty()
     }
@@ -643,10 +644,8 @@ pub struct Backfills {
 }
 
 impl Backfills {
+    /// For `scopes` scopes (at least one).
     pub fn new(scopes: usize, done: tokio::sync::watch::Sender<bool>) -> Arc<Backfills> {
-        if scopes == 0 {
-            done.send_replace(true);
-        }
         Arc::new(Backfills { remaining: scopes.into(), done })
     }
 
