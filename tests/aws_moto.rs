@@ -714,3 +714,46 @@ async fn without_aws_sources_the_instance_metadata_service_is_not_called() {
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
     std::env::remove_var("AWS_EC2_METADATA_SERVICE_ENDPOINT");
 }
+
+/// The queues do not wait for the poller's start: while STS cannot tell the
+/// exporter's account (so no scope polls yet), SQS messages are still
+/// committed and deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_intake_does_not_wait_for_the_poller_to_start() {
+    let _serial = serial().await;
+    let moto = Moto::start();
+    let (setup, _) = run_setup(&moto, false).await;
+    let queue = setup.queue_urls[0].clone();
+    moto.cmd(json!({"cmd": "inject", "op": "GetCallerIdentity", "kind": "5xx", "count": 1000}));
+    let storage = tempfile::tempdir().expect("tempdir");
+    let exporter = Exporter::start(
+        storage.path(),
+        &["--aws.endpoint-url", &moto.proxy, "--sqs.queue-url", &queue, "--poll.interval", "2s", "--aws.max-attempts", "1"],
+    )
+    .await;
+    exporter
+        .wait_for(Duration::from_secs(20), "the identity lookup failing", |s| {
+            s.sum("codedeploy_exporter_aws_requests_total", &[("operation", "GetCallerIdentity"), ("outcome", "server_error")]) >= 1.0
+        })
+        .await;
+    let t = now_s();
+    let events = aws_sdk_eventbridge::Client::new(&moto.sdk(REGION).await);
+    let entries = vec![
+        deployment_event(ACCOUNT, REGION, "shop", "prod", "d-EARLY0001", "START", t - 60.0),
+        deployment_event(ACCOUNT, REGION, "shop", "prod", "d-EARLY0001", "SUCCESS", t),
+    ];
+    let out = events.put_events().set_entries(Some(entries)).send().await.expect("PutEvents");
+    assert_eq!(out.failed_entry_count(), 0);
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk(REGION).await);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while queue_depth(&sqs, &queue).await != 0 {
+        assert!(Instant::now() < deadline, "the messages were not deleted while the poller cannot start");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let scrape = exporter.scrape().await;
+    assert_eq!(scrape.sum("codedeploy_exporter_events_total", &[("source", "sqs"), ("outcome", "applied")]), 2.0);
+    assert_eq!(scrape.one("codedeploy_exporter_source_up", &[("source", "poller")]), 0.0, "{}", scrape.text);
+    assert_eq!(scrape.one("codedeploy_exporter_source_up", &[("source", "sqs")]), 1.0);
+    assert!(!*exporter.backfilled.borrow(), "no backfill without the account");
+    exporter.stop().await;
+}

@@ -687,6 +687,37 @@ pub async fn run_sources(
     }
     let enricher = poller::Enricher::default();
 
+    // The queues first: their intake must not wait for the poller's start
+    // (STS, assuming roles). Their messages are committed and acknowledged at
+    // once; enrichment asked for before a scope exists is dropped, and that
+    // scope's backfill fetches those deployments anyway (it fetches every
+    // deployment of the lookback whose API details the ledger lacks).
+    if !config.queues.is_empty() {
+        let health = Health::new(Source::Sqs, context.exporter.clone());
+        for queue in &config.queues {
+            let Some(region) = queue.region.clone().or_else(|| regions.first().cloned()).or_else(|| default_region.clone())
+            else {
+                tracing::error!(queue = %queue.url, "the queue's region is unknown: give --aws.region (or AWS_REGION)");
+                health.report(&queue.url, false);
+                continue;
+            };
+            let sdk = aws.config_for(&region, None).await;
+            let consumer = sqs::Consumer {
+                queue: queue.clone(),
+                region,
+                client: aws.sqs(&sdk),
+                ingest: context.ingest.clone(),
+                enricher: enricher.clone(),
+                concurrency: config.sqs_concurrency,
+                health: health.clone(),
+                visibility_seconds: sqs::VISIBILITY_SECONDS,
+                heartbeat: sqs::HEARTBEAT,
+            };
+            tracing::info!(queue = %queue.url, "consuming SQS");
+            tasks.spawn(consumer.run(shutdown.clone()));
+        }
+    }
+
     if let (Some(interval), Some(first_region)) = (config.poll_interval, regions.first()) {
         let health = Health::new(Source::Poller, context.exporter.clone());
         let options = poller::PollerOptions {
@@ -752,29 +783,4 @@ pub async fn run_sources(
         context.backfilled.send_replace(true);
     }
 
-    if !config.queues.is_empty() {
-        let health = Health::new(Source::Sqs, context.exporter.clone());
-        for queue in &config.queues {
-            let Some(region) = queue.region.clone().or_else(|| regions.first().cloned()).or_else(|| default_region.clone())
-            else {
-                tracing::error!(queue = %queue.url, "the queue's region is unknown: give --aws.region (or AWS_REGION)");
-                health.report(&queue.url, false);
-                continue;
-            };
-            let sdk = aws.config_for(&region, None).await;
-            let consumer = sqs::Consumer {
-                queue: queue.clone(),
-                region,
-                client: aws.sqs(&sdk),
-                ingest: context.ingest.clone(),
-                enricher: enricher.clone(),
-                concurrency: config.sqs_concurrency,
-                health: health.clone(),
-                visibility_seconds: sqs::VISIBILITY_SECONDS,
-                heartbeat: sqs::HEARTBEAT,
-            };
-            tracing::info!(queue = %queue.url, "consuming SQS");
-            tasks.spawn(consumer.run(shutdown.clone()));
-        }
-    }
 }
