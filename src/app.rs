@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -39,6 +40,8 @@ pub struct App {
     writer: Writer,
     ingest: IngestHandle,
     demo: Option<Fleet>,
+    /// Whether the poller's first backfill is over (see [`App::backfilled`]).
+    backfilled: (watch::Sender<bool>, watch::Receiver<bool>),
 }
 
 impl App {
@@ -110,7 +113,10 @@ impl App {
         let listener = TcpListener::bind(config.listen_address)
             .await
             .with_context(|| format!("binding --web.listen-address {}", config.listen_address))?;
-        Ok(App { config, listener, exporter, writer, ingest, demo: fleet })
+        // Without AWS sources there is no backfill to wait for.
+        let polls = config.aws.as_ref().is_some_and(|aws| aws.has_sources());
+        let backfilled = watch::channel(!polls);
+        Ok(App { config, listener, exporter, writer, ingest, demo: fleet, backfilled })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -121,23 +127,33 @@ impl App {
         self.exporter.clone()
     }
 
+    /// Becomes true once the poller's first backfill is over in every scope
+    /// (true from the start without AWS sources); what `/-/ready` waits for,
+    /// next to the store being loaded.
+    pub fn backfilled(&self) -> watch::Receiver<bool> {
+        self.backfilled.1.clone()
+    }
+
     /// Serves until `shutdown` is cancelled, then stops everything within the
     /// configured shutdown timeout.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let App { config, listener, exporter, writer, ingest, demo } = self;
+        let App { config, listener, exporter, writer, ingest, demo, backfilled } = self;
         let writer = tokio::spawn(writer.run());
         let sources = TaskTracker::new();
         if let Some(fleet) = demo {
             sources.spawn(demo::run(ingest.clone(), fleet, shutdown.clone()));
         }
-        if let Some(aws) = config.aws.clone() {
-            let context = crate::aws::SourceContext {
+        // Without a queue or a poller nothing is started, so no AWS
+        // configuration is loaded (no credential, region or instance-metadata lookup).
+        if let Some(aws) = config.aws.clone().filter(|aws| aws.has_sources()) {
+            let context = crate::sources::aws::SourceContext {
                 ingest: ingest.clone(),
                 exporter: exporter.clone(),
                 webhook: config.http.webhook_enabled(),
                 settle_time_ms: config.settle_time_ms,
+                backfilled: backfilled.0,
             };
-            sources.spawn(crate::aws::run_sources(aws, context, sources.clone(), shutdown.clone()));
+            sources.spawn(crate::sources::aws::run_sources(aws, context, sources.clone(), shutdown.clone()));
         }
         if config.lead_time.resolver_enabled() {
             sources.spawn(crate::sources::commits::start(

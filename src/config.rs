@@ -96,7 +96,7 @@ pub struct ServeArgs {
 
     /// AWS sources: SQS queues, the CodeDeploy poller (see `aws`).
     #[command(flatten)]
-    pub aws: crate::aws::AwsArgs,
+    pub aws: crate::sources::aws::AwsArgs,
 
     /// DORA lead time: description keys, S3 metadata, git repositories (see `sources::commits`).
     #[command(flatten)]
@@ -174,7 +174,7 @@ pub enum ConfigError {
     #[error(transparent)]
     Security(#[from] SecurityError),
     #[error(transparent)]
-    Aws(#[from] crate::aws::AwsConfigError),
+    Aws(#[from] crate::sources::aws::AwsConfigError),
     #[error("{0}")]
     LeadTime(String),
 }
@@ -191,7 +191,7 @@ pub struct ServeConfig {
     pub retention_ms: Millis,
     pub shutdown_timeout: Duration,
     /// `None`: no AWS source was asked for.
-    pub aws: Option<crate::aws::AwsConfig>,
+    pub aws: Option<crate::sources::aws::AwsConfig>,
     pub lead_time: crate::sources::commits::LeadTimeOptions,
 }
 

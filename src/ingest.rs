@@ -138,6 +138,12 @@ impl Exporter {
         self.metrics_dirty = true;
     }
 
+    /// A poller scope's retry set (`codedeploy_exporter_poller_pending_deployments`).
+    /// Not committed: it is live state, rebuilt by the backfill after a restart.
+    pub fn set_poller_pending(&mut self, scope: &str, pending: usize) {
+        self.metrics.set_poller_pending(scope, pending);
+    }
+
     /// See [`Ledger::api_details_complete`].
     pub fn api_details_complete(&self, deployment: &crate::domain::DeploymentRef) -> bool {
         self.ledger.api_details_complete(deployment)

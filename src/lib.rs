@@ -34,14 +34,14 @@
 //! - [`ingest`]: decode → fold → count → commit → acknowledge, the one path every message takes.
 //! - [`identity`]: what makes two messages the same message (applied or duplicate).
 //! - [`store`]: the durable, versioned on-disk state behind a small trait.
-//! - [`sources`]: where messages come from (webhook, files, the demo, SQS, the API
-//!   poller), and the commit-time resolver that reads S3 metadata and git for lead time.
+//! - [`sources`]: where messages come from (webhook, files, the demo, and under
+//!   [`sources::aws`] the SQS queues and the API poller), and the commit-time
+//!   resolver that reads S3 metadata and git for lead time.
 //! - [`http`], [`config`], [`app`]: the server, the validated flags, start-up and shutdown.
 //! - [`heap`]: freed memory handed back after a scrape and after start-up.
 //! - [`simulator`]: a deterministic fleet for `demo`.
 
 pub mod app;
-pub mod aws;
 pub mod config;
 pub mod decode;
 pub mod domain;

@@ -16,7 +16,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use clap::Args;
 use serde_json::{json, Value};
 
-use crate::aws::{error_text, Aws, NoSink};
+use crate::sources::aws::{error_text, Aws, NoSink};
 
 /// The detail types the rule matches.
 pub const DETAIL_TYPES: [&str; 2] =
@@ -418,8 +418,8 @@ pub async fn run(args: &SetupArgs, out: &mut dyn Write) -> anyhow::Result<Outcom
             .ensure_queue(
                 name,
                 vec![
-                    (QueueAttributeName::VisibilityTimeout, crate::sources::sqs::VISIBILITY_SECONDS.to_string()),
-                    (QueueAttributeName::ReceiveMessageWaitTimeSeconds, crate::sources::sqs::WAIT_SECONDS.to_string()),
+                    (QueueAttributeName::VisibilityTimeout, crate::sources::aws::sqs::VISIBILITY_SECONDS.to_string()),
+                    (QueueAttributeName::ReceiveMessageWaitTimeSeconds, crate::sources::aws::sqs::WAIT_SECONDS.to_string()),
                     (QueueAttributeName::MessageRetentionPeriod, QUEUE_RETENTION_SECONDS.to_string()),
                     (QueueAttributeName::RedrivePolicy, redrive.to_string()),
                     (QueueAttributeName::Policy, queue_policy(&queue_arn, &rule_arn).to_string()),

@@ -505,15 +505,16 @@ async fn throttling_and_server_errors_are_retried_counted_and_survived() {
     eprintln!("throttling_and_server_errors_are_retried_counted_and_survived: {:.1}s", started.elapsed().as_secs_f64());
 }
 
-/// While enrichment is still running the message stays invisible (its
-/// visibility is renewed), and it is deleted once enrichment is done.
+/// While its commit waits (the writer is busy), a message stays invisible
+/// (its visibility is renewed), and it is deleted once committed, without
+/// waiting for any enrichment: no scope ever answers this one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn visibility_is_extended_while_enrichment_runs() {
-    use codedeploy_exporter::aws::{parse_queue_url, Aws, Health, NoSink};
+async fn visibility_is_extended_until_the_commit_and_enrichment_is_not_awaited() {
     use codedeploy_exporter::ingest::{Exporter as Ledger, SharedExporter, Writer, WriterOptions};
-    use codedeploy_exporter::metrics::Source;
-    use codedeploy_exporter::sources::poller::Enricher;
-    use codedeploy_exporter::sources::sqs::Consumer;
+    use codedeploy_exporter::metrics::{Outcome, Source};
+    use codedeploy_exporter::sources::aws::poller::Enricher;
+    use codedeploy_exporter::sources::aws::sqs::Consumer;
+    use codedeploy_exporter::sources::aws::{parse_queue_url, Aws, Health, NoSink};
 
     let _serial = serial().await;
     let started = Instant::now();
@@ -522,21 +523,11 @@ async fn visibility_is_extended_while_enrichment_runs() {
     let url = sqs.create_queue().queue_name("slow").send().await.expect("CreateQueue").queue_url.expect("url");
     let exporter = SharedExporter::new(Ledger::new(0));
     let options = WriterOptions { settle_interval: Duration::from_secs(1), retention_ms: i64::MAX / 4, max_batch: 64 };
+    // The writer starts late: until then every commit waits.
     let (writer, ingest) = Writer::new(exporter.clone(), None, options);
-    tokio::spawn(writer.run());
-    // A scope that takes 6 s to enrich anything.
+    // A scope that is busy for the whole test: it never takes its requests.
     let enricher = Enricher::default();
-    let (sender, mut requests) = tokio::sync::mpsc::channel(16);
-    enricher.add_route(ACCOUNT, REGION, sender);
-    let enrichments = tokio::spawn(async move {
-        let mut seen = 0;
-        while let Some(request) = requests.recv().await {
-            seen += 1;
-            tokio::time::sleep(Duration::from_secs(6)).await;
-            let _ = request.done.send(());
-        }
-        seen
-    });
+    let wanted = enricher.add_route(ACCOUNT, REGION);
     let aws = Aws::load(Some(&moto.endpoint), Some(REGION), 1, std::sync::Arc::new(NoSink)).await;
     let consumer = Consumer {
         queue: parse_queue_url(&url).expect("a queue URL"),
@@ -556,23 +547,251 @@ async fn visibility_is_extended_while_enrichment_runs() {
         "detail": {"region": REGION, "application": "shop", "deploymentGroup": "prod", "deploymentId": "d-SLOW00001", "state": "SUCCESS"}});
     sqs.send_message().queue_url(&url).message_body(body.to_string()).send().await.expect("send");
 
-    // Enrichment holds the message 6 s, three times its 2 s visibility: until
-    // it is deleted it stays in the queue (in flight) and is never received
-    // again, checked all along rather than once after a guessed delay.
-    let sent = Instant::now();
+    // Well past the 2 s visibility: still in flight, never received again,
+    // checked all along the window rather than once after it.
     let events = |outcome| exporter.lock().exposition(0).exporter.events.get(&(Source::Sqs, outcome)).copied().unwrap_or(0);
-    use codedeploy_exporter::metrics::Outcome;
-    let deadline = sent + Duration::from_secs(20);
-    while queue_depth(&sqs, &url).await != 0 {
-        assert!(Instant::now() < deadline, "the message was not deleted after enrichment");
-        assert_eq!(events(Outcome::Duplicate), 0, "received again while enrichment ran");
+    let window = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < window {
+        assert_eq!(queue_depth(&sqs, &url).await, 1, "in flight while the commit waits");
+        assert_eq!((events(Outcome::Applied), events(Outcome::Duplicate)), (0, 0), "nothing committed yet");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert!(sent.elapsed() >= Duration::from_secs(6), "deleted after {:?}, before enrichment was done", sent.elapsed());
+    tokio::spawn(writer.run());
+    // Committed: deleted, though its enrichment is still only asked for.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while queue_depth(&sqs, &url).await != 0 {
+        assert!(Instant::now() < deadline, "the message was not deleted after its commit");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     assert_eq!((events(Outcome::Applied), events(Outcome::Duplicate)), (1, 0), "received once, never redelivered");
+    let asked: Vec<_> = wanted.take().into_iter().collect();
+    assert_eq!(asked, [("d-SLOW00001".to_owned(), true)], "enrichment asked for, not awaited");
     shutdown.cancel();
     consuming.await.expect("consumer stops");
-    drop(exporter);
-    enrichments.abort();
-    eprintln!("visibility_is_extended_while_enrichment_runs: {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!("visibility_is_extended_until_the_commit_and_enrichment_is_not_awaited: {:.1}s", started.elapsed().as_secs_f64());
+}
+
+/// Issue 12 (5): BatchGetDeployments throttled beyond the SDK's retries
+/// (one attempt here). The watermark moves on; the failed ids are kept,
+/// shown as pending, retried with backoff, and every deployment is counted.
+/// Readiness (the backfilled hook) waits for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_batch_gets_are_retried_until_every_deployment_is_counted() {
+    let _serial = serial().await;
+    let started = Instant::now();
+    let moto = Moto::start();
+    let now = now_s();
+    for i in 0..40 {
+        add_history(&moto, ACCOUNT, REGION, "shop", &format!("d-RTRY{i:05}"), "Succeeded", now - 3600.0 * f64::from(i + 1), 5.0);
+    }
+    // Both chunks of the backfill fail, and both again at the first retry.
+    moto.cmd(json!({"cmd": "inject", "op": "BatchGetDeployments", "kind": "throttle", "count": 4}));
+    let storage = tempfile::tempdir().expect("tempdir");
+    let exporter = Exporter::start(
+        storage.path(),
+        &["--aws.endpoint-url", &moto.proxy, "--aws.region", REGION, "--poll.interval", "2s", "--aws.max-attempts", "1"],
+    )
+    .await;
+    // Shown once the scope runs (after STS tells its account).
+    let pending = |s: &Scrape| {
+        s.samples.iter().find(|(name, _, _)| name == "codedeploy_exporter_poller_pending_deployments").map(|(_, _, v)| *v)
+    };
+    let scrape = exporter.wait_for(Duration::from_secs(30), "the failed ids pending", |s| pending(s) == Some(40.0)).await;
+    assert_eq!(scrape.sum("codedeploy_deployments_total", &[]), 0.0, "{}", scrape.text);
+    assert!(!*exporter.backfilled.borrow(), "not ready while history is missing");
+    let group = [("account_id", ACCOUNT), ("region", REGION), ("application", "shop"), ("deployment_group", "prod")];
+    let scrape = exporter
+        .wait_for(Duration::from_secs(60), "every deployment counted, nothing pending", |s| {
+            s.sum("codedeploy_deployments_total", &group) == 40.0 && pending(s) == Some(0.0)
+        })
+        .await;
+    assert_promtool_clean(&scrape.text);
+    let throttled = scrape.sum(
+        "codedeploy_exporter_aws_requests_total",
+        &[("operation", "BatchGetDeployments"), ("outcome", "throttled")],
+    );
+    assert_eq!(throttled, 4.0);
+    assert_eq!(scrape.sum("codedeploy_deployment_targets_total", &[("status", "succeeded")]), 40.0);
+    let mut backfilled = exporter.backfilled.clone();
+    tokio::time::timeout(Duration::from_secs(10), backfilled.wait_for(|done| *done))
+        .await
+        .expect("the backfill reported done once nothing is pending")
+        .expect("the hook is alive");
+    assert!(moto.terminal_fetches().values().all(|n| *n == 1), "a throttled fetch is not a fetch: {:?}", moto.terminal_fetches());
+    exporter.stop().await;
+    eprintln!("throttled_batch_gets_are_retried_until_every_deployment_is_counted: {:.1}s", started.elapsed().as_secs_f64());
+}
+
+/// Issue 12 (6, 7): a 30-day backfill of hundreds of deployments runs while
+/// events arrive by SQS. Their messages are deleted within seconds of being
+/// committed, long before the backfill ends; enrichment follows it. The
+/// backfilled hook fires only once all the history is in `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_messages_are_acknowledged_during_a_long_backfill() {
+    let _serial = serial().await;
+    let started = Instant::now();
+    let moto = Moto::start();
+    let (setup, _) = run_setup(&moto, false).await;
+    let queue = setup.queue_urls[0].clone();
+    let now = now_s();
+    const DAY: f64 = 86_400.0;
+    const HISTORY: u32 = 240;
+    for i in 0..HISTORY {
+        let created = now - 30.0 * DAY + 3600.0 + f64::from(i) * (29.0 * DAY / f64::from(HISTORY));
+        add_history(&moto, ACCOUNT, REGION, "shop", &format!("d-BACK{i:05}"), "Succeeded", created, 5.0);
+    }
+    let storage = tempfile::tempdir().expect("tempdir");
+    // 10 calls a second: two target calls per finished deployment make the
+    // backfill last well over 30 s.
+    let exporter = Exporter::start(
+        storage.path(),
+        &["--aws.endpoint-url", &moto.proxy, "--sqs.queue-url", &queue, "--poll.interval", "2s", "--aws.max-rps", "10"],
+    )
+    .await;
+    exporter
+        .wait_for(Duration::from_secs(20), "the backfill under way", |s| {
+            s.sum("codedeploy_exporter_aws_requests_total", &[("operation", "ListDeploymentTargets"), ("outcome", "success")]) >= 1.0
+        })
+        .await;
+    // Three deployments finish now; their events come through EventBridge.
+    let t = now_s();
+    let events = aws_sdk_eventbridge::Client::new(&moto.sdk(REGION).await);
+    let mut entries = Vec::new();
+    for i in 0..3 {
+        let id = format!("d-LIVE{i:05}");
+        moto.cmd(json!({"cmd": "add_deployment", "app": "shop", "group": "prod", "id": id, "status": "Succeeded",
+            "create_time": t - 60.0, "start_time": t - 60.0, "complete_time": t, "overview": {"Succeeded": 1}}));
+        moto.cmd(json!({"cmd": "set_targets", "id": id, "targets": [{"targetId": format!("i-LIVE{i:05}"), "status": "Succeeded"}]}));
+        entries.push(deployment_event(ACCOUNT, REGION, "shop", "prod", &id, "START", t - 60.0));
+        entries.push(deployment_event(ACCOUNT, REGION, "shop", "prod", &id, "SUCCESS", t));
+    }
+    let out = events.put_events().set_entries(Some(entries)).send().await.expect("PutEvents");
+    assert_eq!(out.failed_entry_count(), 0);
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk(REGION).await);
+    let sent = Instant::now();
+    let deadline = sent + Duration::from_secs(20);
+    while queue_depth(&sqs, &queue).await != 0 {
+        assert!(Instant::now() < deadline, "the messages were not deleted while the backfill runs");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let acknowledged = sent.elapsed();
+    assert!(!*exporter.backfilled.borrow(), "acknowledged during the backfill, not after it");
+    let scrape = exporter.scrape().await;
+    assert_eq!(scrape.sum("codedeploy_exporter_events_total", &[("source", "sqs"), ("outcome", "applied")]), 6.0);
+
+    // The hook fires once the whole history is in /metrics.
+    let mut backfilled = exporter.backfilled.clone();
+    tokio::time::timeout(Duration::from_secs(120), backfilled.wait_for(|done| *done))
+        .await
+        .expect("the backfill ends")
+        .expect("the hook is alive");
+    let backfill_time = started.elapsed();
+    let history = [("application", "shop"), ("creator", "user")];
+    let scrape = exporter.scrape().await;
+    assert!(scrape.sum("codedeploy_deployments_total", &history) >= f64::from(HISTORY), "{}", scrape.text);
+    // Enrichment came after the acknowledgement: the live deployments get
+    // their API details (creator) too.
+    let scrape = exporter
+        .wait_for(Duration::from_secs(30), "the live deployments enriched", |s| {
+            s.sum("codedeploy_deployments_total", &history) == f64::from(HISTORY + 3)
+        })
+        .await;
+    assert_eq!(scrape.sum("codedeploy_deployments_total", &[]), f64::from(HISTORY + 3));
+    assert_promtool_clean(&scrape.text);
+    exporter.stop().await;
+    eprintln!(
+        "sqs_messages_are_acknowledged_during_a_long_backfill: acknowledged in {acknowledged:.1?}, backfill done at {backfill_time:.1?}, {:.1}s in all",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// `--poll.interval 0` and no queue: no AWS source, so no AWS configuration
+/// is loaded and the instance metadata service is never asked (here a
+/// listener on 127.0.0.1 that counts connections; a poller without a region
+/// does ask it, which shows the probe works).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_aws_sources_the_instance_metadata_service_is_not_called() {
+    let _serial = serial().await;
+    let imds = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let endpoint = format!("http://{}", imds.local_addr().expect("address"));
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counting = connections.clone();
+    let listening = tokio::spawn(async move {
+        while let Ok((stream, _)) = imds.accept().await {
+            counting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    std::env::set_var("AWS_EC2_METADATA_DISABLED", "false");
+    std::env::set_var("AWS_EC2_METADATA_SERVICE_ENDPOINT", &endpoint);
+    std::env::remove_var("AWS_REGION");
+    let count = || connections.load(std::sync::atomic::Ordering::SeqCst);
+
+    // The probe: a poller with no region looks for one, through the metadata service.
+    let storage = tempfile::tempdir().expect("tempdir");
+    let exporter = Exporter::start(storage.path(), &["--poll.interval", "1s", "--aws.endpoint-url", "http://127.0.0.1:9"]).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count() == 0 {
+        assert!(Instant::now() < deadline, "the probe saw no metadata request");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    exporter.stop().await;
+
+    let before = count();
+    let storage = tempfile::tempdir().expect("tempdir");
+    let exporter = Exporter::start(storage.path(), &["--poll.interval", "0"]).await;
+    assert!(*exporter.backfilled.borrow(), "nothing to backfill: ready at once");
+    let scrape = exporter.scrape().await;
+    assert!(scrape.sum("codedeploy_exporter_source_up", &[("source", "poller")]) == 0.0, "no poller: {}", scrape.text);
+    // A bounded window after the server answered: the sources were started
+    // before it, so a lookup would have begun by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(count(), before, "the metadata service was called without AWS sources");
+    exporter.stop().await;
+    listening.abort();
+    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    std::env::remove_var("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+}
+
+/// The queues do not wait for the poller's start: while STS cannot tell the
+/// exporter's account (so no scope polls yet), SQS messages are still
+/// committed and deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_intake_does_not_wait_for_the_poller_to_start() {
+    let _serial = serial().await;
+    let moto = Moto::start();
+    let (setup, _) = run_setup(&moto, false).await;
+    let queue = setup.queue_urls[0].clone();
+    moto.cmd(json!({"cmd": "inject", "op": "GetCallerIdentity", "kind": "5xx", "count": 1000}));
+    let storage = tempfile::tempdir().expect("tempdir");
+    let exporter = Exporter::start(
+        storage.path(),
+        &["--aws.endpoint-url", &moto.proxy, "--sqs.queue-url", &queue, "--poll.interval", "2s", "--aws.max-attempts", "1"],
+    )
+    .await;
+    exporter
+        .wait_for(Duration::from_secs(20), "the identity lookup failing", |s| {
+            s.sum("codedeploy_exporter_aws_requests_total", &[("operation", "GetCallerIdentity"), ("outcome", "server_error")]) >= 1.0
+        })
+        .await;
+    let t = now_s();
+    let events = aws_sdk_eventbridge::Client::new(&moto.sdk(REGION).await);
+    let entries = vec![
+        deployment_event(ACCOUNT, REGION, "shop", "prod", "d-EARLY0001", "START", t - 60.0),
+        deployment_event(ACCOUNT, REGION, "shop", "prod", "d-EARLY0001", "SUCCESS", t),
+    ];
+    let out = events.put_events().set_entries(Some(entries)).send().await.expect("PutEvents");
+    assert_eq!(out.failed_entry_count(), 0);
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk(REGION).await);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while queue_depth(&sqs, &queue).await != 0 {
+        assert!(Instant::now() < deadline, "the messages were not deleted while the poller cannot start");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let scrape = exporter.scrape().await;
+    assert_eq!(scrape.sum("codedeploy_exporter_events_total", &[("source", "sqs"), ("outcome", "applied")]), 2.0);
+    assert_eq!(scrape.one("codedeploy_exporter_source_up", &[("source", "poller")]), 0.0, "{}", scrape.text);
+    assert_eq!(scrape.one("codedeploy_exporter_source_up", &[("source", "sqs")]), 1.0);
+    assert!(!*exporter.backfilled.borrow(), "no backfill without the account");
+    exporter.stop().await;
 }

@@ -83,6 +83,11 @@ pub struct ExporterMetrics {
     /// counts exactly the moments the store could not be written.
     #[serde(skip)]
     pub store_commit_failures: Option<u64>,
+    /// Deployments each poller scope (`account/region`) waits to fetch again
+    /// after a failed call. Live state, not persisted: after a restart the
+    /// backfill fetches them.
+    #[serde(skip)]
+    pub poller_pending: BTreeMap<String, u64>,
 }
 
 impl ExporterMetrics {
@@ -116,6 +121,10 @@ impl ExporterMetrics {
     /// One AWS request attempt (retries count one each).
     pub fn count_aws_request(&mut self, service: &str, operation: &str, outcome: &str) {
         *self.aws_requests.entry((service.to_owned(), operation.to_owned(), outcome.to_owned())).or_insert(0) += 1;
+    }
+
+    pub fn set_poller_pending(&mut self, scope: &str, pending: usize) {
+        self.poller_pending.insert(scope.to_owned(), pending as u64);
     }
 
     pub fn observe_lag(&mut self, source: Source, event_time: Millis, now: Millis) {

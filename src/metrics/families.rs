@@ -225,6 +225,20 @@ const FAMILIES: &[(Family, Series)] = &[
     ),
     (
         family(
+            "codedeploy_exporter_poller_pending_deployments",
+            "Deployments whose API fetch failed (throttling beyond the retries), waiting to be fetched again with backoff",
+            Type::Gauge,
+        ),
+        |e, w, _| {
+            // Only where a poller runs, so that replay's output stays as it is.
+            if !e.exporter.poller_pending.is_empty() {
+                w.gauge("", &[], &[], e.exporter.poller_pending.values().sum::<u64>() as f64);
+            }
+            Ok(())
+        },
+    ),
+    (
+        family(
             "codedeploy_exporter_source_last_success_timestamp_seconds",
             "When the source last delivered a message that was not rejected",
             Type::Gauge,

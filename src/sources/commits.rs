@@ -152,14 +152,14 @@ pub trait ObjectMetadata: Send + Sync {
 /// Reads S3 metadata with the SDK, one client per region.
 #[derive(Debug, Clone)]
 pub struct SdkObjects {
-    aws: crate::aws::Aws,
+    aws: crate::sources::aws::Aws,
     /// Path-style addressing, for endpoint URLs (moto, MinIO) without bucket subdomains.
     path_style: bool,
     clients: Arc<tokio::sync::Mutex<HashMap<String, aws_sdk_s3::Client>>>,
 }
 
 impl SdkObjects {
-    pub fn new(aws: crate::aws::Aws, path_style: bool) -> SdkObjects {
+    pub fn new(aws: crate::sources::aws::Aws, path_style: bool) -> SdkObjects {
         SdkObjects { aws, path_style, clients: Arc::default() }
     }
 
@@ -194,7 +194,7 @@ impl ObjectMetadata for SdkObjects {
                 output.metadata.unwrap_or_default().into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect(),
             )),
             Err(error) if error.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(None),
-            Err(error) => Err(crate::aws::error_text(&error)),
+            Err(error) => Err(crate::sources::aws::error_text(&error)),
         }
     }
 }
@@ -426,8 +426,8 @@ pub async fn start(
 ) {
     tracing::info!(s3 = options.ledger.s3, git = options.git.len(), "commit-time resolver started");
     if options.ledger.s3 {
-        let sink: Arc<dyn crate::aws::RequestSink> = Arc::new(crate::aws::ExporterSink(exporter.clone()));
-        let aws = crate::aws::Aws::load(endpoint_url.as_deref(), None, 3, sink).await;
+        let sink: Arc<dyn crate::sources::aws::RequestSink> = Arc::new(crate::sources::aws::ExporterSink(exporter.clone()));
+        let aws = crate::sources::aws::Aws::load(endpoint_url.as_deref(), None, 3, sink).await;
         let path_style = endpoint_url.is_some();
         run(Resolver::new(options, SdkObjects::new(aws, path_style)), exporter, ingest, shutdown).await;
     } else {

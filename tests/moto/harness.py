@@ -28,6 +28,7 @@ Commands (`cmd` names the command; `account` defaults to 123456789012 and
   set_targets     {id, targets: [{targetId, status, type?, lifecycleEvents?}]}
   inject          {op, kind: "throttle" | "5xx", count}  op is an X-Amz-Target
                    operation name such as "BatchGetDeployments", or "*"
+                   (CodeDeploy), or "GetCallerIdentity" (STS)
   counts          {} -> {"counts": {"codedeploy.ListDeployments": n, ...},
                          "terminal_fetches": {deployment id: BatchGetDeployments
                          calls that asked for it while it was finished}}
@@ -40,6 +41,7 @@ import json
 import logging
 import sys
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from moto.codedeploy import responses as cd_responses
@@ -218,10 +220,12 @@ COMMANDS = {
 # --- the fault-injecting proxy --------------------------------------------------
 
 
-def _operation(headers):
+def _operation(headers, body):
     target = headers.get("X-Amz-Target", "")
     if "." not in target:
-        return None, None
+        # STS speaks the query protocol: the action is a form field.
+        action = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("Action", [None])[0]
+        return ("sts", action) if action == "GetCallerIdentity" else (None, None)
     prefix, op = target.rsplit(".", 1)
     service = {"CodeDeploy_20141006": "codedeploy", "AmazonSQS": "sqs", "AWSEvents": "events"}.get(prefix, prefix)
     return service, op
@@ -250,14 +254,14 @@ def make_proxy(upstream_port):
         def _forward(self):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            service, op = _operation(self.headers)
+            service, op = _operation(self.headers, body)
             fault = None
             with LOCK:
                 if op is not None:
                     COUNTS[f"{service}.{op}"] = COUNTS.get(f"{service}.{op}", 0) + 1
                 for key in (op, "*"):
                     entry = INJECTIONS.get(key)
-                    if entry and entry[1] > 0 and service == "codedeploy":
+                    if entry and entry[1] > 0 and (service == "codedeploy" or op == key == "GetCallerIdentity"):
                         entry[1] -= 1
                         fault = entry[0]
                         break

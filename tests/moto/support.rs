@@ -41,7 +41,7 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     ] {
         std::env::set_var(key, value);
     }
-    for key in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"] {
+    for key in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_EC2_METADATA_SERVICE_ENDPOINT"] {
         std::env::remove_var(key);
     }
     guard
@@ -184,6 +184,8 @@ const EXPORTER_STEP: Duration = Duration::from_secs(60);
 /// The exporter, in-process; stops when dropped.
 pub struct Exporter {
     pub address: SocketAddr,
+    /// The app's readiness hook: true once the poller's first backfill is over.
+    pub backfilled: tokio::sync::watch::Receiver<bool>,
     shutdown: CancellationToken,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -203,9 +205,10 @@ impl Exporter {
             .unwrap_or_else(|_| panic!("the exporter did not start within {EXPORTER_STEP:?}"))
             .expect("the exporter builds");
         let address = app.local_addr().expect("bound");
+        let backfilled = app.backfilled();
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(app.run(shutdown.clone()));
-        Exporter { address, shutdown, server: Some(server) }
+        Exporter { address, backfilled, shutdown, server: Some(server) }
     }
 
     pub async fn scrape(&self) -> Scrape {

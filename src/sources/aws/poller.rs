@@ -12,7 +12,15 @@
 //!   re-fetched every interval until terminal.
 //! - **Enrichment**: event sources ask for the deployments they saw
 //!   ([`Enricher::request`]); requests are coalesced into BatchGetDeployments
-//!   calls of at most 25 ids.
+//!   calls of at most 25 ids. Asking never waits: a source acknowledges its
+//!   message once the message is committed, whatever the poller is busy with.
+//! - **Retries**: the ids of a BatchGetDeployments call that failed beyond
+//!   the SDK's own retries (or whose results could not be committed) are kept
+//!   and fetched again with backoff; the watermark has moved on, so nothing
+//!   else would fetch them. `codedeploy_exporter_poller_pending_deployments`
+//!   shows how many wait. The set is not persisted: after a restart, the
+//!   backfill lists the whole lookback again and fetches every deployment
+//!   whose API details the ledger lacks, which covers it.
 //!
 //! A deployment once fetched in a terminal state, with its targets
 //! (ListDeploymentTargets + BatchGetDeploymentTargets), is never fetched again:
@@ -24,17 +32,17 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use aws_sdk_codedeploy::primitives::DateTime;
 use aws_sdk_codedeploy::types as cd;
 use serde_json::{json, Map, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::aws::{error_text, Health, Scope};
+use crate::sources::aws::{error_text, Backfills, Health, Scope};
 use crate::decode::{self, Decoded};
 use crate::domain::{DeploymentRef, Millis, Observation, Status};
 use crate::ingest::{now_ms, IngestHandle, SharedExporter};
@@ -45,6 +53,9 @@ use crate::metrics::Source;
 pub const BATCH_LIMIT: usize = 25;
 /// How long requests for finished deployments are gathered before one batch call.
 const COALESCE: Duration = Duration::from_secs(1);
+/// Longest wait before a failed fetch is tried again; the wait doubles from
+/// one interval with each failure, so sustained throttling costs little.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(10 * 60);
 
 /// What the poller reads from CodeDeploy, as observations without account or
 /// region (the scope adds its own). The SDK implements it; tests may fake it.
@@ -81,17 +92,36 @@ pub struct Sink {
     pub exporter: SharedExporter,
 }
 
-/// An event source's request to enrich one deployment.
-#[derive(Debug)]
-pub struct Request {
-    pub deployment_id: String,
-    /// The event said the deployment finished: fetch it now even if watched.
-    pub terminal: bool,
-    pub done: oneshot::Sender<()>,
+/// What event sources want one scope to fetch: deployment id → whether an
+/// event said it finished. A set, not a queue: asking never blocks however
+/// long the scope is busy (a backfill), and repeated events ask once.
+#[derive(Debug, Default)]
+pub struct Wanted {
+    ids: Mutex<BTreeMap<String, bool>>,
+    notify: Notify,
 }
 
-/// (account, region) → the scope's request channel.
-type Routes = HashMap<(String, String), mpsc::Sender<Request>>;
+impl Wanted {
+    fn insert(&self, deployment_id: &str, terminal: bool) {
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        *ids.entry(deployment_id.to_owned()).or_insert(false) |= terminal;
+        drop(ids);
+        self.notify.notify_one();
+    }
+
+    /// Everything asked for since the last take.
+    pub fn take(&self) -> BTreeMap<String, bool> {
+        std::mem::take(&mut *self.ids.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Waits until something is wanted.
+    pub async fn changed(&self) {
+        self.notify.notified().await;
+    }
+}
+
+/// (account, region) → what the scope polling it is asked to fetch.
+type Routes = HashMap<(String, String), Arc<Wanted>>;
 
 /// Routes enrichment requests to the scope polling the deployment's account and region.
 #[derive(Debug, Clone, Default)]
@@ -100,29 +130,23 @@ pub struct Enricher {
 }
 
 impl Enricher {
-    pub fn add_route(&self, account: &str, region: &str, sender: mpsc::Sender<Request>) {
+    /// The requests for `account` and `region`, for the scope that polls them.
+    pub fn add_route(&self, account: &str, region: &str) -> Arc<Wanted> {
         let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
-        routes.insert((account.to_owned(), region.to_owned()), sender);
+        routes.entry((account.to_owned(), region.to_owned())).or_default().clone()
     }
 
-    /// Asks for `deployment_id` to be fetched; the receiver fires once it is
-    /// (or once the scope has nothing to do for it). `None`: no scope polls
-    /// that account and region.
-    pub async fn request(
-        &self,
-        account: &str,
-        region: &str,
-        deployment_id: &str,
-        terminal: bool,
-    ) -> Option<oneshot::Receiver<()>> {
-        let sender = {
-            let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
-            routes.get(&(account.to_owned(), region.to_owned()))?.clone()
-        };
-        let (done, receiver) = oneshot::channel();
-        let request = Request { deployment_id: deployment_id.to_owned(), terminal, done };
-        sender.send(request).await.ok()?;
-        Some(receiver)
+    /// Asks for `deployment_id` to be fetched, without waiting for it; false
+    /// when no scope polls that account and region.
+    pub fn request(&self, account: &str, region: &str, deployment_id: &str, terminal: bool) -> bool {
+        let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+        match routes.get(&(account.to_owned(), region.to_owned())) {
+            Some(wanted) => {
+                wanted.insert(deployment_id, terminal);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -142,6 +166,28 @@ struct Known {
     state: State,
 }
 
+/// A deployment whose fetch failed: tried again at the first poll from `due`.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    failures: u32,
+    due: Millis,
+}
+
+/// Ids in the order first asked for, each once.
+#[derive(Debug, Default)]
+struct IdList {
+    ids: Vec<String>,
+    seen: BTreeSet<String>,
+}
+
+impl IdList {
+    fn push(&mut self, id: String) {
+        if self.seen.insert(id.clone()) {
+            self.ids.push(id);
+        }
+    }
+}
+
 /// Calls made by one refresh, for the logs.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Fetched {
@@ -158,7 +204,10 @@ pub struct ScopePoller {
     /// Start of the previous ListDeployments call; `None` before the backfill.
     watermark: Option<Millis>,
     known: BTreeMap<String, Known>,
-    pending: Vec<Request>,
+    /// Requested by event sources, fetched at the next flush.
+    pending: BTreeSet<String>,
+    /// Failed fetches waiting for their retry.
+    retry: BTreeMap<String, Retry>,
     /// Deployments seen finished by the poller, to check for an event once
     /// the grace time has passed.
     checks: Vec<(String, Millis)>,
@@ -172,7 +221,8 @@ impl ScopePoller {
             options,
             watermark: None,
             known: BTreeMap::new(),
-            pending: Vec::new(),
+            pending: BTreeSet::new(),
+            retry: BTreeMap::new(),
             checks: Vec::new(),
         }
     }
@@ -193,24 +243,38 @@ impl ScopePoller {
         self.pending.len()
     }
 
-    /// Answers a request at once when there is nothing to fetch now, else
-    /// queues it for a coalesced fetch. A deployment an event says is under
-    /// way joins the ones re-fetched each interval (all in one batch call);
-    /// one an event says finished is fetched within [`COALESCE`].
-    pub fn request(&mut self, request: Request, sink: &Sink, now: Millis) {
-        let state = self.known.get(&request.deployment_id).map(|k| k.state);
+    /// Deployments whose fetch failed and waits for a retry.
+    pub fn retry_len(&self) -> usize {
+        self.retry.len()
+    }
+
+    /// The first backfill is over: its listing worked, every deployment it
+    /// listed was fetched, and every finished one with its targets. Until
+    /// then, history is still arriving.
+    pub fn backfilled(&self) -> bool {
+        self.watermark.is_some()
+            && self.retry.is_empty()
+            && !self.known.values().any(|k| k.state == State::TargetsPending)
+    }
+
+    /// Takes a request: nothing to do when the deployment is fetched for good
+    /// already; a deployment an event says is under way joins the ones
+    /// re-fetched each interval (all in one batch call); one an event says
+    /// finished is fetched at the next flush (within [`COALESCE`]).
+    pub fn request(&mut self, deployment_id: String, terminal: bool, sink: &Sink, now: Millis) {
+        let state = self.known.get(&deployment_id).map(|k| k.state);
         let nothing_to_do = match state {
             Some(State::Done) => true,
-            Some(State::Watching) => !request.terminal,
-            _ => sink.exporter.lock().api_details_complete(&self.reference(&request.deployment_id)),
+            Some(State::Watching) => !terminal,
+            _ => sink.exporter.lock().api_details_complete(&self.reference(&deployment_id)),
         };
         if nothing_to_do {
-            let _ = request.done.send(());
-        } else if !request.terminal {
-            self.known.entry(request.deployment_id.clone()).or_insert(Known { created: now, state: State::Watching });
-            let _ = request.done.send(());
+            return;
+        }
+        if terminal {
+            self.pending.insert(deployment_id);
         } else {
-            self.pending.push(request);
+            self.known.entry(deployment_id).or_insert(Known { created: now, state: State::Watching });
         }
     }
 
@@ -229,31 +293,30 @@ impl ScopePoller {
         }
         let listed = api.list_deployments(from).await?;
         self.watermark = Some(now);
-        let mut wanted: Vec<String> = Vec::new();
+        let mut wanted = IdList::default();
         for id in listed {
-            if !self.known.contains_key(&id) && !wanted.contains(&id) {
+            if !self.known.contains_key(&id) {
                 wanted.push(id);
             }
         }
         if backfill {
-            tracing::info!(account = %self.account, region = %self.region, deployments = wanted.len(), "backfill: fetching");
+            tracing::info!(account = %self.account, region = %self.region, deployments = wanted.ids.len(), "backfill: fetching");
         }
         for (id, known) in &self.known {
-            if known.state == State::Watching && !wanted.contains(id) {
+            if known.state == State::Watching {
                 wanted.push(id.clone());
             }
         }
-        let requests = std::mem::take(&mut self.pending);
-        for request in &requests {
-            if !wanted.contains(&request.deployment_id) {
-                wanted.push(request.deployment_id.clone());
+        for (id, retry) in &self.retry {
+            if retry.due <= now {
+                wanted.push(id.clone());
             }
         }
-        let requested: BTreeSet<String> = requests.iter().map(|r| r.deployment_id.clone()).collect();
-        let fetched = self.refresh(api, sink, wanted, &requested, now, backfill).await;
-        for request in requests {
-            let _ = request.done.send(());
+        let requested = std::mem::take(&mut self.pending);
+        for id in &requested {
+            wanted.push(id.clone());
         }
+        let fetched = self.refresh(api, sink, wanted.ids, &requested, now, backfill).await;
         self.forget(now);
         if backfill {
             tracing::info!(account = %self.account, region = %self.region, fetched = fetched.deployments,
@@ -264,19 +327,21 @@ impl ScopePoller {
 
     /// Fetches what the queued requests ask for.
     pub async fn flush(&mut self, api: &impl DeploymentsApi, sink: &Sink, now: Millis) -> Fetched {
-        let requests = std::mem::take(&mut self.pending);
-        let mut wanted: Vec<String> = Vec::new();
-        for request in &requests {
-            if !wanted.contains(&request.deployment_id) {
-                wanted.push(request.deployment_id.clone());
-            }
+        let requested = std::mem::take(&mut self.pending);
+        let wanted = requested.iter().cloned().collect();
+        self.refresh(api, sink, wanted, &requested, now, false).await
+    }
+
+    /// Schedules `ids` for another try, each after a delay that doubles with
+    /// its failures.
+    fn retry_later(&mut self, ids: impl IntoIterator<Item = String>, now: Millis) {
+        let interval = self.options.interval;
+        for id in ids {
+            let retry = self.retry.entry(id).or_insert(Retry { failures: 0, due: now });
+            retry.failures += 1;
+            let delay = interval.saturating_mul(1 << (retry.failures - 1).min(16)).min(MAX_RETRY_DELAY.max(interval));
+            retry.due = now + delay.as_millis() as Millis;
         }
-        let requested: BTreeSet<String> = wanted.iter().cloned().collect();
-        let fetched = self.refresh(api, sink, wanted, &requested, now, false).await;
-        for request in requests {
-            let _ = request.done.send(());
-        }
-        fetched
     }
 
     fn watching(&self) -> usize {
@@ -300,9 +365,15 @@ impl ScopePoller {
             let exporter = sink.exporter.lock();
             for id in wanted {
                 match self.known.get(&id).map(|k| k.state) {
-                    Some(State::Done) => {}
-                    Some(State::TargetsPending) => targets_only.push(id),
+                    Some(State::Done) => {
+                        self.retry.remove(&id);
+                    }
+                    Some(State::TargetsPending) => {
+                        self.retry.remove(&id);
+                        targets_only.push(id);
+                    }
                     _ if exporter.api_details_complete(&self.reference(&id)) => {
+                        self.retry.remove(&id);
                         self.known.insert(id, Known { created: now, state: State::Done });
                     }
                     _ => to_fetch.push(id),
@@ -323,10 +394,16 @@ impl ScopePoller {
             let infos = match api.get_deployments(chunk).await {
                 Ok(infos) => infos,
                 Err(error) => {
-                    tracing::warn!(account = %self.account, region = %self.region, %error, "BatchGetDeployments failed; retried next interval");
+                    self.retry_later(chunk.iter().cloned(), now);
+                    tracing::warn!(account = %self.account, region = %self.region, %error, deployments = chunk.len(),
+                        pending = self.retry.len(), "BatchGetDeployments failed; retried with backoff");
                     continue;
                 }
             };
+            // Ids the API did not return are unknown to it: nothing to retry.
+            for id in chunk {
+                self.retry.remove(id);
+            }
             for mut info in infos {
                 info.deployment.account = Some(self.account.as_str().into());
                 info.deployment.region = Some(self.region.as_str().into());
@@ -396,10 +473,11 @@ impl ScopePoller {
         observations.sort_by_key(|o| (order(o), o.deployment.deployment_id.clone(), !o.targets.is_empty()));
         let ids: BTreeSet<String> = observations.iter().map(|o| o.deployment.deployment_id.to_string()).collect();
         if let Err(error) = sink.ingest.submit_observations(Source::Poller, observations).await {
-            tracing::warn!(account = %self.account, region = %self.region, %error, "API data not committed; fetched again next interval");
-            for id in ids {
-                self.known.remove(&id);
+            tracing::warn!(account = %self.account, region = %self.region, %error, "API data not committed; fetched again with backoff");
+            for id in &ids {
+                self.known.remove(id);
             }
+            self.retry_later(ids, now);
         }
         fetched
     }
@@ -435,16 +513,21 @@ impl ScopePoller {
 }
 
 /// Runs one scope until `shutdown`: a poll every interval, coalesced fetches
-/// for event requests in between.
+/// for event requests in between. Tells `backfills` once its first backfill
+/// is over, and keeps `codedeploy_exporter_poller_pending_deployments` current.
 pub async fn run_scope(
     mut poller: ScopePoller,
     api: impl DeploymentsApi,
     sink: Sink,
-    mut requests: mpsc::Receiver<Request>,
+    wanted: Arc<Wanted>,
     health: Arc<Health>,
+    backfills: Arc<Backfills>,
     shutdown: CancellationToken,
 ) {
     let part = format!("{}/{}", poller.account, poller.region);
+    let report_pending = |poller: &ScopePoller| sink.exporter.lock().set_poller_pending(&part, poller.retry_len());
+    report_pending(&poller);
+    let mut backfilled = false;
     let mut ticks = tokio::time::interval(poller.options.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut deadline: Option<Instant> = None;
@@ -457,10 +540,16 @@ pub async fn run_scope(
                     _ = shutdown.cancelled() => return,
                     polled = poller.poll(&api, &sink, now_ms()) => polled,
                 };
+                report_pending(&poller);
                 match polled {
                     Ok(fetched) => {
                         tracing::debug!(scope = %part, ?fetched, "polled");
                         health.report(&part, true);
+                        if !backfilled && poller.backfilled() {
+                            backfilled = true;
+                            tracing::info!(scope = %part, "backfill complete: all history is in the ledger");
+                            backfills.scope_done();
+                        }
                     }
                     Err(error) => {
                         tracing::warn!(scope = %part, %error, "ListDeployments failed");
@@ -472,8 +561,10 @@ pub async fn run_scope(
                     }
                 }
             }
-            Some(request) = requests.recv() => {
-                poller.request(request, &sink, now_ms());
+            _ = wanted.changed() => {
+                for (id, terminal) in wanted.take() {
+                    poller.request(id, terminal, &sink, now_ms());
+                }
                 if poller.pending_len() >= BATCH_LIMIT {
                     deadline = Some(Instant::now());
                 } else if poller.has_pending() && deadline.is_none() {
@@ -486,6 +577,7 @@ pub async fn run_scope(
                     _ = shutdown.cancelled() => return,
                     fetched = poller.flush(&api, &sink, now_ms()) => tracing::debug!(scope = %part, ?fetched, "enriched"),
                 }
+                report_pending(&poller);
             }
         }
     }
@@ -807,6 +899,8 @@ mod tests {
     struct FakeApi {
         deployments: Mutex<Vec<Observation>>,
         calls: Mutex<Vec<String>>,
+        /// BatchGetDeployments calls still to fail (throttled beyond the SDK's retries).
+        failing_gets: Mutex<u32>,
     }
 
     impl FakeApi {
@@ -843,6 +937,12 @@ mod tests {
         async fn get_deployments(&self, ids: &[String]) -> Result<Vec<Observation>, String> {
             assert!(ids.len() <= BATCH_LIMIT);
             self.calls.lock().unwrap().push(format!("get {}", ids.join(",")));
+            let mut failing = self.failing_gets.lock().unwrap();
+            if *failing > 0 {
+                *failing -= 1;
+                return Err("ThrottlingException: Rate exceeded".into());
+            }
+            drop(failing);
             let all = self.deployments.lock().unwrap();
             Ok(all.iter().filter(|d| ids.iter().any(|id| *id == d.deployment.deployment_id)).cloned().collect())
         }
@@ -935,40 +1035,43 @@ mod tests {
         // An event about another application's deployment is still enriched.
         api.put("d-OTHER0002", Status::Failed, now, Some(now + MIN));
         api.deployments.lock().unwrap()[2].application = Some("other".into());
-        let (done, answer) = oneshot::channel();
-        poller.request(Request { deployment_id: "d-OTHER0002".into(), terminal: true, done }, &sink, now + MIN);
+        poller.request("d-OTHER0002".into(), true, &sink, now + MIN);
         poller.flush(&api, &sink, now + MIN).await;
-        answer.await.expect("answered");
         assert_eq!(api.calls(), ["get d-OTHER0002", "targets d-OTHER0002"]);
         assert_eq!(exporter.lock().exposition(now).ledger.deployments_tracked, 2);
     }
 
     #[tokio::test]
-    async fn requests_are_coalesced_and_answered_without_a_call_when_nothing_is_new() {
+    async fn requests_are_coalesced_and_cost_no_call_when_nothing_is_new() {
         let now = 1_000 * 24 * 60 * MIN;
         let api = FakeApi::default();
         let (sink, _exporter) = sink().await;
         let mut poller = ScopePoller::new("111111111111", "us-east-1", options(now));
         poller.poll(&api, &sink, now).await.expect("polled");
         api.calls();
-        let mut answers = Vec::new();
+        // Events reach the scope through the enricher's set, which never
+        // waits and asks once per deployment however many events name it.
+        let enricher = Enricher::default();
+        let wanted = enricher.add_route("111111111111", "us-east-1");
         for i in 0..3 {
             let id = format!("d-EVT{i:05}");
             api.put(&id, Status::Succeeded, now + MIN, Some(now + 2 * MIN));
-            let (done, answer) = oneshot::channel();
-            poller.request(Request { deployment_id: id, terminal: true, done }, &sink, now + 2 * MIN);
-            answers.push(answer);
+            assert!(enricher.request("111111111111", "us-east-1", &id, false));
+            assert!(enricher.request("111111111111", "us-east-1", &id, true));
+        }
+        assert!(!enricher.request("222222222222", "us-east-1", "d-EVT00000", true), "no scope polls that account");
+        wanted.changed().await;
+        let asked = wanted.take();
+        assert_eq!(asked.len(), 3);
+        for (id, terminal) in asked {
+            assert!(terminal, "{id}: a finished event wins");
+            poller.request(id, terminal, &sink, now + 2 * MIN);
         }
         poller.flush(&api, &sink, now + 2 * MIN).await;
         let calls = api.calls();
         assert_eq!(calls[0], "get d-EVT00000,d-EVT00001,d-EVT00002");
-        for answer in answers {
-            answer.await.expect("answered");
-        }
         // A re-delivered event for a finished deployment costs nothing.
-        let (done, answer) = oneshot::channel();
-        poller.request(Request { deployment_id: "d-EVT00001".into(), terminal: true, done }, &sink, now + 3 * MIN);
-        answer.await.expect("answered at once");
+        poller.request("d-EVT00001".into(), true, &sink, now + 3 * MIN);
         assert!(!poller.has_pending());
         assert!(api.calls().is_empty());
 
@@ -976,13 +1079,47 @@ mod tests {
         api.put("d-STARTED01", Status::InProgress, now + 3 * MIN, None);
         api.put("d-STARTED02", Status::InProgress, now + 3 * MIN, None);
         for id in ["d-STARTED01", "d-STARTED02"] {
-            let (done, answer) = oneshot::channel();
-            poller.request(Request { deployment_id: id.into(), terminal: false, done }, &sink, now + 3 * MIN);
-            answer.await.expect("answered at once");
+            poller.request(id.into(), false, &sink, now + 3 * MIN);
         }
         assert!(!poller.has_pending());
         assert!(api.calls().is_empty());
         poller.poll(&api, &sink, now + 4 * MIN).await.expect("polled");
         assert_eq!(api.calls(), ["list", "get d-STARTED01,d-STARTED02"]);
+    }
+
+    #[tokio::test]
+    async fn failed_fetches_are_retried_with_backoff_until_they_work() {
+        let now = 1_000 * 24 * 60 * MIN;
+        let api = FakeApi::default();
+        for i in 0..30 {
+            api.put(&format!("d-OLD{i:05}"), Status::Succeeded, now - (i + 1) * 60 * MIN, Some(now - (i + 1) * 60 * MIN + 5 * MIN));
+        }
+        let (sink, exporter) = sink().await;
+        let mut poller = ScopePoller::new("111111111111", "us-east-1", options(now));
+        let interval = 60_000;
+
+        // The backfill's two chunks fail, then the first retry fails too.
+        *api.failing_gets.lock().unwrap() = 3;
+        let fetched = poller.poll(&api, &sink, now).await.expect("listed");
+        assert_eq!(fetched.deployments, 0);
+        assert_eq!(poller.retry_len(), 30, "the watermark moved on; the ids are kept");
+        assert!(!poller.backfilled(), "history is still missing");
+        api.calls();
+
+        // One interval later: both chunks tried again, the first fails.
+        poller.poll(&api, &sink, now + interval).await.expect("listed");
+        let gets = api.calls().into_iter().filter(|c| c.starts_with("get ")).count();
+        assert_eq!(gets, 2);
+        assert_eq!(poller.retry_len(), 25, "the second chunk was fetched");
+        assert_eq!(exporter.lock().exposition(now).ledger.deployments_tracked, 5);
+
+        // Its second failure waits two intervals: nothing at the next poll.
+        poller.poll(&api, &sink, now + 2 * interval).await.expect("listed");
+        assert!(api.calls().iter().all(|c| !c.starts_with("get ")), "backing off");
+        poller.poll(&api, &sink, now + 3 * interval).await.expect("listed");
+        assert_eq!(api.calls().iter().filter(|c| c.starts_with("get ")).count(), 1);
+        assert_eq!(poller.retry_len(), 0);
+        assert!(poller.backfilled());
+        assert_eq!(exporter.lock().exposition(now).ledger.deployments_tracked, 30, "every deployment counted");
     }
 }

@@ -7,6 +7,12 @@
 //! [`Scope`]s, one CodeDeploy client each. Every attempt of every call (retries
 //! included) goes through [`RequestCounter`], which is what
 //! `codedeploy_exporter_aws_requests_total{service,operation,outcome}` shows.
+//!
+//! The sources built on it live here too: [`sqs`] (the queues) and
+//! [`poller`] (the CodeDeploy API), started by [`run_sources`].
+
+pub mod poller;
+pub mod sqs;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -137,6 +143,15 @@ pub struct RoleConfig {
 }
 
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
+
+impl AwsConfig {
+    /// Whether anything is consumed or polled. `--poll.interval 0` without a
+    /// queue starts nothing: the AWS flags then only give the lead-time
+    /// resolver its endpoint.
+    pub fn has_sources(&self) -> bool {
+        self.poll_interval.is_some() || !self.queues.is_empty()
+    }
+}
 
 impl AwsArgs {
     /// Whether any AWS source was asked for.
@@ -567,7 +582,10 @@ mod tests {
         let config = on.validate(retention).expect("valid").expect("enabled");
         assert_eq!(config.poll_interval, Some(DEFAULT_POLL_INTERVAL));
         let off = AwsArgs { poll_interval: Some(Duration::ZERO), ..on.clone() };
-        assert_eq!(off.validate(retention).expect("valid").expect("enabled").poll_interval, None);
+        let off = off.validate(retention).expect("valid").expect("enabled");
+        assert_eq!(off.poll_interval, None);
+        assert!(!off.has_sources(), "no poller and no queue: nothing to start, no AWS configuration to load");
+        assert!(config.has_sources());
         let long = AwsArgs { lookback: Duration::from_secs(40 * 86400), ..on.clone() };
         assert!(long.validate(retention).unwrap_err().to_string().contains("--storage.retention"));
         let bad_role = AwsArgs { role_arns: vec!["nope".into()], ..on.clone() };
@@ -610,6 +628,34 @@ pub struct SourceContext {
     pub webhook: bool,
     /// `--ledger.settle-time`: how long an event may lag the API.
     pub settle_time_ms: crate::domain::Millis,
+    /// Set to true once every poller scope has finished its first backfill
+    /// (at once when nothing is polled); never set back. Readiness waits for
+    /// it, so that history is in the ledger before the first scrape that
+    /// counts, and never shows as a jump on series already scraped.
+    pub backfilled: tokio::sync::watch::Sender<bool>,
+}
+
+/// Counts down the poller scopes still backfilling; the last one sets
+/// [`SourceContext::backfilled`].
+#[derive(Debug)]
+pub struct Backfills {
+    remaining: std::sync::atomic::AtomicUsize,
+    done: tokio::sync::watch::Sender<bool>,
+}
+
+impl Backfills {
+    /// For `scopes` scopes (at least one).
+    pub fn new(scopes: usize, done: tokio::sync::watch::Sender<bool>) -> Arc<Backfills> {
+        Arc::new(Backfills { remaining: scopes.into(), done })
+    }
+
+    /// One scope finished its first backfill (call once per scope).
+    pub fn scope_done(&self) {
+        if self.remaining.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+            tracing::info!("backfill complete in every scope");
+            self.done.send_replace(true);
+        }
+    }
 }
 
 /// Starts the SQS consumers and the poller's scopes on `tasks`; returns
@@ -621,7 +667,6 @@ pub async fn run_sources(
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     use crate::metrics::Source;
-    use crate::sources::{poller, sqs};
 
     let sink: Arc<dyn RequestSink> = Arc::new(ExporterSink(context.exporter.clone()));
     let known_region = config.regions.first().or_else(|| config.queues.iter().find_map(|q| q.region.as_ref()));
@@ -641,6 +686,37 @@ pub async fn run_sources(
         regions.extend(default_region.clone());
     }
     let enricher = poller::Enricher::default();
+
+    // The queues first: their intake must not wait for the poller's start
+    // (STS, assuming roles). Their messages are committed and acknowledged at
+    // once; enrichment asked for before a scope exists is dropped, and that
+    // scope's backfill fetches those deployments anyway (it fetches every
+    // deployment of the lookback whose API details the ledger lacks).
+    if !config.queues.is_empty() {
+        let health = Health::new(Source::Sqs, context.exporter.clone());
+        for queue in &config.queues {
+            let Some(region) = queue.region.clone().or_else(|| regions.first().cloned()).or_else(|| default_region.clone())
+            else {
+                tracing::error!(queue = %queue.url, "the queue's region is unknown: give --aws.region (or AWS_REGION)");
+                health.report(&queue.url, false);
+                continue;
+            };
+            let sdk = aws.config_for(&region, None).await;
+            let consumer = sqs::Consumer {
+                queue: queue.clone(),
+                region,
+                client: aws.sqs(&sdk),
+                ingest: context.ingest.clone(),
+                enricher: enricher.clone(),
+                concurrency: config.sqs_concurrency,
+                health: health.clone(),
+                visibility_seconds: sqs::VISIBILITY_SECONDS,
+                heartbeat: sqs::HEARTBEAT,
+            };
+            tracing::info!(queue = %queue.url, "consuming SQS");
+            tasks.spawn(consumer.run(shutdown.clone()));
+        }
+    }
 
     if let (Some(interval), Some(first_region)) = (config.poll_interval, regions.first()) {
         let health = Health::new(Source::Poller, context.exporter.clone());
@@ -675,6 +751,7 @@ pub async fn run_sources(
                 accounts.push((role.account.clone(), Some(role.arn.clone())));
             }
         }
+        let backfills = Backfills::new(accounts.len() * regions.len(), context.backfilled.clone());
         for (account, role) in &accounts {
             for region in &regions {
                 let sdk = aws.config_for(region, role.as_deref()).await;
@@ -684,47 +761,26 @@ pub async fn run_sources(
                     codedeploy: aws.codedeploy(&sdk),
                     limit: Arc::new(RateLimit::new(config.max_rps)),
                 };
-                let (sender, receiver) = tokio::sync::mpsc::channel(1024);
-                enricher.add_route(account, region, sender);
+                let wanted = enricher.add_route(account, region);
                 tracing::info!(%account, %region, role = role.as_deref().unwrap_or("(own credentials)"),
                     interval = ?interval, "polling CodeDeploy");
                 tasks.spawn(poller::run_scope(
                     poller::ScopePoller::new(account, region, options.clone()),
                     poller::SdkApi { scope },
                     poller::Sink { ingest: context.ingest.clone(), exporter: context.exporter.clone() },
-                    receiver,
+                    wanted,
                     health.clone(),
+                    backfills.clone(),
                     shutdown.clone(),
                 ));
             }
         }
-    } else if config.poll_interval.is_some() {
-        tracing::warn!("no region to poll: give --aws.region (or AWS_REGION); the poller is off");
+    } else {
+        if config.poll_interval.is_some() {
+            tracing::warn!("no region to poll: give --aws.region (or AWS_REGION); the poller is off");
+        }
+        // No history to wait for.
+        context.backfilled.send_replace(true);
     }
 
-    if !config.queues.is_empty() {
-        let health = Health::new(Source::Sqs, context.exporter.clone());
-        for queue in &config.queues {
-            let Some(region) = queue.region.clone().or_else(|| regions.first().cloned()).or_else(|| default_region.clone())
-            else {
-                tracing::error!(queue = %queue.url, "the queue's region is unknown: give --aws.region (or AWS_REGION)");
-                health.report(&queue.url, false);
-                continue;
-            };
-            let sdk = aws.config_for(&region, None).await;
-            let consumer = sqs::Consumer {
-                queue: queue.clone(),
-                region,
-                client: aws.sqs(&sdk),
-                ingest: context.ingest.clone(),
-                enricher: enricher.clone(),
-                concurrency: config.sqs_concurrency,
-                health: health.clone(),
-                visibility_seconds: sqs::VISIBILITY_SECONDS,
-                heartbeat: sqs::HEARTBEAT,
-            };
-            tracing::info!(queue = %queue.url, "consuming SQS");
-            tasks.spawn(consumer.run(shutdown.clone()));
-        }
-    }
 }

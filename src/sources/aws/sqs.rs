@@ -2,9 +2,13 @@
 //! `setup` creates.
 //!
 //! Long polls of 20 s for batches of up to 10 messages; at most
-//! `--sqs.concurrency` batches in flight per queue. A message is deleted only
-//! once its effect is durably committed and the poller has had a go at
-//! enriching the deployments it names; meanwhile its visibility is extended.
+//! `--sqs.concurrency` batches in flight per queue. A message is deleted as
+//! soon as its effect is durably committed (its visibility is extended while
+//! the commit waits). The deployments it names are then handed to the poller
+//! for enrichment, which does not hold the message: the poller may be busy
+//! with a long backfill, and a crash before enrichment loses nothing, since
+//! the backfill after a restart fetches every deployment of the lookback
+//! whose API details the ledger lacks.
 //! A message that cannot be decoded is counted `rejected` (on its first
 //! receive) and left in the queue, so that the queue's redrive policy moves
 //! it to the dead-letter queue.
@@ -20,12 +24,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::aws::{error_text, Health, QueueConfig};
+use crate::sources::aws::{error_text, Health, QueueConfig};
 use crate::decode::{self, Decoded};
 use crate::domain::Observation;
 use crate::ingest::IngestHandle;
 use crate::metrics::Source;
-use crate::sources::poller::Enricher;
+use crate::sources::aws::poller::Enricher;
 
 /// Long-poll wait, the longest SQS allows.
 pub const WAIT_SECONDS: i32 = 20;
@@ -33,9 +37,6 @@ pub const WAIT_SECONDS: i32 = 20;
 pub const VISIBILITY_SECONDS: i32 = 60;
 /// How often visibility is renewed for messages still being processed.
 pub const HEARTBEAT: Duration = Duration::from_secs(25);
-/// Longest wait for enrichment before a committed message is deleted anyway
-/// (reconciliation fetches the deployment later).
-const ENRICHMENT_WAIT: Duration = Duration::from_secs(300);
 
 /// One queue's consumer.
 #[derive(Debug, Clone)]
@@ -80,9 +81,8 @@ impl Consumer {
                     backoff = Duration::from_secs(1);
                     if !messages.is_empty() {
                         let consumer = consumer.clone();
-                        let shutdown = shutdown.clone();
                         batches.spawn(async move {
-                            consumer.process_batch(messages, &shutdown).await;
+                            consumer.process_batch(messages).await;
                             drop(permit);
                         });
                     }
@@ -118,7 +118,7 @@ impl Consumer {
 
     /// Processes one received batch: every message at once, visibility kept
     /// while any is unfinished, then one DeleteMessageBatch.
-    pub async fn process_batch(self: &Arc<Self>, messages: Vec<Message>, shutdown: &CancellationToken) {
+    pub async fn process_batch(self: &Arc<Self>, messages: Vec<Message>) {
         let in_flight: Arc<Mutex<HashMap<String, String>>> = Arc::new(Mutex::new(HashMap::new()));
         let mut work = JoinSet::new();
         for (index, message) in messages.into_iter().enumerate() {
@@ -126,10 +126,9 @@ impl Consumer {
             let id = index.to_string();
             in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), receipt.clone());
             let consumer = self.clone();
-            let shutdown = shutdown.clone();
             let in_flight = in_flight.clone();
             work.spawn(async move {
-                let delete = consumer.process_message(&message, &shutdown).await;
+                let delete = consumer.process_message(&message).await;
                 in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
                 (id, receipt, delete)
             });
@@ -212,7 +211,7 @@ impl Consumer {
     }
 
     /// Whether the message is done with (to delete).
-    async fn process_message(&self, message: &Message, shutdown: &CancellationToken) -> bool {
+    async fn process_message(&self, message: &Message) -> bool {
         let body = message.body.as_deref().unwrap_or_default().as_bytes();
         let message_id = message.message_id.as_deref().unwrap_or_default();
         let receive_count: u32 = message
@@ -229,20 +228,8 @@ impl Consumer {
                     tracing::warn!(queue = %self.queue.url, message_id, %error, "message not applied; it will be received again");
                     return false;
                 }
-                let mut answers = Vec::new();
                 for (account, region, deployment_id, terminal) in wanted {
-                    if let Some(answer) = self.enricher.request(&account, &region, &deployment_id, terminal).await {
-                        answers.push(answer);
-                    }
-                }
-                let enriched = async {
-                    for answer in answers {
-                        let _ = answer.await;
-                    }
-                };
-                tokio::select! {
-                    _ = shutdown.cancelled() => {}
-                    _ = tokio::time::timeout(ENRICHMENT_WAIT, enriched) => {}
+                    self.enricher.request(&account, &region, &deployment_id, terminal);
                 }
                 true
             }
