@@ -58,6 +58,7 @@ impl App {
             None => Stored::default(),
         };
         let restored = stored.records.len();
+        let new_store = stored.groups.is_empty() && stored.settled.is_empty();
         let mut exporter =
             Exporter::restore(config.settle_time_ms, stored).with_lead_time(config.lead_time.ledger.clone());
         exporter.resume(now_ms());
@@ -113,9 +114,16 @@ impl App {
         let listener = TcpListener::bind(config.listen_address)
             .await
             .with_context(|| format!("binding --web.listen-address {}", config.listen_address))?;
-        // Without AWS sources there is no backfill to wait for.
+        // Without AWS sources there is no backfill to wait for. With them, the
+        // backfill is pending before the server can answer a probe.
         let polls = config.aws.as_ref().is_some_and(|aws| aws.has_sources());
         let backfilled = watch::channel(!polls);
+        if polls {
+            exporter.readiness().backfill_pending();
+            if new_store {
+                exporter.readiness().hold_history_until_backfilled();
+            }
+        }
         Ok(App { config, listener, exporter, writer, ingest, demo: fleet, backfilled })
     }
 
@@ -139,6 +147,14 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let App { config, listener, exporter, writer, ingest, demo, backfilled } = self;
         let writer = tokio::spawn(writer.run());
+        let mut backfill_over = backfilled.1.clone();
+        let readiness = exporter.readiness().clone();
+        tokio::spawn(async move {
+            // An error means the sources are gone (shutdown): nothing to be ready for.
+            if backfill_over.wait_for(|done| *done).await.is_ok() {
+                readiness.backfill_done();
+            }
+        });
         let sources = TaskTracker::new();
         if let Some(fleet) = demo {
             sources.spawn(demo::run(ingest.clone(), fleet, shutdown.clone()));

@@ -265,14 +265,7 @@ impl Exporter {
         if self.commit_failed {
             let mut exporter = self.committed_metrics.clone();
             exporter.store_commit_failures = self.metrics.store_commit_failures;
-            let ledger = crate::ledger::Snapshot {
-                groups: Vec::new(),
-                data_quality: Default::default(),
-                deployments_tracked: 0,
-                lead_sources: Default::default(),
-            };
-            let unauthenticated = self.unauthenticated.snapshot();
-            return Exposition { ledger, exporter, unauthenticated, version: VERSION, ledger_withheld: true };
+            return self.without_ledger(exporter);
         }
         Exposition {
             ledger: self.ledger.snapshot(now),
@@ -281,6 +274,18 @@ impl Exporter {
             version: VERSION,
             ledger_withheld: false,
         }
+    }
+
+    /// The exporter's own series alone (`exporter` as given), no deployment series.
+    fn without_ledger(&self, exporter: ExporterMetrics) -> Exposition {
+        let ledger = crate::ledger::Snapshot {
+            groups: Vec::new(),
+            data_quality: Default::default(),
+            deployments_tracked: 0,
+            lead_sources: Default::default(),
+        };
+        let unauthenticated = self.unauthenticated.snapshot();
+        Exposition { ledger, exporter, unauthenticated, version: VERSION, ledger_withheld: true }
     }
 
     /// A store backs this exporter: its commit failures are counted (and shown).
@@ -360,6 +365,19 @@ impl SharedExporter {
     pub fn readiness(&self) -> &Readiness {
         &self.0.readiness
     }
+
+    /// What `/metrics` shows, windows anchored at `now`: the exporter's
+    /// [`Exporter::exposition`], without the deployment series while the
+    /// first backfill of a new store is still running (see
+    /// [`Readiness::hold_history_until_backfilled`]).
+    pub fn exposition(&self, now: Millis) -> Exposition {
+        let exporter = self.lock();
+        if self.0.readiness.history_held() {
+            let metrics = exporter.metrics.clone();
+            return exporter.without_ledger(metrics);
+        }
+        exporter.exposition(now)
+    }
 }
 
 /// What `/-/ready` answers. Ready means: the store is loaded, every backfill
@@ -378,6 +396,7 @@ pub struct Readiness(Arc<ReadinessState>);
 struct ReadinessState {
     backfills_pending: AtomicUsize,
     commit_failed: AtomicBool,
+    history_held: AtomicBool,
 }
 
 impl Readiness {
@@ -396,6 +415,22 @@ impl Readiness {
     /// this, or the exporter never becomes ready. Extra calls are ignored.
     pub fn backfill_done(&self) {
         let _ = self.0.backfills_pending.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
+
+    /// The store was new and a backfill is pending: `/metrics` leaves the
+    /// deployment series out until it is done. A live event arriving first
+    /// would otherwise create a group's series, and the backfill then land
+    /// weeks of history on them at once: to `increase()` a jump, and to the
+    /// alerts a burst of failures. Held back, the series first appear with
+    /// their history already in. (After a restart on a store the series were
+    /// scraped before, and what the backfill adds happened while the
+    /// exporter was down: news, shown as it lands.)
+    pub fn hold_history_until_backfilled(&self) {
+        self.0.history_held.store(true, Ordering::SeqCst);
+    }
+
+    fn history_held(&self) -> bool {
+        self.0.history_held.load(Ordering::SeqCst) && self.0.backfills_pending.load(Ordering::SeqCst) > 0
     }
 
     fn set_commit_failed(&self, failed: bool) {

@@ -678,6 +678,10 @@ async fn sqs_messages_are_acknowledged_during_a_long_backfill() {
     assert!(!*exporter.backfilled.borrow(), "acknowledged during the backfill, not after it");
     let scrape = exporter.scrape().await;
     assert_eq!(scrape.sum("codedeploy_exporter_events_total", &[("source", "sqs"), ("outcome", "applied")]), 6.0);
+    // A new store: until the backfill is in, no deployment series is shown,
+    // so that the history never lands as a jump on series already scraped.
+    assert!(!scrape.text.contains("codedeploy_deployments_total{"), "history withheld:\n{}", scrape.text);
+    assert_eq!(exporter.ready().await, 503, "not ready while the backfill runs");
 
     // The hook fires once the whole history is in /metrics.
     let mut backfilled = exporter.backfilled.clone();
@@ -686,6 +690,11 @@ async fn sqs_messages_are_acknowledged_during_a_long_backfill() {
         .expect("the backfill ends")
         .expect("the hook is alive");
     let backfill_time = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while exporter.ready().await != 200 {
+        assert!(Instant::now() < deadline, "not ready after the backfill");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let history = [("application", "shop"), ("creator", "user")];
     let scrape = exporter.scrape().await;
     assert!(scrape.sum("codedeploy_deployments_total", &history) >= f64::from(HISTORY), "{}", scrape.text);
@@ -793,5 +802,73 @@ async fn sqs_intake_does_not_wait_for_the_poller_to_start() {
     assert_eq!(scrape.one("codedeploy_exporter_source_up", &[("source", "poller")]), 0.0, "{}", scrape.text);
     assert_eq!(scrape.one("codedeploy_exporter_source_up", &[("source", "sqs")]), 1.0);
     assert!(!*exporter.backfilled.borrow(), "no backfill without the account");
+    exporter.stop().await;
+}
+
+/// Issue 12 (1): a deployment failed (its events wait in the queue) and its
+/// automatic rollback succeeded (only the poller finds it), both before the
+/// exporter started. Whichever is counted first, every figure is the truth:
+/// one change failure, one rollback with its time to rollback, one recovery;
+/// and an undecodable message is left in the queue for its dead-letter queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_found_by_polling_and_its_failure_by_sqs_give_the_true_figures() {
+    let _serial = serial().await;
+    let moto = Moto::start();
+    let (setup, _) = run_setup(&moto, false).await;
+    let queue = setup.queue_urls[0].clone();
+    let t = now_s() - 3600.0;
+    let (failed, rollback) = ("d-FAILED001", "d-ROLLBK001");
+    moto.cmd(json!({"cmd": "add_deployment", "app": "shop", "group": "prod", "id": failed, "status": "Failed",
+        "creator": "user", "create_time": t, "start_time": t, "complete_time": t + 300.0, "overview": {"Failed": 1},
+        "error_information": {"code": "HEALTH_CONSTRAINTS", "message": "too few healthy instances"},
+        "rollback_info": {"rollbackDeploymentId": rollback}}));
+    moto.cmd(json!({"cmd": "set_targets", "id": failed, "targets": [{"targetId": "i-FAILED001", "status": "Failed"}]}));
+    moto.cmd(json!({"cmd": "add_deployment", "app": "shop", "group": "prod", "id": rollback, "status": "Succeeded",
+        "creator": "codeDeployRollback", "create_time": t + 310.0, "start_time": t + 310.0, "complete_time": t + 720.0,
+        "overview": {"Succeeded": 1},
+        "rollback_info": {"rollbackTriggeringDeploymentId": failed, "rollbackMessage": "Deployment d-ROLLBK001 is triggered to roll back deployment d-FAILED001."}}));
+    moto.cmd(json!({"cmd": "set_targets", "id": rollback, "targets": [{"targetId": "i-FAILED001", "status": "Succeeded"}]}));
+    let events = aws_sdk_eventbridge::Client::new(&moto.sdk(REGION).await);
+    let entries = vec![
+        deployment_event(ACCOUNT, REGION, "shop", "prod", failed, "START", t),
+        deployment_event(ACCOUNT, REGION, "shop", "prod", failed, "FAILURE", t + 300.0),
+    ];
+    let out = events.put_events().set_entries(Some(entries)).send().await.expect("PutEvents");
+    assert_eq!(out.failed_entry_count(), 0);
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk(REGION).await);
+    sqs.send_message().queue_url(&queue).message_body("{\"truncated\": ").send().await.expect("send");
+
+    let storage = tempfile::tempdir().expect("tempdir");
+    let exporter = Exporter::start(
+        storage.path(),
+        &["--aws.endpoint-url", &moto.proxy, "--sqs.queue-url", &queue, "--poll.interval", "2s", "--ledger.settle-time", "3s"],
+    )
+    .await;
+    let group = [("application", "shop"), ("deployment_group", "prod")];
+    let scrape = exporter
+        .wait_for(Duration::from_secs(60), "the recovery observed", |s| {
+            s.sum("codedeploy_time_to_restore_seconds_count", &group) >= 1.0
+        })
+        .await;
+    assert_eq!(scrape.sum("codedeploy_deployments_total", &[("status", "failed"), ("creator", "user")]), 1.0);
+    assert_eq!(scrape.sum("codedeploy_deployments_total", &[("status", "succeeded"), ("creator", "codeDeployRollback")]), 1.0);
+    assert_eq!(scrape.sum("codedeploy_deployments_total", &[]), 2.0);
+    assert_eq!(scrape.sum("codedeploy_change_failures_total", &group), 1.0);
+    assert_eq!(scrape.sum("codedeploy_rollbacks_total", &[("status", "succeeded")]), 1.0);
+    assert_eq!(scrape.sum("codedeploy_time_to_restore_seconds_count", &group), 1.0);
+    assert_eq!(scrape.sum("codedeploy_time_to_restore_seconds_sum", &group), 420.0);
+    assert_eq!(scrape.sum("codedeploy_rollback_duration_seconds_count", &group), 1.0);
+    assert_eq!(scrape.sum("codedeploy_rollback_duration_seconds_sum", &group), 420.0);
+    assert_eq!(scrape.sum("codedeploy_deployment_errors_total", &[("error_code", "HEALTH_CONSTRAINTS")]), 1.0);
+    assert!(!scrape.text.contains("account_id=\"\""), "every series located:\n{}", scrape.text);
+    assert_eq!(scrape.sum("codedeploy_exporter_data_quality_issues_total", &[("reason", "late_for_recovery")]), 0.0);
+    assert!(scrape.sum("codedeploy_exporter_events_total", &[("source", "sqs"), ("outcome", "rejected")]) >= 1.0);
+    // Both events were acknowledged; the undecodable message never is.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while queue_depth(&sqs, &queue).await != 1 {
+        assert!(Instant::now() < deadline, "the events were not deleted");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_promtool_clean(&scrape.text);
     exporter.stop().await;
 }

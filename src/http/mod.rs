@@ -123,7 +123,7 @@ async fn metrics(State(exporter): State<SharedExporter>, headers: HeaderMap) -> 
     let header_text = |name| headers.get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
     let format = Format::negotiate(header_text(header::ACCEPT));
     let encoding = Encoding::negotiate(header_text(header::ACCEPT_ENCODING));
-    let exposition = exporter.lock().exposition(now_ms());
+    let exposition = exporter.exposition(now_ms());
     // Encoding happens after the lock is released, on a blocking thread that
     // hands the body over chunk by chunk as the connection takes it.
     let (chunks, body) = mpsc::channel(CHUNKS_IN_FLIGHT);
@@ -176,7 +176,7 @@ fn escape_html(text: &str) -> String {
 }
 
 async fn landing(State(exporter): State<SharedExporter>, telemetry_path: String) -> Html<String> {
-    let exposition = exporter.lock().exposition(now_ms());
+    let exposition = exporter.exposition(now_ms());
     let mut page = String::new();
     let path = escape_html(&telemetry_path);
     let _ = write!(

@@ -221,6 +221,12 @@ impl Exporter {
         Scrape::parse(&body)
     }
 
+    /// The status `/-/ready` answers.
+    pub async fn ready(&self) -> u16 {
+        let probe = async { reqwest::get(format!("http://{}/-/ready", self.address)).await.expect("probe").status().as_u16() };
+        tokio::time::timeout(EXPORTER_STEP, probe).await.unwrap_or_else(|_| panic!("no answer within {EXPORTER_STEP:?}"))
+    }
+
     /// Scrapes until `done` holds; panics with the last scrape after `timeout`.
     pub async fn wait_for(&self, timeout: Duration, what: &str, done: impl Fn(&Scrape) -> bool) -> Scrape {
         let started = Instant::now();
