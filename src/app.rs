@@ -104,6 +104,8 @@ impl App {
             fleet
         });
         exporter.settle(now, false);
+        // The operator's own history is loaded whole; what arrives from now on is bounded.
+        exporter.set_limits(config.limits);
         let exporter = SharedExporter::new(exporter);
         let options = WriterOptions {
             settle_interval: SETTLE_INTERVAL,

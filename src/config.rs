@@ -72,6 +72,19 @@ pub struct ServeArgs {
     #[arg(long = "ledger.settle-time", env = "CODEDEPLOY_EXPORTER_LEDGER_SETTLE_TIME", default_value = "2m", value_parser = humantime::parse_duration)]
     pub settle_time: Duration,
 
+    /// Most deployment groups kept. A message that would add one more is
+    /// refused (reason limit_groups) and counted in
+    /// codedeploy_exporter_limited_total. The default is the largest fleet
+    /// measured within the memory and scrape-time budgets (docs/performance.md).
+    #[arg(long = "limits.max-groups", env = "CODEDEPLOY_EXPORTER_LIMITS_MAX_GROUPS", default_value_t = 10_000)]
+    pub max_groups: usize,
+
+    /// Most deployments tracked before they are counted (in progress, or
+    /// waiting their settle time). A message of one more is refused (reason
+    /// limit_tracked); deployments already tracked keep being updated.
+    #[arg(long = "limits.max-tracked", env = "CODEDEPLOY_EXPORTER_LIMITS_MAX_TRACKED", default_value_t = 20_000)]
+    pub max_tracked: usize,
+
     /// Files of messages to load before serving (repeatable), e.g. an export of past events.
     #[arg(long = "replay", env = "CODEDEPLOY_EXPORTER_REPLAY", value_delimiter = ',')]
     pub replay: Vec<PathBuf>,
@@ -171,6 +184,8 @@ pub enum ConfigError {
     ReplayFile(PathBuf),
     #[error("--storage.retention must be at least 31d, to cover the 30d windows; got {0:?}")]
     Retention(Duration),
+    #[error("--{0} must be at least 1")]
+    Limit(&'static str),
     #[error(transparent)]
     Security(#[from] SecurityError),
     #[error(transparent)]
@@ -193,6 +208,8 @@ pub struct ServeConfig {
     /// `None`: no AWS source was asked for.
     pub aws: Option<crate::sources::aws::AwsConfig>,
     pub lead_time: crate::sources::commits::LeadTimeOptions,
+    /// Bounds on groups, tracked deployments and event times.
+    pub limits: crate::ledger::limits::Limits,
 }
 
 /// Where `serve` keeps its state when `--storage.path` is not given.
@@ -234,6 +251,12 @@ impl ServeArgs {
         if self.retention < Duration::from_secs(31 * 24 * 3600) {
             return Err(ConfigError::Retention(self.retention));
         }
+        if self.max_groups == 0 {
+            return Err(ConfigError::Limit("limits.max-groups"));
+        }
+        if self.max_tracked == 0 {
+            return Err(ConfigError::Limit("limits.max-tracked"));
+        }
         Ok(ServeConfig {
             listen_address,
             http: HttpOptions {
@@ -249,6 +272,7 @@ impl ServeArgs {
             shutdown_timeout: self.shutdown_timeout,
             aws: self.aws.validate(self.retention)?,
             lead_time: self.lead_time.validate().map_err(ConfigError::LeadTime)?,
+            limits: crate::ledger::limits::Limits::serving(self.max_groups, self.max_tracked),
         })
     }
 }

@@ -103,6 +103,11 @@ impl Exporter {
         self.ledger.restart_settle_timers(now);
     }
 
+    /// Bounds on groups, tracked deployments and times (see [`crate::ledger::limits`]).
+    pub fn set_limits(&mut self, limits: crate::ledger::limits::Limits) {
+        self.ledger.set_limits(limits);
+    }
+
     /// Where lead time is looked for (see [`crate::ledger::LeadTimeConfig`]).
     pub fn with_lead_time(mut self, config: crate::ledger::LeadTimeConfig) -> Exporter {
         self.ledger.set_lead_time(config);
@@ -169,7 +174,12 @@ impl Exporter {
 
     /// Folds observations a source built itself (the API poller, from SDK
     /// types); their content is their identity.
-    pub fn ingest_observations(&mut self, source: Source, observations: Vec<Observation>, now: Millis) -> Outcome {
+    pub fn ingest_observations(
+        &mut self,
+        source: Source,
+        observations: Vec<Observation>,
+        now: Millis,
+    ) -> Result<Outcome, DecodeError> {
         self.apply(source, observations, None, now)
     }
 
@@ -190,7 +200,7 @@ impl Exporter {
         now: Millis,
     ) -> Result<Outcome, DecodeError> {
         match decoded {
-            Ok((Decoded::Observations(observations), id)) => Ok(self.apply(source, observations, id, now)),
+            Ok((Decoded::Observations(observations), id)) => self.apply(source, observations, id, now),
             Ok((Decoded::Ignored(_), _)) => {
                 self.count(source, Outcome::Ignored, now);
                 Ok(Outcome::Ignored)
@@ -208,13 +218,27 @@ impl Exporter {
     /// would depend on the order messages arrive in. Duplicates are folded
     /// too, as the fold is idempotent: an id reused for another message must
     /// not lose what that message says.
-    fn apply(&mut self, source: Source, mut observations: Vec<Observation>, id: Option<MessageId>, now: Millis) -> Outcome {
-        let id = id.unwrap_or_else(|| MessageId::content(&observations, &mut self.scratch));
-        let outcome = if self.messages.first_sighting(id, now) { Outcome::Applied } else { Outcome::Duplicate };
+    ///
+    /// A message past one of the ledger's bounds is refused as a whole, before
+    /// anything of it is folded or its identity remembered.
+    fn apply(
+        &mut self,
+        source: Source,
+        mut observations: Vec<Observation>,
+        id: Option<MessageId>,
+        now: Millis,
+    ) -> Result<Outcome, DecodeError> {
         for deployment in observations.iter_mut().map(|o| &mut o.deployment) {
             deployment.account = deployment.account.take().or_else(|| self.defaults.account.as_deref().map(CompactString::from));
             deployment.region = deployment.region.take().or_else(|| self.defaults.region.as_deref().map(CompactString::from));
         }
+        if let Some(refusal) = observations.iter().find_map(|o| self.ledger.admit(o, now).err()) {
+            self.ledger.note_limited(refusal.limit);
+            self.count(source, Outcome::Rejected, now);
+            return Err(DecodeError::Limited { limit: refusal.limit, detail: refusal.detail });
+        }
+        let id = id.unwrap_or_else(|| MessageId::content(&observations, &mut self.scratch));
+        let outcome = if self.messages.first_sighting(id, now) { Outcome::Applied } else { Outcome::Duplicate };
         for observation in &observations {
             self.ledger.apply(observation, now);
             // Lag is how late a message arrives, observed once per event of
@@ -224,7 +248,7 @@ impl Exporter {
             }
         }
         self.count(source, outcome, now);
-        outcome
+        Ok(outcome)
     }
 
     fn count(&mut self, source: Source, outcome: Outcome, now: Millis) {
@@ -283,6 +307,7 @@ impl Exporter {
             data_quality: Default::default(),
             deployments_tracked: 0,
             lead_sources: Default::default(),
+            limited: Default::default(),
         };
         let unauthenticated = self.unauthenticated.snapshot();
         Exposition { ledger, exporter, unauthenticated, version: VERSION, ledger_withheld: true }
@@ -627,7 +652,7 @@ impl Writer {
                         Ok(Outcome::Rejected)
                     }
                     Payload::Observations(observations) => {
-                        Ok(exporter.ingest_observations(s.source, std::mem::take(observations), now))
+                        exporter.ingest_observations(s.source, std::mem::take(observations), now).map_err(IngestError::Rejected)
                     }
                 });
                 if let Err(IngestError::Internal(_)) = &folded {

@@ -75,6 +75,9 @@ pub enum DecodeError {
     UnknownState { field: String, value: String },
     #[error("invalid timestamp in `{field}`: {detail}")]
     InvalidTimestamp { field: String, detail: String },
+    /// Decoded, but past one of the exporter's bounds (see [`crate::ledger::limits`]).
+    #[error("refused: {detail}")]
+    Limited { limit: crate::ledger::limits::Limit, detail: String },
 }
 
 fn in_field(path: &str) -> String {
@@ -96,6 +99,7 @@ impl DecodeError {
             DecodeError::InvalidField { .. } => "invalid_field",
             DecodeError::UnknownState { .. } => "unknown_state",
             DecodeError::InvalidTimestamp { .. } => "invalid_timestamp",
+            DecodeError::Limited { limit, .. } => limit.reason(),
         }
     }
 }

@@ -8,6 +8,7 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use super::histogram::{Buckets, Exemplar, Histogram};
+use super::limits::{self, Limit, CUSTOM_HOOKS_PER_GROUP, OTHER};
 use super::recovery::RecoveryRuns;
 use crate::domain::{LeadTimeUnknown, Millis, Status, TargetStatus};
 
@@ -162,6 +163,53 @@ impl GroupStats {
         for status in FINISHED {
             self.deployments.entry((kind.clone(), status)).or_insert(0);
         }
+    }
+
+    /// Bounds the label values a settlement brings (see [`limits`]): error
+    /// codes and creators AWS does not document, and hook names past the
+    /// documented ones and this group's first [`CUSTOM_HOOKS_PER_GROUP`]
+    /// custom ones, become `other`. Returns the bounds it ran into.
+    pub fn bound_labels(&self, s: &mut Settlement) -> Vec<Limit> {
+        let mut limited = Vec::new();
+        let mut bound = |value: &mut CompactString, check: fn(&str) -> Result<&str, Limit>| {
+            if let Err(limit) = check(value) {
+                limited.push(limit);
+                *value = OTHER.into();
+            }
+        };
+        bound(&mut s.kind.creator, limits::creator);
+        if let Some(code) = &mut s.error_code {
+            bound(code, limits::error_code);
+        }
+        for (_, code) in &mut s.hook_failures {
+            bound(code, limits::hook_error_code);
+        }
+        let brought = s.hook_durations.iter().map(|(hook, _)| hook).chain(s.hook_failures.iter().map(|(hook, _)| hook));
+        if brought.clone().all(|hook| limits::is_documented_hook(hook)) {
+            return limited;
+        }
+        let mut custom: Vec<CompactString> = self
+            .hook_durations
+            .keys()
+            .chain(self.hook_failures.keys().map(|(hook, _)| hook))
+            .filter(|hook| !limits::is_documented_hook(hook) && hook.as_str() != OTHER)
+            .cloned()
+            .collect();
+        custom.sort();
+        custom.dedup();
+        let hooks = s.hook_durations.iter_mut().map(|(hook, _)| hook).chain(s.hook_failures.iter_mut().map(|(hook, _)| hook));
+        for hook in hooks {
+            if limits::is_documented_hook(hook) || custom.contains(hook) {
+                continue;
+            }
+            if custom.len() < CUSTOM_HOOKS_PER_GROUP {
+                custom.push(hook.clone());
+            } else {
+                limited.push(Limit::LifecycleEvent);
+                *hook = OTHER.into();
+            }
+        }
+        limited
     }
 
     /// Adds a settled deployment, terminal since ingest time `terminal_since`. In `serve`

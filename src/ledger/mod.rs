@@ -21,6 +21,7 @@
 mod group;
 pub mod histogram;
 mod lead_time;
+pub mod limits;
 mod record;
 mod recovery;
 mod settle_queue;
@@ -44,6 +45,7 @@ use crate::domain::{
     TargetStatus,
 };
 use lead_time::Decision;
+use limits::{Limit, Limits, Refusal};
 use group::Settlement;
 use settle_queue::SettleQueue;
 use settled::{Outcome, SettledSet};
@@ -177,6 +179,8 @@ pub struct LedgerMeta {
     /// The key of the hashes counted deployments are known by; chosen when
     /// the ledger is new.
     pub hash_key: Option<HashKey>,
+    /// Input that ran into a bound, by bound (see [`limits`]).
+    pub limited: BTreeMap<Limit, u64>,
 }
 
 /// What changed since the last commit: the store writes exactly this.
@@ -194,6 +198,7 @@ pub struct Changes<'a> {
 pub struct Ledger {
     settle_time_ms: Millis,
     lead: LeadTimeConfig,
+    limits: Limits,
     /// Deployments not counted yet.
     /// Boxed: a record is eight times its key, and the table, resized as it grows,
     /// then moves keys and pointers only.
@@ -277,6 +282,7 @@ impl Ledger {
         Ledger {
             settle_time_ms,
             lead: LeadTimeConfig::default(),
+            limits: Limits::default(),
             records: HashMap::default(),
             keys_by_id: HashMap::default(),
             orphans: BTreeSet::new(),
@@ -377,6 +383,59 @@ impl Ledger {
         self.orphans.remove(key);
         self.changed.record(key);
         Some(record)
+    }
+
+    /// The bounds on tables and times (see [`limits`]); unbounded until set.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// Counts input that ran into a bound.
+    pub fn note_limited(&mut self, limit: Limit) {
+        *self.meta.limited.entry(limit).or_insert(0) += 1;
+    }
+
+    /// Whether an observation may be folded in: its label values and times
+    /// are within bounds, and a new deployment fits the tables. A deployment
+    /// already tracked or counted is never refused for the tables' sake: its
+    /// end must still land.
+    pub fn admit(&self, observation: &Observation, now: Millis) -> Result<(), Refusal> {
+        limits::check_observation(observation, self.limits.refuse_future, now)?;
+        if observation.commit_record.is_some() || (self.limits.max_groups.is_none() && self.limits.max_tracked.is_none()) {
+            return Ok(());
+        }
+        let r = &observation.deployment;
+        let known = self.records_for(r).next().is_some() || !self.settled_outcomes(r).is_empty();
+        if known {
+            return Ok(());
+        }
+        if let Some(max) = self.limits.max_tracked.filter(|max| self.records.len() >= *max) {
+            return Err(Refusal {
+                limit: Limit::Tracked,
+                detail: format!("{max} deployments are tracked and not counted yet (--limits.max-tracked)"),
+            });
+        }
+        if let (Some(max), Some(application), Some(deployment_group), Some(account), Some(region)) = (
+            self.limits.max_groups,
+            &observation.application,
+            &observation.deployment_group,
+            &r.account,
+            &r.region,
+        ) {
+            let group = GroupKey {
+                account_id: account.clone(),
+                region: region.clone(),
+                application: application.clone(),
+                deployment_group: deployment_group.clone(),
+            };
+            if self.groups.len() >= max && !self.groups.contains_key(&group) {
+                return Err(Refusal {
+                    limit: Limit::Groups,
+                    detail: format!("{max} deployment groups are known (--limits.max-groups)"),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Where lead time is looked for (the description keys, the resolver's sources).
@@ -936,8 +995,19 @@ impl Ledger {
     fn count(&mut self, key: &DeploymentKey, now: Millis) {
         let Some(record) = self.remove_record(key) else { return };
         let facts = record.facts;
-        let settlement = self.settlement(key, &facts);
         let group_key = group_key(key, &facts);
+        let group_is_new = !self.groups.contains_key(&group_key);
+        if group_is_new && self.limits.max_groups.is_some_and(|max| self.groups.len() >= max) {
+            // Admitted before the groups filled up; it cannot be counted into a
+            // group of its own, and merging it into another would be a lie.
+            self.rollbacks_of.remove(key);
+            self.note_limited(Limit::Groups);
+            return;
+        }
+        let mut settlement = self.settlement(key, &facts);
+        for limit in self.group_mut(group_key.clone()).bound_labels(&mut settlement) {
+            self.note_limited(limit);
+        }
         let group = self.group_mut(group_key.clone());
         // A recovery waits the settle time from when its success was known
         // to be terminal: preloaded history, terminal long ago, is final at once.

@@ -82,6 +82,8 @@ pub struct Snapshot {
     pub deployments_tracked: u64,
     /// Lead times observed, by commit-time source and which commit.
     pub lead_sources: BTreeMap<(CommitSource, CommitKind), u64>,
+    /// Input that ran into a bound, by bound.
+    pub limited: BTreeMap<super::limits::Limit, u64>,
 }
 
 #[derive(Default)]
@@ -141,6 +143,7 @@ pub(super) fn build(ledger: &Ledger, now: Millis) -> Snapshot {
         data_quality: ledger.meta.data_quality.clone(),
         deployments_tracked: ledger.deployments_tracked() as u64,
         lead_sources: ledger.meta.lead_sources.clone(),
+        limited: ledger.meta.limited.clone(),
     }
 }
 

@@ -225,6 +225,26 @@ const FAMILIES: &[(Family, Series)] = &[
     ),
     (
         family(
+            "codedeploy_exporter_limited_total",
+            "Input that ran into one of the exporter's bounds, by bound: messages refused (groups, tracked, label_length, future_time) and label values counted as other (error_code, creator, lifecycle_event, hook_error_code)",
+            Type::Counter,
+        ),
+        |e, w, _| {
+            // Zero-initialised, so that an alert's increase() sees the first one;
+            // not at all while the ledger is withheld (a 0 would read as a reset).
+            if !e.ledger_withheld {
+                let rows = crate::ledger::limits::Limit::ALL
+                    .iter()
+                    .map(|limit| ([limit.label()], e.ledger.limited.get(limit).copied().unwrap_or(0)));
+                for (limit, n) in sorted(rows) {
+                    w.counter("", &["limit"], &limit, n);
+                }
+            }
+            Ok(())
+        },
+    ),
+    (
+        family(
             "codedeploy_exporter_poller_pending_deployments",
             "Deployments whose API fetch failed (throttling beyond the retries), waiting to be fetched again with backoff",
             Type::Gauge,

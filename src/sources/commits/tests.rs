@@ -171,7 +171,7 @@ fn waiting_lookups_survive_a_restart_and_are_answered_once() {
     {
         let mut store = RedbStore::open(dir.path()).expect("store");
         let mut exporter = Exporter::new(0).with_lead_time(config.clone());
-        exporter.ingest_observations(Source::Poller, vec![deployment.clone()], 0);
+        exporter.ingest_observations(Source::Poller, vec![deployment.clone()], 0).expect("within bounds");
         exporter.settle(0, true);
         exporter.commit_to(&mut store).expect("commit");
         assert_eq!(exporter.lead_lookups().len(), 1);
@@ -182,9 +182,9 @@ fn waiting_lookups_survive_a_restart_and_are_answered_once() {
     assert_eq!(lookups.len(), 1, "the lookup waits across the restart");
     let mut answer = Observation::new(lookups[0].deployment.clone(), Provenance::Api);
     answer.commit_time = Some(CommitTime { kind: CommitKind::Deployed, source: CommitSource::Git, at: 1_000 });
-    exporter.ingest_observations(Source::LeadTime, vec![answer.clone()], 0);
-    exporter.ingest_observations(Source::LeadTime, vec![answer], 0);
-    exporter.ingest_observations(Source::Poller, vec![deployment], 0);
+    exporter.ingest_observations(Source::LeadTime, vec![answer.clone()], 0).expect("within bounds");
+    exporter.ingest_observations(Source::LeadTime, vec![answer], 0).expect("within bounds");
+    exporter.ingest_observations(Source::Poller, vec![deployment], 0).expect("within bounds");
     exporter.settle(0, true);
     let snapshot = exporter.exposition(0).ledger;
     let lead = &snapshot.groups[0].stats.lead_time;
