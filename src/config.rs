@@ -81,7 +81,9 @@ pub struct ServeArgs {
 
     /// Most deployments tracked before they are counted (in progress, or
     /// waiting their settle time). A message of one more is refused (reason
-    /// limit_tracked); deployments already tracked keep being updated.
+    /// limit_tracked); deployments already tracked keep being updated, and
+    /// deployments of groups already counted may use up to twice as many,
+    /// so that a flood of new names cannot keep them out.
     #[arg(long = "limits.max-tracked", env = "CODEDEPLOY_EXPORTER_LIMITS_MAX_TRACKED", default_value_t = 20_000)]
     pub max_tracked: usize,
 

@@ -181,11 +181,12 @@ struct Case {
     before: Vec<String>,
     body: Vec<u8>,
     expect: Expect,
+    served: Option<Expect>,
 }
 
 impl Case {
     fn new(name: impl Into<String>, body: impl Into<Vec<u8>>, expect: Expect) -> Case {
-        Case { name: name.into(), before: Vec::new(), body: body.into(), expect }
+        Case { name: name.into(), before: Vec::new(), body: body.into(), expect, served: None }
     }
 
     fn after(mut self, before: impl Into<String>) -> Case {
@@ -193,11 +194,22 @@ impl Case {
         self
     }
 
+    /// What `serve` does where it differs from `replay` (which refuses no time).
+    fn when_served(mut self, expect: Expect) -> Case {
+        self.served = Some(expect);
+        self
+    }
+
+    /// What the webhook of `serve` does with it.
+    fn served(&self) -> &Expect {
+        self.served.as_ref().unwrap_or(&self.expect)
+    }
+
     /// The HTTP status `POST /events` answers.
     fn status(&self) -> u16 {
         if self.body.len() > MAX_BODY_BYTES {
             413
-        } else if matches!(self.expect, Expect::Rejected(_)) {
+        } else if matches!(self.served(), Expect::Rejected(_)) {
             400
         } else {
             200
@@ -458,12 +470,14 @@ fn named_cases() -> Vec<Case> {
             "a deployment of 300 years: clamped to 14 days and counted",
             bytes(&api(json!({"createTime": 0.0, "completeTime": 9467280000.0}))),
             applied(&[&succeeded_api, "codedeploy_exporter_data_quality_issues_total{reason=\"absurd_duration\"} 1"]),
-        ),
+        )
+        .when_served(rejected("time_in_future")),
         Case::new(
             "the latest time there is (9999-12-31T23:59:59.999Z)",
             bytes(&api(json!({"createTime": 253402300799.0, "completeTime": 253402300799.999}))),
             applied(&[&succeeded_api]),
-        ),
+        )
+        .when_served(rejected("time_in_future")),
         // --- Counts ------------------------------------------------------------------------------
         Case::new(
             "deploymentOverview counts of u64::MAX (overflowed the ledger before the fix)",
@@ -525,20 +539,20 @@ fn named_cases() -> Vec<Case> {
         Case::new(
             "error code with the same",
             bytes(&trigger(json!({"errorInformation": json!({"ErrorCode": nasty, "ErrorMessage": "m"}).to_string()}))),
-            applied(&[&format!("codedeploy_deployment_errors_total{{{},error_code=\"{escaped}\"}} 1", group("app", "grp"))]),
+            applied(&[&format!("codedeploy_deployment_errors_total{{{},error_code=\"other\"}} 1", group("app", "grp"))]),
         ),
         Case::new(
             "creator, compute platform and deployment type with the same",
             bytes(&api(json!({"creator": nasty, "computePlatform": "EC2\"}\n", "deploymentStyle": {"deploymentType": "\\"}}))),
             applied(&[&format!(
-                "codedeploy_deployments_total{{{api_group},compute_platform=\"EC2\\\"}}\\n\",deployment_type=\"\\\\\",creator=\"{escaped}\",status=\"succeeded\"}} 1"
+                "codedeploy_deployments_total{{{api_group},compute_platform=\"EC2\\\"}}\\n\",deployment_type=\"\\\\\",creator=\"other\",status=\"succeeded\"}} 1"
             )]),
         ),
         Case::new(
             "lifecycle hook name and script error code with the same",
             bytes(&target(nasty, "Script\"Failed\\\n}")),
             applied(&[&format!(
-                "codedeploy_lifecycle_event_failures_total{{{},lifecycle_event=\"{escaped}\",error_code=\"Script\\\"Failed\\\\\\n}}\"}} 1",
+                "codedeploy_lifecycle_event_failures_total{{{},lifecycle_event=\"{escaped}\",error_code=\"other\"}} 1",
                 group("app", "grp")
             )]),
         )
@@ -546,7 +560,7 @@ fn named_cases() -> Vec<Case> {
         Case::new(
             "a label value of 100 000 characters",
             bytes(&trigger(json!({"applicationName": "A".repeat(100_000)}))),
-            applied(&[&format!("application=\"{}\"", "A".repeat(100_000))]),
+            rejected("label_too_long"),
         ),
         Case::new(
             "an empty application name (absent, like null)",
@@ -796,11 +810,16 @@ fn free_port() -> SocketAddr {
 }
 
 fn start_server() -> Server {
+    start_server_with(&[])
+}
+
+fn start_server_with(flags: &[&str]) -> Server {
     let storage = tempfile::tempdir().expect("temporary directory");
     let address = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_codedeploy-exporter"))
         .args(["serve", "--web.listen-address", &address.to_string(), "--webhook.secret", SECRET, "--storage.path"])
         .arg(storage.path())
+        .args(flags)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -880,7 +899,7 @@ fn the_webhook_answers_each_named_case_with_the_documented_status() {
         let expected = case.status();
         match request(server.address, "POST", "/events", &case.body) {
             Ok((status, body)) if status == expected => {
-                if let Expect::Rejected(reason) = case.expect {
+                if let Expect::Rejected(reason) = *case.served() {
                     if status == 400 {
                         rejected += 1;
                         let answer: Value = serde_json::from_str(&body).unwrap_or_default();
@@ -899,4 +918,101 @@ fn the_webhook_answers_each_named_case_with_the_documented_status() {
     promtool::check_metrics(&metrics).unwrap_or_else(|e| panic!("on the served exposition: {e}"));
     let counted = format!("codedeploy_exporter_events_total{{source=\"webhook\",outcome=\"rejected\"}} {rejected}\n");
     assert!(metrics.contains(&counted), "every 400 is counted as rejected (and a 413 is not): expected {counted:?}");
+}
+
+/// The value of the one sample `series` (name and labels, as rendered) in `metrics`.
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no sample {series} in\n{metrics}"))
+}
+
+/// Distinct `deployment_group` label values on `codedeploy_deployments_total`.
+fn groups_shown(metrics: &str) -> std::collections::BTreeSet<String> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("codedeploy_deployments_total{"))
+        .filter_map(|l| l.split("deployment_group=\"").nth(1)?.split('"').next().map(str::to_owned))
+        .collect()
+}
+
+fn scrape_until(server: &Server, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, metrics) = request(server.address, "GET", "/metrics", &[]).expect("scrape");
+        assert_eq!(status, 200);
+        if done(&metrics) {
+            return metrics;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; last scrape:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Floods of distinct groups, deployment ids, error codes and hook names,
+/// over-long names and far-future times, through the real webhook: every
+/// table and label stays within its bound, each overflow is counted in
+/// `codedeploy_exporter_limited_total`, and a legitimate group keeps counting.
+#[test]
+fn floods_of_names_codes_hooks_and_ids_stay_bounded_and_counted() {
+    const MAX_GROUPS: usize = 8;
+    let server = start_server_with(&[
+        "--limits.max-groups", &MAX_GROUPS.to_string(), "--limits.max-tracked", "40", "--ledger.settle-time", "1s",
+    ]);
+    let post = |value: &Value| request(server.address, "POST", "/events", &bytes(value)).expect("a response");
+    let reason = |body: &str| serde_json::from_str::<Value>(body).unwrap_or_default()["reason"].as_str().unwrap_or_default().to_owned();
+    let legit = |n: usize| eventbridge(json!({"deploymentId": format!("d-LEGIT{n:04}"), "application": "legit", "deploymentGroup": "prod"}));
+    assert_eq!(post(&legit(0)).0, 200);
+    let legit_total = |n: u32| format!("codedeploy_deployments_total{{{},compute_platform=\"unknown\",deployment_type=\"unknown\",creator=\"unknown\",status=\"succeeded\"}} {n}", group("legit", "prod"));
+    scrape_until(&server, "the legitimate deployment counted", |m| m.contains(&legit_total(1)));
+
+    // Error codes and custom hooks nobody documents, in one group.
+    for i in 0..12 {
+        let id = format!("d-CODES{i:04}");
+        let failed = trigger(json!({"deploymentId": id, "deploymentGroupName": "codes",
+            "errorInformation": format!("{{\"ErrorCode\":\"EVIL_{i}\",\"ErrorMessage\":\"x\"}}")}));
+        assert_eq!(post(&failed).0, 200);
+        let mut hook = target(&format!("MyHook{i}"), &format!("Weird{i}"));
+        hook["deploymentTarget"]["instanceTarget"]["deploymentId"] = json!(id);
+        assert_eq!(post(&hook).0, 200);
+    }
+    // Distinct groups and ids, twice as many as the tables hold.
+    let mut refused = std::collections::BTreeMap::new();
+    for wave in 0..2 {
+        for i in 0..60 {
+            let flood = eventbridge(json!({"deploymentId": format!("d-FLOOD{wave}{i:03}"), "application": format!("flood-{wave}-{i}")}));
+            let (status, body) = post(&flood);
+            if status != 200 {
+                assert_eq!(status, 400, "{body}");
+                *refused.entry(reason(&body)).or_insert(0) += 1;
+            }
+        }
+    }
+    assert!(refused.contains_key("limit_tracked") || refused.contains_key("limit_groups"), "{refused:?}");
+    let (status, body) = post(&eventbridge(json!({"deploymentId": "d-LONG0001", "application": "a".repeat(200)})));
+    assert_eq!((status, reason(&body).as_str()), (400, "label_too_long"), "{body}");
+    let mut ahead = eventbridge(json!({"deploymentId": "d-AHEAD001"}));
+    ahead["time"] = json!("2999-01-01T00:00:00Z");
+    let (status, body) = post(&ahead);
+    assert_eq!((status, reason(&body).as_str()), (400, "time_in_future"), "{body}");
+
+    // The legitimate group still counts once the flood is over.
+    assert_eq!(post(&legit(1)).0, 200);
+    let metrics = scrape_until(&server, "the second legitimate deployment counted", |m| m.contains(&legit_total(2)));
+    let shown = groups_shown(&metrics);
+    assert!(shown.len() <= MAX_GROUPS && shown.contains("prod") && shown.contains("codes"), "{shown:?}");
+    let limited = |limit: &str| sample(&metrics, &format!("codedeploy_exporter_limited_total{{limit=\"{limit}\"}}"));
+    assert!(limited("groups") + limited("tracked") >= 60.0, "{}", metrics);
+    assert_eq!((limited("label_length"), limited("future_time")), (1.0, 1.0));
+    assert_eq!(limited("error_code"), 12.0 - 0.0, "every undocumented error code is other");
+    assert_eq!(limited("hook_error_code"), 12.0);
+    assert_eq!(limited("lifecycle_event"), 12.0 - 4.0, "four custom hooks per group, then other");
+    let codes = |code: &str| format!("codedeploy_deployment_errors_total{{{},error_code=\"{code}\"}}", group("app", "codes"));
+    assert_eq!(sample(&metrics, &codes("other")), 12.0);
+    assert!(!metrics.contains("EVIL_") && !metrics.contains("Weird"), "no undocumented value as a label");
+    let hooks = metrics.lines().filter(|l| l.starts_with("codedeploy_lifecycle_event_duration_seconds_count{")).count();
+    assert_eq!(hooks, 5, "four custom hooks and other");
+    assert!(sample(&metrics, "codedeploy_exporter_deployments_tracked") <= 40.0 + MAX_GROUPS as f64 * 20.0);
+    promtool::check_metrics(&metrics).unwrap_or_else(|e| panic!("on the served exposition: {e}"));
 }

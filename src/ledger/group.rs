@@ -197,6 +197,8 @@ impl GroupStats {
             .collect();
         custom.sort();
         custom.dedup();
+        // Counted once per hook name, though a failed hook is in both lists.
+        let mut past_bound: Vec<CompactString> = Vec::new();
         let hooks = s.hook_durations.iter_mut().map(|(hook, _)| hook).chain(s.hook_failures.iter_mut().map(|(hook, _)| hook));
         for hook in hooks {
             if limits::is_documented_hook(hook) || custom.contains(hook) {
@@ -204,10 +206,13 @@ impl GroupStats {
             }
             if custom.len() < CUSTOM_HOOKS_PER_GROUP {
                 custom.push(hook.clone());
-            } else {
-                limited.push(Limit::LifecycleEvent);
-                *hook = OTHER.into();
+                continue;
             }
+            if !past_bound.contains(hook) {
+                past_bound.push(hook.clone());
+                limited.push(Limit::LifecycleEvent);
+            }
+            *hook = OTHER.into();
         }
         limited
     }

@@ -409,26 +409,29 @@ impl Ledger {
         if known {
             return Ok(());
         }
-        if let Some(max) = self.limits.max_tracked.filter(|max| self.records.len() >= *max) {
-            return Err(Refusal {
-                limit: Limit::Tracked,
-                detail: format!("{max} deployments are tracked and not counted yet (--limits.max-tracked)"),
-            });
-        }
-        if let (Some(max), Some(application), Some(deployment_group), Some(account), Some(region)) = (
-            self.limits.max_groups,
-            &observation.application,
-            &observation.deployment_group,
-            &r.account,
-            &r.region,
-        ) {
-            let group = GroupKey {
+        let group = match (&observation.application, &observation.deployment_group, &r.account, &r.region) {
+            (Some(application), Some(deployment_group), Some(account), Some(region)) => Some(GroupKey {
                 account_id: account.clone(),
                 region: region.clone(),
                 application: application.clone(),
                 deployment_group: deployment_group.clone(),
-            };
-            if self.groups.len() >= max && !self.groups.contains_key(&group) {
+            }),
+            _ => None,
+        };
+        let known_group = group.as_ref().is_some_and(|g| self.groups.contains_key(g));
+        // Deployments of groups already counted get a second share of the
+        // table, so that a flood of new names cannot keep them out.
+        if let Some(max) = self.limits.max_tracked {
+            let full = if known_group { 2 * max } else { max };
+            if self.records.len() >= full {
+                return Err(Refusal {
+                    limit: Limit::Tracked,
+                    detail: format!("{} deployments are tracked and not counted yet (--limits.max-tracked)", self.records.len()),
+                });
+            }
+        }
+        if let (Some(max), Some(_), false) = (self.limits.max_groups, &group, known_group) {
+            if self.groups.len() >= max {
                 return Err(Refusal {
                     limit: Limit::Groups,
                     detail: format!("{max} deployment groups are known (--limits.max-groups)"),
