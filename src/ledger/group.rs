@@ -154,7 +154,7 @@ impl GroupStats {
             &self.time_to_restore,
             &self.lead_time,
         ]);
-        histograms.map(Histogram::check).collect()
+        histograms.try_for_each(Histogram::check)
     }
 
     /// Makes sure every status of a deployment kind has a series, so the first
