@@ -14,8 +14,10 @@
 //! at once, and `CodeDeployDeploymentFailed` and the burn-rate alerts would
 //! fire. Asserted through Prometheus's HTTP API: no alert is ever pending or
 //! firing, the history is in Prometheus with its exact counts, and increase()
-//! over it is zero. Then a live failure does raise `CodeDeployDeploymentFailed`
-//! (so the silence before meant something).
+//! over it is zero. A restart on the now non-empty store, at the same
+//! address, shows the series at once and raises nothing either (its counters
+//! continue; what the downtime added is counted). Then a live failure does
+//! raise `CodeDeployDeploymentFailed` (so the silence before meant something).
 //!
 //! Everything listens on 127.0.0.1, on ports the OS gives; moto, the exporter
 //! and Prometheus are stopped when the test ends, also on panic.
@@ -304,12 +306,11 @@ async fn backfilled_history_raises_no_alert_in_prometheus() {
     let storage = tempfile::tempdir().expect("tempdir");
     // 15 calls a second: with two target calls per finished deployment the
     // backfill of ~220 deployments takes over 25 s.
-    let exporter = Exporter::start(
-        storage.path(),
-        &["--aws.endpoint-url", &moto.proxy, "--sqs.queue-url", &queue, "--aws.region", REGION, "--poll.interval", "2s",
-          "--aws.max-rps", "15", "--aws.max-attempts", "1"],
-    )
-    .await;
+    let flags = ["--aws.endpoint-url", &moto.proxy, "--sqs.queue-url", &queue, "--aws.region", REGION, "--poll.interval", "2s",
+        "--aws.max-rps", "15", "--aws.max-attempts", "1"];
+    // A fixed port, so that the restart below is the same target to Prometheus.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let exporter = Exporter::start_at(&listen, storage.path(), &flags).await;
     let prometheus_dir = tempfile::tempdir().expect("tempdir");
     let mut prometheus = Prometheus::start(prometheus_dir.path(), exporter.address).await;
     let mut alerts_seen: Vec<String> = Vec::new();
@@ -418,6 +419,48 @@ async fn backfilled_history_raises_no_alert_in_prometheus() {
     let ever = prometheus.query("count_over_time(ALERTS[15m])").await;
     assert_eq!(ever, vec![], "alerts raised by history");
     assert_eq!(exporter.ready().await, 200);
+
+    // A restart on the (non-empty) store, at the same address, while a
+    // billing deployment finishes during the downtime. The series are shown
+    // at once (Prometheus knows them; hiding them would only make a gap), the
+    // counters continue where they stood (no reset for increase() to read as
+    // history), and the backfill adds only what happened while the exporter
+    // was down. Prometheus sees the target down between the two processes:
+    // CodeDeployExporterDown is pending then, and is the only alert allowed.
+    exporter.stop().await;
+    let t = now_s();
+    moto.cmd(json!({"cmd": "add_deployment", "app": "billing", "group": "prod", "id": "d-DOWN00001", "status": "Succeeded",
+        "creator": "user", "create_time": t - 120.0, "start_time": t - 120.0, "complete_time": t - 60.0,
+        "overview": {"Succeeded": 1}}));
+    moto.cmd(json!({"cmd": "set_targets", "id": "d-DOWN00001", "targets": [{"targetId": "i-DOWN00001", "status": "Succeeded"}]}));
+    let exporter = Exporter::start_at(&listen, storage.path(), &flags).await;
+    let restarted = now_s();
+    let shown = exporter.scrape().await;
+    assert!(shown.sum("codedeploy_deployments_total", &[]) >= expected, "shown at once after a restart:\n{}", shown.text);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        alerts_seen.extend(prometheus.alerts().await);
+        let in_prometheus = prometheus.value("sum(codedeploy_deployments_total)").await;
+        let evaluated = prometheus.rules_evaluated_since().await;
+        if *exporter.backfilled.borrow() && in_prometheus == Some(expected + 1.0) && evaluated > restarted + 15.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "after the restart: {in_prometheus:?} deployments in Prometheus (want {})", expected + 1.0);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let resets = prometheus.value("sum(resets(codedeploy_deployments_total[15m]))").await;
+    assert_eq!(resets, Some(0.0), "the counters continued across the restart");
+    let failed_increase = prometheus.value(r#"sum(increase(codedeploy_deployments_total{status=~"failed|stopped"}[15m]))"#).await;
+    assert_eq!(failed_increase, Some(0.0), "history seen as new failures after the restart");
+    let downtime = prometheus.value(r#"sum(codedeploy_deployments_total{application="billing",status="succeeded"})"#).await;
+    assert_eq!(downtime, Some(f64::from(history.of("billing", "succeeded") + 1)), "the deployment of the downtime counted");
+    alerts_seen.extend(prometheus.alerts().await);
+    alerts_seen.sort();
+    alerts_seen.dedup();
+    alerts_seen.retain(|a| !a.starts_with("CodeDeployExporterDown{"));
+    assert_eq!(alerts_seen, Vec::<String>::new(), "alerts raised by history after the restart");
+    let ever = prometheus.query(r#"count_over_time(ALERTS{alertname!="CodeDeployExporterDown"}[15m])"#).await;
+    assert_eq!(ever, vec![], "alerts raised by history after the restart");
 
     // A live failure now does alert: the rules and the scrapes work, so the
     // silence above is the history being recognised as old.
