@@ -349,6 +349,9 @@ async fn backfilled_history_raises_no_alert_in_prometheus() {
     }
     assert!(!*exporter.backfilled.borrow(), "the live event must be scraped during the backfill; make the backfill longer");
     assert_eq!(prometheus.query("codedeploy_deployments_total").await, vec![], "held back during the backfill");
+    // deployments_tracked with them: the hook-failure rule reads it to tell
+    // a target that was showing its series from one that was only up.
+    assert_eq!(prometheus.query("codedeploy_exporter_deployments_tracked").await, vec![], "held back during the backfill");
     assert_eq!(exporter.ready().await, 503, "not ready during the backfill");
 
     let mut backfilled = exporter.backfilled.clone();
