@@ -1235,7 +1235,7 @@ fn figures(exposition: &str) -> String {
 
 proptest! {
     // Each case opens a store and commits a few dozen times (an fsync each).
-    #![proptest_config(ProptestConfig { cases: 40, ..config() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..config() })]
 
     /// (f) `serve` reaches `replay`'s figures when the whole stream arrives
     /// at once: in any order, with re-deliveries, across crashes and

@@ -292,9 +292,10 @@ impl GroupStats {
     }
 
     /// Observes the recoveries of successes terminal for at least `wait`
-    /// (all of them with `force`); returns whether any were.
-    pub fn finalize_recoveries(&mut self, now: Millis, wait: Millis, force: bool) -> bool {
-        let restores = self.recovery.finalize(now, wait, force);
+    /// (all of them with `force`) that finished before `hold`, if given;
+    /// returns whether any were.
+    pub fn finalize_recoveries(&mut self, now: Millis, wait: Millis, force: bool, hold: Option<Millis>) -> bool {
+        let restores = self.recovery.finalize(now, wait, force, hold);
         for (at, restore) in &restores {
             self.time_to_restore.observe(*restore);
             self.restores.push((*at, *restore));
@@ -351,10 +352,10 @@ mod tests {
         stats.add(&settlement("d-3", Status::Failed, 20_000, true), 0);
         stats.add(&settlement("d-4", Status::Succeeded, 70_000, false), 0);
         stats.add(&settlement("d-5", Status::Succeeded, 80_000, false), 0);
-        assert!(!stats.finalize_recoveries(50, 100, false), "nothing is final before the wait");
+        assert!(!stats.finalize_recoveries(50, 100, false, None), "nothing is final before the wait");
         assert_eq!(stats.time_to_restore.count, 0);
         assert_eq!(stats.next_recovery_due(100), Some(100));
-        assert!(stats.finalize_recoveries(100, 100, false));
+        assert!(stats.finalize_recoveries(100, 100, false, None));
         assert_eq!(stats.time_to_restore.count, 1);
         assert_eq!(stats.time_to_restore.sum_ms, 60_000);
         assert_eq!(stats.change_failures, 2);
@@ -366,12 +367,12 @@ mod tests {
         let mut stats = GroupStats::new(0);
         assert!(!stats.add(&settlement("d-2", Status::Succeeded, 20_000, false), 0));
         assert!(!stats.add(&settlement("d-1", Status::Failed, 10_000, true), 1));
-        stats.finalize_recoveries(0, 0, true);
+        stats.finalize_recoveries(0, 0, true, None);
         assert_eq!(stats.restores, vec![(20_000, 10_000)]);
         // Once that success is final, an earlier failure cannot move its run.
         assert!(stats.add(&settlement("d-0", Status::Failed, 5_000, true), 2));
         assert!(!stats.add(&settlement("d-3", Status::Succeeded, 30_000, false), 3));
-        stats.finalize_recoveries(0, 0, true);
+        stats.finalize_recoveries(0, 0, true, None);
         assert_eq!(stats.time_to_restore.count, 1);
         assert_eq!(stats.change_failures, 2);
     }

@@ -899,15 +899,24 @@ impl Ledger {
         ready.len()
     }
 
-    /// Observes the recoveries that have waited the settle time (all with `force`).
+    /// Observes the recoveries that have waited the settle time (all with
+    /// `force`), but none that a deployment of the group still to be counted
+    /// could change: one that finished before the success (it will be
+    /// counted within twice the settle time).
     fn finalize_recoveries(&mut self, now: Millis, force: bool) {
         let wait = self.settle_time_ms;
+        let (records, queue) = (&self.records, &self.settle_queue);
         for (key, stats) in &mut self.groups {
             let due = stats.next_recovery_due(wait).is_some_and(|due| force || due <= now);
-            if due {
-                stats.finalize_recoveries(now, wait, force);
-                self.changed.group(key);
+            if !due {
+                continue;
             }
+            let still_to_count = queue.iter().flat_map(|queue| queue.open_in(key)).filter_map(|open| {
+                records.get(open).filter(|r| r.facts.is_terminal()).and_then(|r| r.facts.finished_at())
+            });
+            let hold = if force { None } else { still_to_count.min() };
+            stats.finalize_recoveries(now, wait, force, hold);
+            self.changed.group(key);
         }
     }
 

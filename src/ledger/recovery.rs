@@ -130,11 +130,14 @@ impl RecoveryRuns {
     }
 
     /// Makes final every success terminal for at least `wait` (all of them
-    /// with `force`), in completion order; returns the recoveries they close.
-    pub fn finalize(&mut self, now: Millis, wait: Millis, force: bool) -> Vec<Restore> {
+    /// with `force`), in completion order, but none at or after `hold`: the
+    /// completion of a deployment not counted yet, which may still change
+    /// the runs after it. Returns the recoveries they close.
+    pub fn finalize(&mut self, now: Millis, wait: Millis, force: bool, hold: Option<Millis>) -> Vec<Restore> {
         let mut restores = Vec::new();
         for step in &mut self.tail {
-            if step.pending_since.is_some_and(|since| force || now - since >= wait) {
+            let held = hold.is_some_and(|hold| step.at >= hold);
+            if !held && step.pending_since.is_some_and(|since| force || now - since >= wait) {
                 step.pending_since = None;
                 if let Some(since) = step.closes {
                     restores.push((step.at, step.at - since));
@@ -186,9 +189,9 @@ mod tests {
             let now = now as Millis;
             let late = if *failure { runs.add_failure(*at) } else { runs.add_success(*at, now) };
             inexact += usize::from(late);
-            restores.extend(runs.finalize(now, wait, false));
+            restores.extend(runs.finalize(now, wait, false, None));
         }
-        restores.extend(runs.finalize(Millis::MAX, wait, true));
+        restores.extend(runs.finalize(Millis::MAX, wait, true, None));
         restores.sort();
         (restores, inexact)
     }
@@ -236,8 +239,17 @@ mod tests {
         runs.add_success(20, 0);
         runs.add_success(30, 0);
         assert!(!runs.success_became_failure(20));
-        assert_eq!(runs.finalize(0, WAIT, true), vec![(30, 20)]);
+        assert_eq!(runs.finalize(0, WAIT, true, None), vec![(30, 20)]);
         assert!(runs.success_became_failure(30), "final by now");
+    }
+
+    #[test]
+    fn a_success_after_a_deployment_still_to_be_counted_stays_pending() {
+        let mut runs = RecoveryRuns::default();
+        runs.add_success(30, 0);
+        assert!(runs.finalize(1_000, WAIT, false, Some(20)).is_empty(), "held: a failure at 20 may still come");
+        assert!(!runs.add_failure(20));
+        assert_eq!(runs.finalize(1_000, WAIT, false, None), vec![(30, 10)]);
     }
 
     #[test]
@@ -248,7 +260,7 @@ mod tests {
         }
         runs.add_failure(495);
         assert_eq!(runs.next_due(WAIT), Some(WAIT));
-        assert!(runs.finalize(1_000, WAIT, false).is_empty());
+        assert!(runs.finalize(1_000, WAIT, false, None).is_empty());
         assert_eq!(runs.tail.len(), 1, "only the open failure remains");
         assert_eq!(runs.horizon, Some(490));
         runs.restart_timers(5);

@@ -97,6 +97,11 @@ impl SettleQueue {
         group.into_iter().flatten().filter(move |peer| *peer != key)
     }
 
+    /// The unsettled records of a group.
+    pub fn open_in<'a>(&'a self, group: &GroupKey) -> impl Iterator<Item = &'a DeploymentKey> + 'a {
+        self.open.get(group).into_iter().flatten()
+    }
+
     /// Every settle timer starts again at `now`.
     pub fn restart_timers(&mut self, now: Millis) {
         self.timers = std::mem::take(&mut self.timers).into_iter().map(|(_, key)| (now, key)).collect();
