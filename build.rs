@@ -50,11 +50,7 @@ fn watch_git_refs() {
 
 /// Runs git in the crate's directory; `None` when git is missing or fails.
 fn git(args: &[&str]) -> Option<String> {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(std::env::var_os("CARGO_MANIFEST_DIR")?)
-        .output()
-        .ok()?;
+    let output = Command::new("git").args(args).current_dir(std::env::var_os("CARGO_MANIFEST_DIR")?).output().ok()?;
     let text = String::from_utf8(output.stdout).ok()?;
     (output.status.success() && !text.trim().is_empty()).then(|| text.trim().to_owned())
 }

@@ -111,12 +111,8 @@ fn env_vars_of(command: &str) -> BTreeSet<String> {
     let output = run(Command::new(BIN).args([command, "--help"]));
     assert!(output.status.success(), "{command} --help: {}", describe(&output));
     let help = String::from_utf8_lossy(&output.stdout);
-    let names: BTreeSet<String> = help
-        .split("[env: ")
-        .skip(1)
-        .filter_map(|rest| rest.split(['=', ']']).next())
-        .map(str::to_owned)
-        .collect();
+    let names: BTreeSet<String> =
+        help.split("[env: ").skip(1).filter_map(|rest| rest.split(['=', ']']).next()).map(str::to_owned).collect();
     assert!(names.contains("CODEDEPLOY_EXPORTER_SQS_QUEUE_URL"), "no env vars found in:\n{help}");
     names
 }
@@ -303,7 +299,8 @@ fn kubernetes_objects_reference_each_other_and_follow_the_operations_guide() {
     assert_eq!(str_at(container, &["livenessProbe", "httpGet", "path"]), "/-/healthy");
     assert_eq!(str_at(container, &["startupProbe", "httpGet", "path"]), "/-/healthy");
     assert_eq!(str_at(container, &["readinessProbe", "httpGet", "path"]), "/-/ready");
-    let args: Vec<&str> = at(container, &["args"]).as_sequence().expect("args").iter().filter_map(Value::as_str).collect();
+    let args: Vec<&str> =
+        at(container, &["args"]).as_sequence().expect("args").iter().filter_map(Value::as_str).collect();
     assert_eq!(args, ["serve", "--storage.path", "/data"]);
     assert_eq!(str_at(container, &["volumeMounts", "0", "mountPath"]), "/data");
     assert_eq!(
@@ -438,7 +435,11 @@ fn systemd_unit_passes_systemd_analyze_verify() {
     let unit = unit_for_this_build(dir.path());
     let output = run(Command::new(system_tool("systemd-analyze", "systemd")).arg("verify").arg(&unit));
     assert!(output.status.success(), "systemd-analyze verify: {}", describe(&output));
-    assert!(output.stdout.is_empty() && output.stderr.is_empty(), "systemd-analyze verify warned: {}", describe(&output));
+    assert!(
+        output.stdout.is_empty() && output.stderr.is_empty(),
+        "systemd-analyze verify warned: {}",
+        describe(&output)
+    );
 }
 
 #[test]
@@ -532,12 +533,8 @@ fn compose_references_files_that_exist() {
     let services = at(&compose, &["services"]).as_mapping().expect("services");
     let names: BTreeSet<&str> = services.keys().filter_map(Value::as_str).collect();
     assert_eq!(names, BTreeSet::from(["exporter", "prometheus", "alertmanager", "grafana"]));
-    let declared: BTreeSet<&str> = at(&compose, &["volumes"])
-        .as_mapping()
-        .expect("named volumes")
-        .keys()
-        .filter_map(Value::as_str)
-        .collect();
+    let declared: BTreeSet<&str> =
+        at(&compose, &["volumes"]).as_mapping().expect("named volumes").keys().filter_map(Value::as_str).collect();
     for (name, service) in services {
         let name = name.as_str().expect("a name");
         for (host, _) in bind_mounts(service) {
@@ -555,7 +552,10 @@ fn compose_references_files_that_exist() {
             assert!(!tag.is_empty() && tag != "latest", "{name}: pin the image tag ({image})");
         }
         for port in service.get("ports").and_then(Value::as_sequence).into_iter().flatten() {
-            assert!(port.as_str().expect("a port").starts_with("127.0.0.1:"), "{name} publishes {port:?} beyond loopback");
+            assert!(
+                port.as_str().expect("a port").starts_with("127.0.0.1:"),
+                "{name} publishes {port:?} beyond loopback"
+            );
         }
         for dependency in service.get("depends_on").and_then(Value::as_sequence).into_iter().flatten() {
             assert!(names.contains(dependency.as_str().expect("a name")), "{name} depends on {dependency:?}");
@@ -563,7 +563,10 @@ fn compose_references_files_that_exist() {
     }
     let exporter = service(&compose, "exporter");
     let context = root().join(COMPOSE).join(str_at(exporter, &["build", "context"]));
-    assert!(context.join(str_at(exporter, &["build", "dockerfile"])).is_file(), "the exporter builds from the Dockerfile");
+    assert!(
+        context.join(str_at(exporter, &["build", "dockerfile"])).is_file(),
+        "the exporter builds from the Dockerfile"
+    );
     assert_eq!(context.canonicalize().expect("the context"), root().canonicalize().expect("the root"));
 }
 
@@ -660,7 +663,8 @@ fn compose_alertmanager_config_passes_amtool_and_inhibits_real_alerts() {
     // Inhibitions name alerts that exist.
     let alerts = read("alerts/codedeploy.alerts.yml");
     for rule in at(&config, &["inhibit_rules"]).as_sequence().expect("inhibit_rules") {
-        for matcher in at(rule, &["source_matchers"]).as_sequence().expect("matchers").iter().filter_map(Value::as_str) {
+        for matcher in at(rule, &["source_matchers"]).as_sequence().expect("matchers").iter().filter_map(Value::as_str)
+        {
             if let Some(name) = matcher.strip_prefix("alertname=\"").and_then(|rest| rest.strip_suffix('"')) {
                 assert!(alerts.contains(&format!("- alert: {name}\n")), "no alert {name} in alerts/");
             }
@@ -671,11 +675,34 @@ fn compose_alertmanager_config_passes_amtool_and_inhibits_real_alerts() {
 /// The keys Grafana documents for provisioning files (Administration →
 /// Provisioning: "Data sources" and "Dashboards", apiVersion 1).
 const DATASOURCE_KEYS: &[&str] = &[
-    "name", "type", "uid", "access", "orgId", "url", "user", "database", "basicAuth", "basicAuthUser",
-    "withCredentials", "isDefault", "jsonData", "secureJsonData", "version", "editable",
+    "name",
+    "type",
+    "uid",
+    "access",
+    "orgId",
+    "url",
+    "user",
+    "database",
+    "basicAuth",
+    "basicAuthUser",
+    "withCredentials",
+    "isDefault",
+    "jsonData",
+    "secureJsonData",
+    "version",
+    "editable",
 ];
-const PROVIDER_KEYS: &[&str] =
-    &["name", "orgId", "folder", "folderUid", "type", "disableDeletion", "updateIntervalSeconds", "allowUiUpdates", "options"];
+const PROVIDER_KEYS: &[&str] = &[
+    "name",
+    "orgId",
+    "folder",
+    "folderUid",
+    "type",
+    "disableDeletion",
+    "updateIntervalSeconds",
+    "allowUiUpdates",
+    "options",
+];
 
 #[test]
 fn compose_grafana_provisioning_has_the_documented_shape() {
