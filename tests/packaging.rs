@@ -138,7 +138,7 @@ fn dockerfile_builds_a_minimal_non_root_image_of_the_exporter() {
     let froms: Vec<&&str> = instructions.iter().filter(|line| line.starts_with("FROM ")).collect();
     assert!(froms.len() >= 2, "a multi-stage build: {froms:?}");
     assert!(froms.last().expect("a FROM").contains("distroless/cc"), "runtime image: {froms:?}");
-    let has = |wanted: &str| instructions.iter().any(|line| *line == wanted);
+    let has = |wanted: &str| instructions.contains(&wanted);
     assert!(has("USER 65532:65532"), "runs as the distroless nonroot user");
     assert!(has("EXPOSE 10034"));
     assert!(has(r#"VOLUME ["/data"]"#));
