@@ -149,12 +149,12 @@ impl GroupStats {
 
     /// Whether every histogram fits its layout (see [`Histogram::check`]).
     pub fn check(&self) -> Result<(), String> {
-        let histograms = self.durations.values().chain(self.hook_durations.values()).chain([
+        let mut histograms = self.durations.values().chain(self.hook_durations.values()).chain([
             &self.rollback_durations,
             &self.time_to_restore,
             &self.lead_time,
         ]);
-        histograms.map(Histogram::check).collect()
+        histograms.try_for_each(Histogram::check)
     }
 
     /// Makes sure every status of a deployment kind has a series, so the first

@@ -1008,14 +1008,15 @@ impl Ledger {
             return;
         }
         let mut settlement = self.settlement(key, &facts);
-        for limit in self.group_mut(group_key.clone()).bound_labels(&mut settlement) {
-            self.note_limited(limit);
-        }
         let group = self.group_mut(group_key.clone());
+        let limited = group.bound_labels(&mut settlement);
         // A recovery waits the settle time from when its success was known
         // to be terminal: preloaded history, terminal long ago, is final at once.
         let late = group.add(&settlement, record.terminal_since.unwrap_or(now));
         let group_id = group.id;
+        for limit in limited {
+            self.note_limited(limit);
+        }
         if late {
             self.note_quality_issue(QualityIssue::LateForRecovery);
         }

@@ -194,8 +194,14 @@ impl Exporter {
     /// `serve` on 127.0.0.1:0 with a store in `storage` and `flags`, built
     /// within [`EXPORTER_STEP`].
     pub async fn start(storage: &Path, flags: &[&str]) -> Exporter {
+        Exporter::start_at("127.0.0.1:0", storage, flags).await
+    }
+
+    /// [`Exporter::start`] on `listen` (a restart that Prometheus must see as
+    /// the same target keeps its address).
+    pub async fn start_at(listen: &str, storage: &Path, flags: &[&str]) -> Exporter {
         let storage = storage.to_str().expect("a UTF-8 path").to_owned();
-        let mut argv = vec!["codedeploy-exporter", "serve", "--web.listen-address", "127.0.0.1:0", "--storage.path", &storage];
+        let mut argv = vec!["codedeploy-exporter", "serve", "--web.listen-address", listen, "--storage.path", &storage];
         argv.extend_from_slice(flags);
         let cli = Cli::try_parse_from(argv).expect("flags parse");
         let CliCommand::Serve(args) = cli.command else { unreachable!("serve") };
