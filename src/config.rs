@@ -19,7 +19,7 @@ pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:10034";
 #[derive(Debug, Parser)]
 #[command(
     name = "codedeploy-exporter",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!("CODEDEPLOY_EXPORTER_REVISION"), ")"),
     about = "Prometheus exporter for AWS CodeDeploy: deployment SLIs and DORA metrics from deployment lifecycle events"
 )]
 pub struct Cli {

@@ -34,6 +34,10 @@ use crate::store::{Commit, Store, StoreError, Stored};
 /// The exporter's version, as shown by `codedeploy_exporter_build_info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The git revision the exporter was built from (`unknown` outside a git
+/// checkout), as shown by `--version` and `codedeploy_exporter_build_info`; see build.rs.
+pub const REVISION: &str = env!("CODEDEPLOY_EXPORTER_REVISION");
+
 #[derive(Debug, Clone)]
 pub struct Exporter {
     ledger: Ledger,

@@ -67,8 +67,13 @@ fn replay(files: &[PathBuf]) -> Output {
     output
 }
 
+/// stdout, with the git revision of `codedeploy_exporter_build_info` written as
+/// `REVISION`: it changes with every commit, and golden files are about the fold.
 fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).expect("the exposition is UTF-8")
+    let text = String::from_utf8(output.stdout.clone()).expect("the exposition is UTF-8");
+    let revision = format!("revision=\"{}\"", codedeploy_exporter::ingest::REVISION);
+    assert!(text.contains(&revision), "build_info carries {revision}:\n{text}");
+    text.replace(&revision, "revision=\"REVISION\"")
 }
 
 /// The `<file>:<line>: rejected: <reason>` lines of stderr.

@@ -152,9 +152,9 @@ const FAMILIES: &[(Family, Series)] = &[
         },
     ),
     (
-        family("codedeploy_exporter_build_info", "The exporter's version; always 1", Type::Gauge),
+        family("codedeploy_exporter_build_info", "The exporter's version and git revision; always 1", Type::Gauge),
         |e, w, _| {
-            w.gauge("", &["version"], &[e.version], 1.0);
+            w.gauge("", &["revision", "version"], &[crate::ingest::REVISION, e.version], 1.0);
             Ok(())
         },
     ),

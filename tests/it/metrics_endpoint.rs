@@ -13,7 +13,11 @@ async fn endpoints_answer_and_the_scrape_is_lint_clean() {
     );
     let metrics = response.text().await.expect("body");
     assert!(metrics.contains("# TYPE codedeploy_deployments_total counter"), "{metrics}");
-    assert_eq!(sample(&metrics, r#"codedeploy_exporter_build_info{version="0.1.0"}"#), Some(1.0));
+    let build_info = format!(
+        r#"codedeploy_exporter_build_info{{revision="{}",version="0.1.0"}}"#,
+        codedeploy_exporter::ingest::REVISION
+    );
+    assert_eq!(sample(&metrics, &build_info), Some(1.0));
     assert_promtool_clean(&metrics);
 
     for (path, expected) in [("/-/healthy", "Healthy"), ("/-/ready", "Ready")] {
