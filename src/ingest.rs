@@ -346,23 +346,62 @@ impl Exporter {
 #[derive(Debug, Clone)]
 pub struct SharedExporter(Arc<Shared>);
 
-#[derive(Debug)]
+/// A change to the exporter that found its lock taken (see [`SharedExporter::update`]).
+type Deferred = Box<dyn FnOnce(&mut Exporter) + Send>;
+
 struct Shared {
     exporter: Mutex<Exporter>,
+    /// Updates waiting for whoever takes the lock next, in the order they were made.
+    deferred: Mutex<Vec<Deferred>>,
     readiness: Readiness,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("readiness", &self.readiness).finish_non_exhaustive()
+    }
 }
 
 impl SharedExporter {
     /// Shares an exporter whose store (if any) is loaded already.
     pub fn new(exporter: Exporter) -> SharedExporter {
-        SharedExporter(Arc::new(Shared { exporter: Mutex::new(exporter), readiness: Readiness::default() }))
+        SharedExporter(Arc::new(Shared {
+            exporter: Mutex::new(exporter),
+            deferred: Mutex::default(),
+            readiness: Readiness::default(),
+        }))
     }
 
-    /// Locks the exporter. A panic while holding the lock cannot leave the
-    /// ledger half-updated in a way later folds would misread (every join is
+    /// Locks the exporter, and applies the updates that found it taken
+    /// first. A panic while holding the lock cannot leave the ledger
+    /// half-updated in a way later folds would misread (every join is
     /// self-contained), so a poisoned lock is recovered rather than propagated.
     pub fn lock(&self) -> MutexGuard<'_, Exporter> {
-        self.0.exporter.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        let mut exporter = self.0.exporter.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let deferred = std::mem::take(&mut *self.0.deferred.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        for update in deferred {
+            update(&mut exporter);
+        }
+        exporter
+    }
+
+    /// Applies `update` now when the lock is free, else leaves it to whoever
+    /// takes the lock next (the writer, within a settle tick): for async
+    /// tasks counting into the exporter's own metrics (AWS requests, source
+    /// health), which must not wait on a runtime worker for a lock a commit
+    /// may hold as long as the disk takes. Updates apply in the order made.
+    pub fn update(&self, update: impl FnOnce(&mut Exporter) + Send + 'static) {
+        let mut deferred = self.0.deferred.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Only with nothing queued: an update applied now must not overtake
+        // an earlier one still waiting.
+        if deferred.is_empty() {
+            match self.0.exporter.try_lock() {
+                Ok(mut exporter) => return update(&mut exporter),
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => return update(&mut poisoned.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
+        deferred.push(Box::new(update));
     }
 
     /// What `/-/ready` answers; sources that backfill report to it.
@@ -946,6 +985,22 @@ mod tests {
         let metrics = reqwest::get(format!("http://{address}/metrics")).await.expect("GET").text().await.expect("body");
         assert!(metrics.contains(r#"deployment_group="myDeploymentGroup""#), "{metrics}");
         served.stop().await;
+    }
+
+    /// What an AWS source counts while a commit holds the lock is kept, not
+    /// waited for, and lands in the order it was made.
+    #[test]
+    fn updates_that_find_the_lock_taken_apply_in_order_at_the_next_lock() {
+        let exporter = SharedExporter::new(Exporter::new(120_000));
+        let held = exporter.lock();
+        exporter.update(|e| e.set_source_health(Source::Sqs, false, 1_000));
+        drop(held);
+        // The lock is free now, but an earlier update still waits: this one queues behind it.
+        exporter.update(|e| e.set_source_health(Source::Sqs, true, 2_000));
+        let exporter = exporter.lock();
+        assert_eq!(exporter.metrics.source_up.get(&Source::Sqs), Some(&true));
+        assert_eq!(exporter.metrics.last_success.get(&Source::Sqs), Some(&2_000));
+        assert!(exporter.metrics_dirty, "committed with the next batch");
     }
 
     /// Issue 12, item 8: through the webhook, `/metrics` and `/-/ready`.
