@@ -3,8 +3,8 @@
 //! Run it through `scripts/bench`, which builds it in release mode and calls
 //! `cargo bench --bench throughput -- PHASE …`. Phases:
 //!
-//! - `generate --groups N --days 30 --per-day 10 --seed 1 --out DIR`: a synthetic
-//!   fleet's history as JSON Lines (`DIR/stream.jsonl`, time-ordered; EventBridge
+//! - `generate --groups N --days 30 --per-day 10 --seed 1 --out DIR [--ends-now]`: a
+//!   synthetic fleet's history (from 2025-01-01, or ending now) as JSON Lines (`DIR/stream.jsonl`, time-ordered; EventBridge
 //!   envelopes, SNS notifications around trigger messages, API outputs), and
 //!   `DIR/stream.meta.json` with what it holds.
 //! - `replay FILE [--runs 3]`: single-threaded ingest through `Exporter::ingest`
@@ -25,6 +25,10 @@
 //! - `webhook FILE [--events 50000] [--connections 1,16,64,256]`: starts the real
 //!   binary (`serve`, durable store) and POSTs the stream over N keep-alive
 //!   connections: events/s and acknowledgement latency.
+//! - `scrape-load FILE --store DIR [--seconds 20] [--scrapers 2] [--connections 64]`:
+//!   the real binary over a copy of a store (`restart-build` of a stream
+//!   generated with `--ends-now`); `/-/healthy` latency and webhook throughput,
+//!   first with nothing scraping, then with `/metrics` scraped back to back.
 //! - `profile-ingest FILE --lines N`, `profile-parse FILE --lines N`,
 //!   `profile-decode FILE --lines N` and
 //!   `profile-render --store DIR` (a store from `restart-build FILE --store DIR`),
@@ -71,13 +75,14 @@ fn main() {
         Some("restart-build") => restart_build(&args),
         Some("restart-open") => restart_open(&args),
         Some("webhook") => webhook_phase(&args),
+        Some("scrape-load") => scrape_load_phase(&args),
         Some("profile-ingest") => profile_ingest(&args),
         Some("profile-render") => profile_render(&args),
         Some("profile-parse") => profile_parse(&args),
         Some("profile-decode") => profile_decode(&args),
         Some("profile-live") => profile_live(&args),
         other => Err(format!(
-            "unknown phase {}; one of generate, replay, render, memory, restart, webhook, \
+            "unknown phase {}; one of generate, replay, render, memory, restart, webhook, scrape-load, \
              profile-ingest, profile-parse, profile-decode, profile-render, profile-live",
             other.unwrap_or("(none)")
         )
@@ -662,10 +667,12 @@ struct Generator {
     groups: Vec<Group>,
     states: Vec<GroupState>,
     counter: u64,
+    /// When the history's first day starts.
+    start: i64,
 }
 
 impl Generator {
-    fn new(groups: usize, seed: u64) -> Generator {
+    fn new(groups: usize, seed: u64, start: i64) -> Generator {
         let groups = fleet(groups, seed);
         let states = (0..groups.len())
             .map(|g| GroupState {
@@ -673,7 +680,7 @@ impl Generator {
                 pending_rollback: None,
             })
             .collect();
-        Generator { groups, states, counter: 0 }
+        Generator { groups, states, counter: 0, start }
     }
 
     fn next_id(&mut self) -> String {
@@ -684,7 +691,7 @@ impl Generator {
     /// The deployments of group `g` on day `day` (0-based), `per_day` slots.
     fn plan_day(&mut self, g: usize, day: i64, per_day: usize) -> Vec<Planned> {
         let slot = DAY / per_day as i64;
-        let day_start = HISTORY_START + day * DAY;
+        let day_start = self.start + day * DAY;
         let mut planned: Vec<Planned> = Vec::with_capacity(per_day + 1);
         let mut not_before = day_start;
         for i in 0..per_day {
@@ -1080,11 +1087,18 @@ fn generate_phase(args: &Args) -> Res {
     let per_day: usize = args.get("per-day", 10);
     let seed: u64 = args.get("seed", 1);
     let out_dir = PathBuf::from(args.flags.get("out").ok_or("--out DIR is required")?);
+    // `--ends-now`: the history ends today, for the real binary (`scrape-load`),
+    // whose windows and retention follow the wall clock.
+    let start = if args.flags.contains_key("ends-now") {
+        codedeploy_exporter::ingest::now_ms() - days * DAY
+    } else {
+        HISTORY_START
+    };
     std::fs::create_dir_all(&out_dir)?;
     let path = out_dir.join("stream.jsonl");
     let started = Instant::now();
     let mut writer = BufWriter::with_capacity(8 << 20, File::create(&path)?);
-    let mut generator = Generator::new(groups, seed);
+    let mut generator = Generator::new(groups, seed, start);
     let mut pending: Vec<(i64, u64, &'static str, String)> = Vec::new();
     let mut sequence = 0u64;
     let mut by_format: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
@@ -1115,7 +1129,7 @@ fn generate_phase(args: &Args) -> Res {
             }
         }
         pending.sort_by_key(|(at, seq, _, _)| (*at, *seq));
-        let day_end = HISTORY_START + (day + 1) * DAY;
+        let day_end = start + (day + 1) * DAY;
         let keep = pending.partition_point(|(at, ..)| *at < day_end);
         let rest = pending.split_off(keep);
         write(std::mem::replace(&mut pending, rest), &mut by_format)?;
@@ -1129,7 +1143,7 @@ fn generate_phase(args: &Args) -> Res {
         "deployments": deployments, "rollbacks": rollbacks, "messages": messages, "bytes": bytes,
         "by_status": by_status,
         "by_format": by_format.iter().map(|(f, (n, b))| (f.to_string(), json!({"messages": n, "bytes": b}))).collect::<BTreeMap<_, _>>(),
-        "first_time": rfc3339_seconds(HISTORY_START), "last_day_end": rfc3339_seconds(HISTORY_START + days * DAY),
+        "first_time": rfc3339_seconds(start), "last_day_end": rfc3339_seconds(start + days * DAY),
     });
     std::fs::write(out_dir.join("stream.meta.json"), serde_json::to_string_pretty(&meta)?)?;
     let mut rows = vec![vec!["format".into(), "messages".into(), "MiB".into(), "avg bytes".into()]];
@@ -1634,10 +1648,18 @@ struct Server {
 }
 
 impl Server {
-    fn start(binary: &Path, secret: &str) -> Res<Server> {
+    /// The binary over a fresh store, or over a copy of `store_from` (a
+    /// store directory), so that every run starts from the same state.
+    fn start(binary: &Path, secret: &str, store_from: Option<&Path>) -> Res<Server> {
         let data = bench_data_dir();
         std::fs::create_dir_all(&data)?;
         let store = tempfile::Builder::new().prefix("webhook-store").tempdir_in(&data)?;
+        if let Some(from) = store_from {
+            for file in std::fs::read_dir(from)? {
+                let file = file?;
+                std::fs::copy(file.path(), store.path().join(file.file_name()))?;
+            }
+        }
         // BENCH_SERVER_WRAPPER="valgrind --tool=callgrind …" profiles the server.
         let wrapper = std::env::var("BENCH_SERVER_WRAPPER").unwrap_or_default();
         let mut words = wrapper.split_whitespace();
@@ -1764,6 +1786,19 @@ fn first_lines(path: &Path, n: usize) -> Res<Vec<Vec<u8>>> {
     Ok(lines)
 }
 
+/// `--binary`, or the release build of the exporter.
+fn release_binary(args: &Args) -> Res<PathBuf> {
+    let binary = args
+        .flags
+        .get("binary")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/codedeploy-exporter"));
+    if !binary.exists() {
+        return Err(format!("{} not found: cargo build --release first", binary.display()).into());
+    }
+    Ok(binary)
+}
+
 fn webhook_phase(args: &Args) -> Res {
     let path = args.file()?;
     let events: usize = args.get("events", 50_000);
@@ -1774,14 +1809,7 @@ fn webhook_phase(args: &Args) -> Res {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let binary = args
-        .flags
-        .get("binary")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/codedeploy-exporter"));
-    if !binary.exists() {
-        return Err(format!("{} not found: cargo build --release first", binary.display()).into());
-    }
+    let binary = release_binary(args)?;
     let lines = Arc::new(first_lines(&path, events)?);
     let secret = "bench-secret-0123456789";
     let mut rows = vec![vec![
@@ -1795,7 +1823,7 @@ fn webhook_phase(args: &Args) -> Res {
         "applied+dup (server)".into(),
     ]];
     for &connections in &levels {
-        let server = Server::start(&binary, secret)?;
+        let server = Server::start(&binary, secret, None)?;
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         let workers: Vec<_> = (0..connections)
@@ -1835,10 +1863,7 @@ fn webhook_phase(args: &Args) -> Res {
         }
         let elapsed = started.elapsed();
         latencies.sort();
-        let pct = |q: f64| {
-            latencies.get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-                .map_or(f64::NAN, |d| ms(*d))
-        };
+        let pct = |q: f64| percentile_ms(&latencies, q);
         // What the server says it took in, from its own counters.
         let accepted = Connection::open(&server.address)
             .and_then(|mut c| c.request("GET", "/metrics", "", b""))
@@ -1865,6 +1890,160 @@ fn webhook_phase(args: &Args) -> Res {
         eprintln!("webhook: {connections} connections done");
     }
     table(&format!("webhook POST /events, durable commits, {}", path.display()), &rows);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// scrape-load: the probes and the webhook while big scrapes run back to back
+// ---------------------------------------------------------------------------------------------
+
+/// Latency percentile `q` of sorted `values`, in ms.
+fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
+    sorted.get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1))).map_or(f64::NAN, |d| ms(*d))
+}
+
+/// Issue 13 §5: the real binary over a copy of `--store` (from `restart-build`
+/// of a stream generated `--ends-now`, so that the windows `serve` computes
+/// from the wall clock are full), for `--seconds` with nothing scraping, then
+/// as long with `--scrapers` clients scraping `/metrics` back to back (gzip, as
+/// Prometheus asks). Throughout, `/-/healthy` is probed every 10 ms and the
+/// first `--events` lines of FILE are POSTed over `--connections`
+/// connections, round and round (after the first round they are duplicates,
+/// each still folded and committed).
+fn scrape_load_phase(args: &Args) -> Res {
+    let path = args.file()?;
+    let store = PathBuf::from(args.flags.get("store").ok_or("--store DIR (from restart-build)")?);
+    let seconds: u64 = args.get("seconds", 20);
+    let scrapers: usize = args.get("scrapers", 2);
+    let connections: usize = args.get("connections", 64);
+    let events: usize = args.get("events", 50_000);
+    let binary = release_binary(args)?;
+    let lines = Arc::new(first_lines(&path, events)?);
+    let secret = "bench-secret-0123456789";
+    let started = Instant::now();
+    let server = Server::start(&binary, secret, Some(&store))?;
+    eprintln!("scrape-load: serving {} after {:.1} s", store.display(), started.elapsed().as_secs_f64());
+    let mut rows = vec![vec![
+        "scrapers".into(),
+        "healthy p50 ms".into(),
+        "healthy p99 ms".into(),
+        "healthy max ms".into(),
+        "webhook events/s".into(),
+        "webhook p99 ms".into(),
+        "scrapes 200".into(),
+        "scrape p50 ms".into(),
+        "scrape max ms".into(),
+        "other answers".into(),
+    ]];
+    for scraping in [0, scrapers] {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let next = Arc::new(AtomicUsize::new(0));
+        let address = server.address.clone();
+        let posters: Vec<_> = (0..connections)
+            .map(|_| {
+                let (lines, next, stop, address) = (lines.clone(), next.clone(), stop.clone(), address.clone());
+                std::thread::spawn(move || -> (Vec<Duration>, usize) {
+                    let mut latencies = Vec::new();
+                    let mut failures = 0;
+                    let Ok(mut connection) = Connection::open(&address) else { return (latencies, usize::MAX) };
+                    let headers = format!("Authorization: Bearer {secret}\r\nContent-Type: application/json\r\n");
+                    while !stop.load(Ordering::Relaxed) {
+                        let body = &lines[next.fetch_add(1, Ordering::Relaxed) % lines.len()];
+                        let sent = Instant::now();
+                        match connection.request("POST", "/events", &headers, body) {
+                            Ok((200..=299, _)) => latencies.push(sent.elapsed()),
+                            Ok(_) => failures += 1,
+                            Err(_) => {
+                                failures += 1;
+                                match Connection::open(&address) {
+                                    Ok(c) => connection = c,
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                    }
+                    (latencies, failures)
+                })
+            })
+            .collect();
+        let prober = {
+            let (stop, address) = (stop.clone(), address.clone());
+            std::thread::spawn(move || -> std::io::Result<Vec<Duration>> {
+                let mut connection = Connection::open(&address)?;
+                let mut latencies = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let sent = Instant::now();
+                    let (status, _) = connection.request("GET", "/-/healthy", "", b"")?;
+                    if status != 200 {
+                        return Err(std::io::Error::other(format!("/-/healthy answered {status}")));
+                    }
+                    latencies.push(sent.elapsed());
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(latencies)
+            })
+        };
+        let scraping_threads: Vec<_> = (0..scraping)
+            .map(|_| {
+                let (stop, address) = (stop.clone(), address.clone());
+                std::thread::spawn(move || -> std::io::Result<(Vec<Duration>, usize)> {
+                    let mut connection = Connection::open(&address)?;
+                    let headers = "Accept-Encoding: gzip\r\nX-Prometheus-Scrape-Timeout-Seconds: 10\r\n";
+                    let (mut durations, mut others) = (Vec::new(), 0);
+                    while !stop.load(Ordering::Relaxed) {
+                        let sent = Instant::now();
+                        match connection.request("GET", "/metrics", headers, b"")?.0 {
+                            200 => durations.push(sent.elapsed()),
+                            _ => others += 1,
+                        }
+                    }
+                    Ok((durations, others))
+                })
+            })
+            .collect();
+        let window = Instant::now();
+        std::thread::sleep(Duration::from_secs(seconds));
+        stop.store(true, Ordering::Relaxed);
+        let mut posted = Vec::new();
+        let mut failures = 0usize;
+        for poster in posters {
+            let (latencies, failed) = poster.join().map_err(|_| "poster panicked")?;
+            posted.extend(latencies);
+            failures = failures.saturating_add(failed);
+        }
+        let elapsed = window.elapsed();
+        let mut healthy = prober.join().map_err(|_| "prober panicked")??;
+        let (mut scrapes, mut others) = (Vec::new(), failures);
+        for scraper in scraping_threads {
+            let (durations, other) = scraper.join().map_err(|_| "scraper panicked")??;
+            scrapes.extend(durations);
+            others += other;
+        }
+        healthy.sort();
+        posted.sort();
+        scrapes.sort();
+        rows.push(vec![
+            scraping.to_string(),
+            format!("{:.2}", percentile_ms(&healthy, 0.5)),
+            format!("{:.2}", percentile_ms(&healthy, 0.99)),
+            format!("{:.2}", healthy.last().map_or(f64::NAN, |d| ms(*d))),
+            thousands(posted.len() as f64 / elapsed.as_secs_f64()),
+            format!("{:.2}", percentile_ms(&posted, 0.99)),
+            scrapes.len().to_string(),
+            format!("{:.0}", percentile_ms(&scrapes, 0.5)),
+            format!("{:.0}", scrapes.last().map_or(f64::NAN, |d| ms(*d))),
+            others.to_string(),
+        ]);
+        eprintln!("scrape-load: {scraping} scrapers done");
+    }
+    server.stop();
+    table(
+        &format!(
+            "scrape-load over {} ({seconds} s per row, {connections} webhook connections, /-/healthy every 10 ms)",
+            store.display()
+        ),
+        &rows,
+    );
     Ok(())
 }
 

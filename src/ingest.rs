@@ -2,8 +2,9 @@
 //! outcome → commit to the store → acknowledge.
 //!
 //! [`Exporter`] is synchronous and owns all state (`replay` uses it directly).
-//! In `serve`, sources hand messages to an [`IngestHandle`]; one [`Writer`]
-//! task folds them in batches, commits each batch to the store in one
+//! In `serve`, sources hand messages to an [`IngestHandle`]; one [`Writer`],
+//! on a thread of its own (a commit's fsync must not hold up the async
+//! runtime), folds them in batches, commits each batch to the store in one
 //! transaction (a group commit: one fsync for many messages), and only then
 //! answers each submitter, so a webhook's 2xx or an SQS delete always follows
 //! a durable commit.
@@ -15,7 +16,10 @@
 //! exporter's own counters as of the last commit and no deployment series
 //! (see [`Exporter::exposition`]), and `/-/ready` answers 503 ([`Readiness`]).
 //! A counter can thus never go down across a crash and restart. It is a
-//! `std::sync::Mutex`, not tokio's: nothing awaits while holding it.
+//! `std::sync::Mutex`, not tokio's: nothing awaits while holding it. As a
+//! commit may hold it for as long as the disk takes, scrapes wait for it on
+//! the blocking pool, never on a runtime worker, and give up in time
+//! ([`crate::http`]).
 
 use compact_str::CompactString;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -371,23 +375,62 @@ impl Exporter {
 #[derive(Debug, Clone)]
 pub struct SharedExporter(Arc<Shared>);
 
-#[derive(Debug)]
+/// A change to the exporter that found its lock taken (see [`SharedExporter::update`]).
+type Deferred = Box<dyn FnOnce(&mut Exporter) + Send>;
+
 struct Shared {
     exporter: Mutex<Exporter>,
+    /// Updates waiting for whoever takes the lock next, in the order they were made.
+    deferred: Mutex<Vec<Deferred>>,
     readiness: Readiness,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("readiness", &self.readiness).finish_non_exhaustive()
+    }
 }
 
 impl SharedExporter {
     /// Shares an exporter whose store (if any) is loaded already.
     pub fn new(exporter: Exporter) -> SharedExporter {
-        SharedExporter(Arc::new(Shared { exporter: Mutex::new(exporter), readiness: Readiness::default() }))
+        SharedExporter(Arc::new(Shared {
+            exporter: Mutex::new(exporter),
+            deferred: Mutex::default(),
+            readiness: Readiness::default(),
+        }))
     }
 
-    /// Locks the exporter. A panic while holding the lock cannot leave the
-    /// ledger half-updated in a way later folds would misread (every join is
+    /// Locks the exporter, and applies the updates that found it taken
+    /// first. A panic while holding the lock cannot leave the ledger
+    /// half-updated in a way later folds would misread (every join is
     /// self-contained), so a poisoned lock is recovered rather than propagated.
     pub fn lock(&self) -> MutexGuard<'_, Exporter> {
-        self.0.exporter.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        let mut exporter = self.0.exporter.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let deferred = std::mem::take(&mut *self.0.deferred.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        for update in deferred {
+            update(&mut exporter);
+        }
+        exporter
+    }
+
+    /// Applies `update` now when the lock is free, else leaves it to whoever
+    /// takes the lock next (the writer, within a settle tick): for async
+    /// tasks counting into the exporter's own metrics (AWS requests, source
+    /// health), which must not wait on a runtime worker for a lock a commit
+    /// may hold as long as the disk takes. Updates apply in the order made.
+    pub fn update(&self, update: impl FnOnce(&mut Exporter) + Send + 'static) {
+        let mut deferred = self.0.deferred.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Only with nothing queued: an update applied now must not overtake
+        // an earlier one still waiting.
+        if deferred.is_empty() {
+            match self.0.exporter.try_lock() {
+                Ok(mut exporter) => return update(&mut exporter),
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => return update(&mut poisoned.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
+        deferred.push(Box::new(update));
     }
 
     /// What `/-/ready` answers; sources that backfill report to it.
@@ -399,13 +442,22 @@ impl SharedExporter {
     /// [`Exporter::exposition`], without the deployment series while the
     /// first backfill of a new store is still running (see
     /// [`Readiness::hold_history_until_backfilled`]).
-    pub fn exposition(&self, now: Millis) -> Exposition {
+    ///
+    /// It waits for the lock, which a commit holds as long as the disk takes:
+    /// call it off the runtime's workers. `None` when `wanted`, asked once the
+    /// lock is taken, says nobody waits for the snapshot any more (a scrape
+    /// that gave up meanwhile): a snapshot costs a core for ~300 ms at 10k
+    /// groups, not to be spent for nobody when the exporter is busiest.
+    pub fn exposition(&self, now: Millis, wanted: impl FnOnce() -> bool) -> Option<Exposition> {
         let exporter = self.lock();
+        if !wanted() {
+            return None;
+        }
         if self.0.readiness.history_held() {
             let metrics = exporter.metrics.clone();
-            return exporter.without_ledger(metrics);
+            return Some(exporter.without_ledger(metrics));
         }
-        exporter.exposition(now)
+        Some(exporter.exposition(now))
     }
 }
 
@@ -615,7 +667,42 @@ impl Writer {
     /// Runs until every [`IngestHandle`] is dropped, then commits what is left.
     /// It does not stop on a shutdown signal by itself: requests still in
     /// flight are waiting for their acknowledgements.
-    pub async fn run(mut self) {
+    ///
+    /// The work runs on a thread of its own, never on the runtime's workers:
+    /// a commit waits for fsync (seconds on a slow or saturated disk), and on
+    /// a worker that wait would stall every task scheduled there, `/-/healthy`
+    /// included. This future only waits for the thread to end (and passes on
+    /// its panic, as a spawned task's would be), so callers spawn and await it
+    /// as they would any task.
+    pub async fn run(self) {
+        let (finished, ended) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("writer".to_owned())
+            .spawn(move || {
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_on_this_thread()));
+                let _ = finished.send(ran);
+            })
+            .expect("the OS starts the writer thread");
+        match ended.await {
+            Ok(Ok(())) => {}
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            // The thread sends before it ends, whatever happens inside it.
+            Err(_) => unreachable!("the writer thread ended without a word"),
+        }
+    }
+
+    /// The writer's loop, driven by a runtime of the writer thread's own: it
+    /// only waits for submissions and settle ticks, and whatever blocks in
+    /// [`Writer::process`] blocks this thread alone.
+    fn run_on_this_thread(self) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a current-thread runtime with a timer builds")
+            .block_on(self.serve());
+    }
+
+    async fn serve(mut self) {
         let mut ticks = tokio::time::interval(self.options.settle_interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut tick_count: u32 = 0;
@@ -782,28 +869,175 @@ mod tests {
         }
     }
 
+    /// Commits normally, except the first commit that carries records: it
+    /// says so on `entered`, then waits for `release`, like a disk that
+    /// stalls.
+    struct Stalls {
+        entered: mpsc::UnboundedSender<()>,
+        release: std::sync::mpsc::Receiver<()>,
+        stalled: bool,
+    }
+
+    impl Store for Stalls {
+        fn load(&self) -> Result<Stored, StoreError> {
+            Ok(Stored::default())
+        }
+
+        fn commit(&mut self, commit: &Commit<'_>) -> Result<(), StoreError> {
+            if !self.stalled && !commit.ledger.records.is_empty() {
+                self.stalled = true;
+                let _ = self.entered.send(());
+                let _ = self.release.recv();
+            }
+            Ok(())
+        }
+    }
+
+    const SECRET: &str = "a-secret-for-the-test";
+
+    /// The webhook, `/metrics` and the probes over `store`, as `serve` runs them.
+    struct Served {
+        address: std::net::SocketAddr,
+        exporter: SharedExporter,
+        shutdown: tokio_util::sync::CancellationToken,
+        server: tokio::task::JoinHandle<std::io::Result<()>>,
+        writer: tokio::task::JoinHandle<()>,
+    }
+
+    impl Served {
+        async fn start(store: Box<dyn Store>) -> Served {
+            let exporter = SharedExporter::new(Exporter::new(120_000));
+            exporter.lock().register(Source::Webhook);
+            // No tick: every commit follows a request, so each step is deterministic.
+            let options =
+                WriterOptions { settle_interval: Duration::from_secs(3600), retention_ms: Millis::MAX, max_batch: 16 };
+            let (writer, ingest) = Writer::new(exporter.clone(), Some(store), options);
+            let writer = tokio::spawn(writer.run());
+            let http = crate::http::HttpOptions {
+                telemetry_path: "/metrics".to_owned(),
+                webhook_secret: crate::sources::webhook::Secret::new(SECRET),
+                webhook_max_body_bytes: 1 << 20,
+                security: Default::default(),
+            };
+            let router = crate::http::router(crate::http::AppState { exporter: exporter.clone(), ingest }, &http);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+            let address = listener.local_addr().expect("address");
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            let server =
+                tokio::spawn(crate::http::serve(listener, router, None, shutdown.clone(), Duration::from_secs(5)));
+            Served { address, exporter, shutdown, server, writer }
+        }
+
+        async fn stop(self) {
+            self.shutdown.cancel();
+            self.server.await.expect("server task").expect("served");
+            self.writer.await.expect("the writer ends once the server dropped its handle");
+        }
+    }
+
+    /// A GET from a plain thread, with a socket timeout: should the runtime
+    /// serving it stall, it fails (`Err`) instead of hanging with it.
+    /// Returns the status and the body as sent (chunked for `/metrics`).
+    async fn get_from_a_thread(address: std::net::SocketAddr, path: &str, headers: &str) -> std::io::Result<(u16, String)> {
+        use std::io::{Read, Write};
+        const PATIENCE: Duration = Duration::from_secs(60);
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}\r\n");
+        tokio::task::spawn_blocking(move || {
+            let mut stream = std::net::TcpStream::connect_timeout(&address, PATIENCE)?;
+            stream.set_read_timeout(Some(PATIENCE))?;
+            stream.write_all(request.as_bytes())?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response)?;
+            let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body).to_owned();
+            Ok((status, body))
+        })
+        .await
+        .expect("the client thread")
+    }
+
+    /// Issue 13 §5: a commit stuck on the disk holds up neither the runtime
+    /// nor the probes; a scrape answers (503, with the reason) instead of
+    /// showing the batch being committed or hanging; concurrent scrapes are
+    /// bounded; and all of it recovers once the disk does.
+    ///
+    /// One worker, and the test's own body off it (a multi-thread runtime
+    /// runs the body on the test's thread): whatever blocks that worker
+    /// stops the server, and the requests, sent from plain threads, fail.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_stalled_commit_blocks_neither_probes_nor_scrapes() {
+        let (entered, mut stalled) = mpsc::unbounded_channel();
+        let (release, released) = std::sync::mpsc::channel();
+        let served = Served::start(Box::new(Stalls { entered, release: released, stalled: false })).await;
+        let address = served.address;
+        let body = include_str!("../tests/fixtures/samples/eventbridge-deployment-success.json");
+        let post = reqwest::Client::new().post(format!("http://{address}/events")).bearer_auth(SECRET).body(body).send();
+        let posted = tokio::spawn(post);
+        tokio::time::timeout(Duration::from_secs(60), stalled.recv())
+            .await
+            .expect("the webhook's batch reaches the store")
+            .expect("the store reports its stall");
+
+        // The worker would be stuck here if the commit ran on it.
+        let healthy = get_from_a_thread(address, "/-/healthy", "").await.expect("/-/healthy answers during the stall");
+        assert_eq!(healthy, (200, "Healthy\n".to_owned()));
+        assert_eq!(get_from_a_thread(address, "/-/ready", "").await.expect("/-/ready answers").0, 200);
+        let short = "X-Prometheus-Scrape-Timeout-Seconds: 0.5\r\n";
+        let (status, reason) = get_from_a_thread(address, "/metrics", short).await.expect("/metrics answers during the stall");
+        assert_eq!(status, 503, "the batch being committed must not be shown: {reason}");
+        assert!(reason.contains("stayed locked"), "{reason}");
+
+        // Scrapes that wait long enough for the commit; with every turn
+        // taken, a further scrape is refused rather than queued without bound.
+        let patient = "X-Prometheus-Scrape-Timeout-Seconds: 120\r\n";
+        let waiting: Vec<_> =
+            (0..2).map(|_| tokio::spawn(get_from_a_thread(address, "/metrics", patient))).collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, reason) = get_from_a_thread(address, "/metrics", short).await.expect("/metrics answers");
+            assert_eq!(status, 503, "{reason}");
+            if reason.contains("Too many scrapes") {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the waiting scrapes never took every turn: {reason}");
+        }
+        // The worker would be stuck here if a scrape waited for the lock on it.
+        assert_eq!(get_from_a_thread(address, "/-/healthy", "").await.expect("/-/healthy answers").0, 200);
+
+        release.send(()).expect("the store still waits");
+        let posted = posted.await.expect("POST task").expect("POST");
+        assert_eq!(posted.status().as_u16(), 200, "acknowledged once committed");
+        for scrape in waiting {
+            let (status, metrics) = scrape.await.expect("scrape task").expect("the waiting scrape answers");
+            assert_eq!(status, 200, "{metrics}");
+        }
+        let metrics = reqwest::get(format!("http://{address}/metrics")).await.expect("GET").text().await.expect("body");
+        assert!(metrics.contains(r#"deployment_group="myDeploymentGroup""#), "{metrics}");
+        served.stop().await;
+    }
+
+    /// What an AWS source counts while a commit holds the lock is kept, not
+    /// waited for, and lands in the order it was made.
+    #[test]
+    fn updates_that_find_the_lock_taken_apply_in_order_at_the_next_lock() {
+        let exporter = SharedExporter::new(Exporter::new(120_000));
+        let held = exporter.lock();
+        exporter.update(|e| e.set_source_health(Source::Sqs, false, 1_000));
+        drop(held);
+        // The lock is free now, but an earlier update still waits: this one queues behind it.
+        exporter.update(|e| e.set_source_health(Source::Sqs, true, 2_000));
+        let exporter = exporter.lock();
+        assert_eq!(exporter.metrics.source_up.get(&Source::Sqs), Some(&true));
+        assert_eq!(exporter.metrics.last_success.get(&Source::Sqs), Some(&2_000));
+        assert!(exporter.metrics_dirty, "committed with the next batch");
+    }
+
     /// Issue 12, item 8: through the webhook, `/metrics` and `/-/ready`.
     #[tokio::test]
     async fn a_failing_store_is_visible_and_never_half_shown() {
-        const SECRET: &str = "a-secret-for-the-test";
         let failing = Arc::new(AtomicBool::new(false));
-        let exporter = SharedExporter::new(Exporter::new(120_000));
-        exporter.lock().register(Source::Webhook);
-        // No tick: every commit follows a request, so each step is deterministic.
-        let options = WriterOptions { settle_interval: Duration::from_secs(3600), retention_ms: Millis::MAX, max_batch: 16 };
-        let (writer, ingest) = Writer::new(exporter.clone(), Some(Box::new(Flaky { failing: failing.clone() })), options);
-        let writer = tokio::spawn(writer.run());
-        let http = crate::http::HttpOptions {
-            telemetry_path: "/metrics".to_owned(),
-            webhook_secret: crate::sources::webhook::Secret::new(SECRET),
-            webhook_max_body_bytes: 1 << 20,
-            security: Default::default(),
-        };
-        let router = crate::http::router(crate::http::AppState { exporter: exporter.clone(), ingest }, &http);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
-        let address = listener.local_addr().expect("address");
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        let server = tokio::spawn(crate::http::serve(listener, router, None, shutdown.clone(), Duration::from_secs(5)));
+        let served = Served::start(Box::new(Flaky { failing: failing.clone() })).await;
+        let (address, exporter) = (served.address, served.exporter.clone());
 
         let client = reqwest::Client::new();
         let get = |path: &'static str| {
@@ -859,9 +1093,7 @@ mod tests {
         exporter.readiness().backfill_done();
         assert_eq!(get("/-/ready").await.0, 200, "an extra done is ignored");
 
-        shutdown.cancel();
-        server.await.expect("server task").expect("served");
-        writer.await.expect("the writer ends once the server dropped its handle");
+        served.stop().await;
     }
 
     #[tokio::test]

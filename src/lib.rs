@@ -22,6 +22,8 @@
 //!                                   ▼
 //!    GET /metrics ─▶ Ledger::snapshot (under the lock) ─▶ metrics::Exposition::scrape
 //!                    (windows computed exactly)             (64 KiB chunks, gzip if asked)
+//!                    (both on the blocking pool, two scrapes at a time; the writer has
+//!                     its own thread: no fsync and no lock wait on a runtime worker)
 //!                    (nothing of the ledger while the latest commit failed)
 //! ```
 //!

@@ -28,12 +28,12 @@ use axum::routing::get;
 use axum::Router;
 use http_body::Frame;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::ingest::{now_ms, IngestHandle, SharedExporter};
 use crate::ledger::FINISHED;
-use crate::metrics::{Encoding, Format};
+use crate::metrics::{Encoding, Exposition, Format};
 use crate::sources::webhook::{self, Secret, Webhook};
 use rate_limit::TokenBucket;
 pub use security::{SecurityArgs, SecurityError, SecurityOptions};
@@ -83,9 +83,13 @@ impl FromRef<AppState> for IngestHandle {
 
 pub fn router(state: AppState, options: &HttpOptions) -> Router {
     let landing_path = options.telemetry_path.clone();
+    let snapshots = Snapshots::new(state.exporter.clone());
+    let landing_snapshots = snapshots.clone();
     let mut router = Router::new()
-        .route(&options.telemetry_path, get(metrics))
-        .route("/", get(move |state| landing(state, landing_path.clone())))
+        .route(&options.telemetry_path, get(move |headers| metrics(snapshots.clone(), headers)))
+        .route("/", get(move || landing(landing_snapshots.clone(), landing_path.clone())))
+        // Takes no lock and touches no state: it answers whatever the writer
+        // and the scrapes are doing.
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(ready));
     let events = webhook::routes(Webhook {
@@ -119,15 +123,95 @@ async fn ready(State(exporter): State<SharedExporter>) -> Response {
 /// 64 KiB chunks a scrape holds at most this many of them, whatever its size.
 const CHUNKS_IN_FLIGHT: usize = 4;
 
-async fn metrics(State(exporter): State<SharedExporter>, headers: HeaderMap) -> Response {
+/// Scrapes (`/metrics` and the landing page) snapshotting or rendering at
+/// once. A snapshot holds the exporter's lock (~300 ms at 10k groups) and a
+/// render keeps a core busy: more at once would only queue on the lock and
+/// take CPU from the writer. Two let both Prometheus servers of an HA pair
+/// scrape at the same moment; a third waits for a turn.
+const CONCURRENT_SCRAPES: usize = 2;
+
+/// Prometheus's default `scrape_timeout`, assumed when a scraper does not
+/// send `X-Prometheus-Scrape-Timeout-Seconds`.
+const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest scrape timeout honoured: the header is the client's to set,
+/// and a connection waiting longer is only a held connection.
+const MAX_SCRAPE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Snapshots for scrapes, taken on the blocking pool (the exporter's lock may
+/// be held by a commit for as long as the disk takes, and must not be waited
+/// for on a runtime worker), [`CONCURRENT_SCRAPES`] at a time.
+#[derive(Debug, Clone)]
+struct Snapshots {
+    exporter: SharedExporter,
+    turns: Arc<Semaphore>,
+}
+
+impl Snapshots {
+    fn new(exporter: SharedExporter) -> Snapshots {
+        Snapshots { exporter, turns: Arc::new(Semaphore::new(CONCURRENT_SCRAPES)) }
+    }
+
+    /// The exposition as of now, and the turn to hold while rendering it.
+    /// Waits at most `patience` in all, for a turn and then for the lock; past
+    /// it, the scrape is answered 503 with the reason, before the scraper's
+    /// own timeout, rather than left hanging.
+    async fn take(&self, patience: Duration) -> Result<(Exposition, OwnedSemaphorePermit), Response> {
+        let deadline = tokio::time::Instant::now() + patience;
+        let busy = |reason: &str| (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response();
+        let turn = match tokio::time::timeout_at(deadline, self.turns.clone().acquire_owned()).await {
+            Ok(Ok(turn)) => turn,
+            // The semaphore is never closed; a timeout is the only way here.
+            Ok(Err(_)) | Err(_) => {
+                return Err(busy("Too many scrapes at once: this one waited its scrape timeout's half for a turn"))
+            }
+        };
+        let (send, taken) = oneshot::channel();
+        let exporter = self.exporter.clone();
+        // The turn goes with the thread, not the request: a scrape that gave
+        // up still has a thread waiting for the lock, and the bound is on
+        // those threads. It comes back with the snapshot, for the render.
+        tokio::task::spawn_blocking(move || {
+            if let Some(exposition) = exporter.exposition(now_ms(), || !send.is_closed()) {
+                let _ = send.send((exposition, turn));
+            }
+        });
+        match tokio::time::timeout_at(deadline, taken).await {
+            Ok(Ok(taken)) => Ok(taken),
+            Ok(Err(_)) => Err((StatusCode::INTERNAL_SERVER_ERROR, "The snapshot failed; see the log\n").into_response()),
+            Err(_) => Err(busy(
+                "The exporter's state stayed locked (by a store commit, or other scrapes' snapshots) \
+                 for half this scrape's timeout",
+            )),
+        }
+    }
+}
+
+/// How long a scrape may wait for its snapshot: half the timeout Prometheus
+/// announces, leaving the other half for the render, or for the 503 to reach
+/// Prometheus before it gives up on its own and records no reason.
+fn patience(headers: &HeaderMap) -> Duration {
+    let announced = headers
+        .get("x-prometheus-scrape-timeout-seconds")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok());
+    announced.unwrap_or(DEFAULT_SCRAPE_TIMEOUT).min(MAX_SCRAPE_TIMEOUT) / 2
+}
+
+async fn metrics(snapshots: Snapshots, headers: HeaderMap) -> Response {
     let header_text = |name| headers.get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
     let format = Format::negotiate(header_text(header::ACCEPT));
     let encoding = Encoding::negotiate(header_text(header::ACCEPT_ENCODING));
-    let exposition = exporter.exposition(now_ms());
+    let (exposition, turn) = match snapshots.take(patience(&headers)).await {
+        Ok(taken) => taken,
+        Err(unavailable) => return unavailable,
+    };
     // Encoding happens after the lock is released, on a blocking thread that
     // hands the body over chunk by chunk as the connection takes it.
     let (chunks, body) = mpsc::channel(CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         if let Err(error) = exposition.scrape(format, encoding, &mut ChunkSender(chunks)) {
             tracing::debug!(%error, "scrape abandoned by the client");
         }
@@ -175,10 +259,26 @@ fn escape_html(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-async fn landing(State(exporter): State<SharedExporter>, telemetry_path: String) -> Html<String> {
-    let exposition = exporter.exposition(now_ms());
+async fn landing(snapshots: Snapshots, telemetry_path: String) -> Response {
+    let (exposition, turn) = match snapshots.take(DEFAULT_SCRAPE_TIMEOUT / 2).await {
+        Ok(taken) => taken,
+        Err(unavailable) => return unavailable,
+    };
+    // A row per group: at 10k groups, milliseconds of formatting, kept off the
+    // runtime's workers like the scrape's render.
+    let page = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        landing_page(&exposition, &telemetry_path)
+    });
+    match page.await {
+        Ok(page) => Html(page).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "The landing page failed; see the log\n").into_response(),
+    }
+}
+
+fn landing_page(exposition: &Exposition, telemetry_path: &str) -> String {
     let mut page = String::new();
-    let path = escape_html(&telemetry_path);
+    let path = escape_html(telemetry_path);
     let _ = write!(
         page,
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>CodeDeploy Exporter</title></head><body>\
@@ -217,7 +317,7 @@ async fn landing(State(exporter): State<SharedExporter>, telemetry_path: String)
         );
     }
     page.push_str("</table></body></html>\n");
-    Html(page)
+    page
 }
 
 /// Serves (over TLS when `tls` is given) until `shutdown` fires, then lets

@@ -279,7 +279,8 @@ pub struct ExporterSink(pub SharedExporter);
 
 impl RequestSink for ExporterSink {
     fn count(&self, service: &str, operation: &str, outcome: &'static str) {
-        self.0.lock().count_aws_request(service, operation, outcome);
+        let (service, operation) = (service.to_owned(), operation.to_owned());
+        self.0.update(move |exporter| exporter.count_aws_request(&service, &operation, outcome));
     }
 }
 
@@ -615,7 +616,8 @@ impl Health {
             parts.insert(part.to_owned(), up);
             parts.values().all(|up| *up)
         };
-        self.exporter.lock().set_source_health(self.source, all_up, crate::ingest::now_ms());
+        let (source, now) = (self.source, crate::ingest::now_ms());
+        self.exporter.update(move |exporter| exporter.set_source_health(source, all_up, now));
     }
 }
 

@@ -525,7 +525,10 @@ pub async fn run_scope(
     shutdown: CancellationToken,
 ) {
     let part = format!("{}/{}", poller.account, poller.region);
-    let report_pending = |poller: &ScopePoller| sink.exporter.lock().set_poller_pending(&part, poller.retry_len());
+    let report_pending = |poller: &ScopePoller| {
+        let (part, pending) = (part.clone(), poller.retry_len());
+        sink.exporter.update(move |exporter| exporter.set_poller_pending(&part, pending));
+    };
     report_pending(&poller);
     let mut backfilled = false;
     let mut ticks = tokio::time::interval(poller.options.interval);
