@@ -22,7 +22,7 @@
 //!                                   ▼
 //!    GET /metrics ─▶ Ledger::snapshot (under the lock) ─▶ metrics::Exposition::scrape
 //!                    (windows computed exactly)             (64 KiB chunks, gzip if asked)
-//!                    (both on the blocking pool, two scrapes at a time; the writer has
+//!                    (both on the blocking pool, two scrapes at a time, one locking; the writer has
 //!                     its own thread: no fsync and no lock wait on a runtime worker)
 //!                    (nothing of the ledger while the latest commit failed)
 //! ```
