@@ -18,29 +18,33 @@
 
 use std::collections::hash_map::{Entry, HashMap};
 
-use aws_lc_rs::digest;
+use std::hash::Hasher;
+
 use serde::{Deserialize, Serialize};
+use siphasher::sip128::{Hasher128, SipHasher13};
 
 use crate::domain::{Millis, Observation};
 
-/// A message's identity: the first 128 bits of a SHA-256 over the provider's
-/// id or over the message's decoded content. 128 bits because the log keeps
-/// millions of them and a collision would silently call a new message a
-/// duplicate; SHA-256 because the hash is stored, so it must not change
-/// between builds (std's hashers may), and because a sender must not be able
-/// to make a message collide with another.
+/// A message's identity: a 128-bit SipHash-1-3 of the provider's id or of
+/// the message's decoded content. 128 bits because the log keeps millions of
+/// them and a collision by chance would call a new message a duplicate; a
+/// fixed key because the identities are stored, so they must not change
+/// between runs. It is no security boundary: a sender who crafted a collision
+/// would only move one message from `applied` to `duplicate` (every message
+/// is folded either way). SipHash rather than a cryptographic digest because
+/// it is hashed for every message, and SHA-256 cost a tenth of `replay`'s
+/// ingest (docs/performance.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MessageId(pub [u8; 16]);
+
+/// The hash's fixed key (any constant does; these are the first digits of pi).
+const KEY: (u64, u64) = (0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344);
 
 impl MessageId {
     /// The identity of a message whose provider names it: `provider` says
     /// whose id it is, so ids of different providers never meet.
     pub fn provider(provider: &str, id: &str) -> MessageId {
-        let mut context = digest::Context::new(&digest::SHA256);
-        context.update(provider.as_bytes());
-        context.update(&[0]);
-        context.update(id.as_bytes());
-        MessageId::from_digest(context.finish())
+        MessageId::of(&[provider.as_bytes(), &[0], id.as_bytes()])
     }
 
     /// The identity of a message that carries no id: its observations in
@@ -49,18 +53,19 @@ impl MessageId {
     /// between messages to spare an allocation each.
     pub fn content(observations: &[Observation], scratch: &mut Vec<u8>) -> MessageId {
         scratch.clear();
-        scratch.extend_from_slice(b"content\0");
         // Serializing plain data into a Vec cannot fail: postcard errors only on
         // serde features these types do not use.
         let serialized = postcard::to_io(observations, &mut *scratch).is_ok();
         debug_assert!(serialized, "observations serialize");
-        MessageId::from_digest(digest::digest(&digest::SHA256, scratch))
+        MessageId::of(&[b"content\0", scratch])
     }
 
-    fn from_digest(digest: digest::Digest) -> MessageId {
-        let mut id = [0; 16];
-        id.copy_from_slice(&digest.as_ref()[..16]);
-        MessageId(id)
+    fn of(parts: &[&[u8]]) -> MessageId {
+        let mut hasher = SipHasher13::new_with_keys(KEY.0, KEY.1);
+        for part in parts {
+            hasher.write(part);
+        }
+        MessageId(hasher.finish128().as_bytes())
     }
 }
 
