@@ -149,14 +149,22 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let App { config, listener, exporter, writer, ingest, demo, backfilled } = self;
         let writer = tokio::spawn(writer.run());
-        let mut backfill_over = backfilled.1.clone();
-        let readiness = exporter.readiness().clone();
-        tokio::spawn(async move {
-            // An error means the sources are gone (shutdown): nothing to be ready for.
-            if backfill_over.wait_for(|done| *done).await.is_ok() {
-                readiness.backfill_done();
-            }
-        });
+        // Without a backfill to wait for, the watch starts out true and there is nothing to do.
+        if !*backfilled.1.borrow() {
+            let mut backfill_over = backfilled.1.clone();
+            let exporter = exporter.clone();
+            tokio::spawn(async move {
+                // An error means the sources are gone (shutdown): nothing to be ready for.
+                if backfill_over.wait_for(|done| *done).await.is_ok() {
+                    // The exporter's lock may be held by a scrape or a commit: not on a worker.
+                    let _ = tokio::task::spawn_blocking(move || {
+                        exporter.lock().end_of_backfill(now_ms());
+                        exporter.readiness().backfill_done();
+                    })
+                    .await;
+                }
+            });
+        }
         let sources = TaskTracker::new();
         if let Some(fleet) = demo {
             sources.spawn(demo::run(ingest.clone(), fleet, shutdown.clone()));

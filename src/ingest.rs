@@ -111,6 +111,15 @@ impl Exporter {
         self.ledger.restart_settle_timers(now);
     }
 
+    /// The poller's first backfill is in: the API has given every deployment
+    /// of the lookback, so no late message is expected for them, and the
+    /// recoveries they close are observed now rather than a settle time later
+    /// (when a new store's series are first shown, their history is whole).
+    pub fn end_of_backfill(&mut self, now: Millis) {
+        self.ledger.settle(now, false);
+        self.ledger.finalize_all_recoveries();
+    }
+
     /// Bounds on groups, tracked deployments and times (see [`crate::ledger::limits`]).
     pub fn set_limits(&mut self, limits: crate::ledger::limits::Limits) {
         self.ledger.set_limits(limits);

@@ -221,7 +221,8 @@ pub fn check_observation(observation: &Observation, refuse_future: bool, now: Mi
         [("lifecycle event", Some(hook.name.as_str())), ("lifecycle event error code", hook.error_code.as_deref())]
     });
     for (what, text) in texts.into_iter().chain(hooks) {
-        if let Some(text) = text.filter(|t| t.chars().count() > MAX_LABEL_CHARS) {
+        // The byte length bounds the character count: most values need no count.
+        if let Some(text) = text.filter(|t| t.len() > MAX_LABEL_CHARS && t.chars().count() > MAX_LABEL_CHARS) {
             return Err(Refusal {
                 limit: Limit::LabelLength,
                 detail: format!("the {what} is {} characters long, over {MAX_LABEL_CHARS}", text.chars().count()),

@@ -899,6 +899,12 @@ impl Ledger {
         ready.len()
     }
 
+    /// Observes every recovery now, as `replay` does at its end (see
+    /// [`crate::ingest::Exporter::end_of_backfill`]).
+    pub fn finalize_all_recoveries(&mut self) {
+        self.finalize_recoveries(0, true);
+    }
+
     /// Observes the recoveries that have waited the settle time (all with
     /// `force`), but none that a deployment of the group still to be counted
     /// could change: one that finished before the success (it will be
