@@ -239,7 +239,7 @@ fn add_history(moto: &Moto, history: &mut History, app: &str, prefix: &str, coun
         let created = now - 30.0 * DAY + 2.0 * 3600.0 + f64::from(i) * span / f64::from(count);
         let id = format!("d-{prefix}{i:05}");
         let (status, error) = if i % fail_every == 1 {
-            ("Failed", Some(json!({"code": "SCRIPT_FAILED", "message": "hook failed"})))
+            ("Failed", Some(json!({"code": "HOOK_EXECUTION_FAILURE", "message": "hook failed"})))
         } else if i % 9 == 4 {
             ("Stopped", Some(json!({"code": "MANUAL_STOP", "message": "stopped by a user"})))
         } else {
@@ -469,7 +469,7 @@ async fn backfilled_history_raises_no_alert_in_prometheus() {
     // silence above is the history being recognised as old.
     let t = now_s();
     moto.cmd(json!({"cmd": "set_deployment", "id": "d-LIVE00001", "status": "Failed", "complete_time": t,
-        "overview": {"Failed": 1}, "error_information": {"code": "SCRIPT_FAILED", "message": "hook failed"}}));
+        "overview": {"Failed": 1}, "error_information": {"code": "HOOK_EXECUTION_FAILURE", "message": "hook failed"}}));
     moto.cmd(json!({"cmd": "set_targets", "id": "d-LIVE00001", "targets": [{"targetId": "i-LIVE00001", "status": "Failed"}]}));
     put(vec![deployment_event(ACCOUNT, REGION, "shop", "prod", "d-LIVE00001", "FAILURE", t)]).await;
     let deadline = Instant::now() + Duration::from_secs(60);
