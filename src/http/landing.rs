@@ -236,6 +236,39 @@ fn human(seconds: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::ingest::Exporter;
+    use crate::metrics::Source;
+
+    /// An exposition of `groups` groups, one started deployment each.
+    fn exposition(groups: usize) -> crate::metrics::Exposition {
+        let mut exporter = Exporter::new(0);
+        for n in 0..groups {
+            let event = serde_json::json!({
+                "version": "0", "id": format!("e-{n}"), "source": "aws.codedeploy", "account": "123456789012",
+                "detail-type": "CodeDeploy Deployment State-change Notification",
+                "time": "2026-11-26T10:00:00Z", "region": "us-east-1", "resources": [],
+                "detail": { "region": "us-east-1", "application": "app", "deploymentId": format!("d-{n:09}"),
+                            "state": "START", "deploymentGroup": format!("group-{n:03}") }
+            });
+            exporter.ingest(Source::Webhook, event.to_string().as_bytes(), 0).expect("a valid event");
+        }
+        exporter.exposition(1_764_151_200_000)
+    }
+
+    #[test]
+    fn the_group_table_is_capped_and_says_how_many_more() {
+        let page = super::landing_page(&exposition(super::MAX_GROUP_ROWS + 5), "/metrics", "h:1", None);
+        assert_eq!(page.matches("<td class=\"l\">app</td>").count(), super::MAX_GROUP_ROWS);
+        assert!(page.contains("group-099") && !page.contains("group-100"), "{page}");
+        assert!(page.contains("The first 100 groups of 105, by account, region, application and group; 5 more"), "{page}");
+        assert!(page.contains("Deployments in progress now: 105"), "{page}");
+
+        let page = super::landing_page(&exposition(3), "/metrics", "h:1", Some("the backfill is not done"));
+        assert!(!page.contains("more are on the metrics endpoint"), "{page}");
+        assert!(page.contains("not ready</span>: the backfill is not done"), "{page}");
+        assert!(!page.contains("Simulated data"), "{page}");
+    }
+
     #[test]
     fn durations_read_in_the_largest_sensible_unit() {
         let read: Vec<String> = [42.0, 720.0, 12_600.0, 190_080.0].into_iter().map(super::human).collect();
