@@ -18,7 +18,15 @@ use crate::config::LogFormat;
 /// directive (an invalid one falls back to `info`).
 pub fn init(level: &str, format: LogFormat) {
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A failed write to stderr (the reader of the pipe went away) must not
+    // reach tracing-subscriber's own report of it, an `eprintln!` that
+    // panics on the same closed pipe inside whichever task was logging: the
+    // signal handler's panic left SIGTERM unanswered. The event is lost
+    // either way.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     match format {
         LogFormat::Logfmt => builder.event_format(Logfmt).init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),

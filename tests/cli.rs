@@ -356,6 +356,42 @@ fn the_landing_page_guides_a_newcomer() {
     assert!(status.success(), "exit status {status}");
 }
 
+/// A process whose log reader went away (a log shipper restarted, a test
+/// that failed) still stops on SIGTERM: logging to the closed pipe loses the
+/// lines and panics nothing, the signal handler included.
+#[test]
+fn sigterm_stops_the_server_after_its_log_reader_went_away() {
+    let workdir = tempfile::tempdir().expect("a working directory");
+    let mut child = Command::new(BIN)
+        .args(["demo", "--web.listen-address", "127.0.0.1:0", "--demo.history-days", "1"])
+        .current_dir(workdir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    // Once it listens, its signal handler is in place. The end this test
+    // holds is the pipe's only reader, so dropping it closes the pipe.
+    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    for line in stderr.lines() {
+        if line.expect("a log line").contains("msg=listening") {
+            break;
+        }
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("no exit within 30 s of SIGTERM once stderr was closed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+}
+
 /// Issue 15: each error is said once and names what to fix.
 #[test]
 fn errors_name_the_flag_and_say_the_os_error_once() {
