@@ -262,13 +262,16 @@ fn dechunk(mut body: &str) -> String {
 }
 
 /// Issue 15: `--log.format json` writes one JSON object per line, from the
-/// first line to the last; every `--web.listen-address` is bound and
-/// serves; `/metrics` carries the standard `process_*` series, plausible and
-/// promtool-clean.
+/// first line to the last, `--replay` files included; every
+/// `--web.listen-address` is bound and serves; `/metrics` carries the
+/// standard `process_*` series, plausible and promtool-clean.
 #[test]
 fn json_logs_every_listen_address_and_process_metrics() {
+    let replay = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/streams/mixed.jsonl");
     let mut server = Running::start(&[
         "serve",
+        "--replay",
+        replay,
         "--log.format",
         "json",
         "--web.listen-address",
@@ -313,6 +316,11 @@ fn json_logs_every_listen_address_and_process_metrics() {
         serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     }
     assert!(log.iter().any(|l| l.contains("\"message\":\"stopped")), "{log:?}");
+    // A preload says when each file starts and when it is in.
+    for message in ["preloading", "preloaded"] {
+        let said = log.iter().any(|l| l.contains(&format!("\"message\":\"{message}\"")) && l.contains("mixed.jsonl"));
+        assert!(said, "no {message} line for the --replay file in {log:?}");
+    }
 }
 
 /// Issue 15: the landing page of `demo` says the data is simulated, labels
