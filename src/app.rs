@@ -141,11 +141,6 @@ impl App {
         self.listeners[0].local_addr()
     }
 
-    /// Every bound address, in the order of `--web.listen-address`.
-    pub fn local_addrs(&self) -> std::io::Result<Vec<SocketAddr>> {
-        self.listeners.iter().map(TcpListener::local_addr).collect()
-    }
-
     pub fn exporter(&self) -> SharedExporter {
         self.exporter.clone()
     }
