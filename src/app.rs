@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -35,7 +36,8 @@ pub struct DemoFeed {
 
 pub struct App {
     config: ServeConfig,
-    listener: TcpListener,
+    /// One per `--web.listen-address`, in the order given.
+    listeners: Vec<TcpListener>,
     exporter: SharedExporter,
     writer: Writer,
     ingest: IngestHandle,
@@ -90,6 +92,8 @@ impl App {
         // from the store keep waiting their settle time.
         let preloaded_at = exporter.preload_time(now);
         for path in &config.replay {
+            let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or_default();
+            tracing::info!(file = %path.display(), bytes, "preloading");
             let rejections = replay::replay_file(&mut exporter, path, Source::Replay, preloaded_at)
                 .with_context(|| format!("reading --replay file {}", path.display()))?;
             for rejection in &rejections {
@@ -113,9 +117,12 @@ impl App {
             max_batch: MAX_BATCH,
         };
         let (writer, ingest) = Writer::new(exporter.clone(), store, options);
-        let listener = TcpListener::bind(config.listen_address)
-            .await
-            .with_context(|| format!("binding --web.listen-address {}", config.listen_address))?;
+        let mut listeners = Vec::with_capacity(config.listen_addresses.len());
+        for address in &config.listen_addresses {
+            let listener =
+                TcpListener::bind(address).await.with_context(|| format!("binding --web.listen-address {address}"))?;
+            listeners.push(listener);
+        }
         // Without AWS sources there is no backfill to wait for. With them, the
         // backfill is pending before the server can answer a probe.
         let polls = config.aws.as_ref().is_some_and(|aws| aws.has_sources());
@@ -126,11 +133,12 @@ impl App {
                 exporter.readiness().hold_history_until_backfilled();
             }
         }
-        Ok(App { config, listener, exporter, writer, ingest, demo: fleet, backfilled })
+        Ok(App { config, listeners, exporter, writer, ingest, demo: fleet, backfilled })
     }
 
+    /// The address of the first listener (the one tests and single-address set-ups use).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.listeners[0].local_addr()
     }
 
     pub fn exporter(&self) -> SharedExporter {
@@ -147,7 +155,7 @@ impl App {
     /// Serves until `shutdown` is cancelled, then stops everything within the
     /// configured shutdown timeout.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let App { config, listener, exporter, writer, ingest, demo, backfilled } = self;
+        let App { config, listeners, exporter, writer, ingest, demo, backfilled } = self;
         let writer = tokio::spawn(writer.run());
         // Without a backfill to wait for, the watch starts out true and there is nothing to do.
         if !*backfilled.1.borrow() {
@@ -192,12 +200,27 @@ impl App {
         }
         sources.close();
 
-        let address = listener.local_addr()?;
-        tracing::info!(%address, telemetry_path = %config.http.telemetry_path,
-            webhook = config.http.webhook_enabled(), tls = config.http.tls().is_some(), "listening");
         let router = crate::http::router(AppState { exporter, ingest }, &config.http);
-        let served =
-            crate::http::serve(listener, router, config.http.tls(), shutdown.clone(), config.shutdown_timeout).await;
+        let mut servers = JoinSet::new();
+        for listener in listeners {
+            let address = listener.local_addr()?;
+            tracing::info!(%address, telemetry_path = %config.http.telemetry_path,
+                webhook = config.http.webhook_enabled(), tls = config.http.tls().is_some(), "listening");
+            let (router, tls, shutdown) = (router.clone(), config.http.tls(), shutdown.clone());
+            servers.spawn(crate::http::serve(listener, router, tls, shutdown, config.shutdown_timeout));
+        }
+        // The router holds an ingest handle: the writer ends only once every copy is gone.
+        drop(router);
+        // The first server to fail stops the others (through the shutdown
+        // below); its error is the one reported.
+        let mut served = Ok(());
+        while let Some(result) = servers.join_next().await {
+            let result = result.map_err(std::io::Error::other).and_then(|r| r);
+            if served.is_ok() && result.is_err() {
+                shutdown.cancel();
+                served = result;
+            }
+        }
         // Whatever stopped the server stops the sources too; once they and the
         // server have dropped their handles, the writer commits and ends.
         shutdown.cancel();

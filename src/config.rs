@@ -13,8 +13,12 @@ use crate::http::{HttpOptions, SecurityArgs, SecurityError};
 use crate::ingest::Location;
 use crate::sources::webhook::{Secret, SecretArg};
 
-/// The port, outside the long-exhausted 9100–9999 exporter range.
+/// `serve`'s address: every interface, on a port outside the long-exhausted
+/// 9100–9999 exporter range.
 pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:10034";
+/// `demo`'s address: the loopback interface only, since `demo` is for trying
+/// the exporter out and its simulated figures have no business on a network.
+pub const DEMO_LISTEN_ADDRESS: &str = "127.0.0.1:10034";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,8 +31,19 @@ pub struct Cli {
     #[arg(long = "log.level", env = "CODEDEPLOY_EXPORTER_LOG_LEVEL", default_value = "info", global = true)]
     pub log_level: String,
 
+    /// Log line format on stderr: logfmt (key=value) or json (one object per line).
+    #[arg(long = "log.format", env = "CODEDEPLOY_EXPORTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Logfmt, global = true)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log.format`, with exporter-toolkit's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -43,11 +58,13 @@ pub enum Command {
     Setup(crate::setup::SetupArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to listen on for /metrics, the landing page and the webhook.
-    #[arg(long = "web.listen-address", env = "CODEDEPLOY_EXPORTER_WEB_LISTEN_ADDRESS", default_value = DEFAULT_LISTEN_ADDRESS)]
-    pub listen_address: String,
+    /// Addresses to listen on for /metrics, the landing page and the webhook
+    /// (repeatable, or comma-separated): HOST:PORT, [IPv6]:PORT, or :PORT for
+    /// every IPv4 interface. [default: 0.0.0.0:10034 for serve, 127.0.0.1:10034 for demo]
+    #[arg(long = "web.listen-address", env = "CODEDEPLOY_EXPORTER_WEB_LISTEN_ADDRESS", value_delimiter = ',')]
+    pub listen_address: Vec<String>,
 
     /// Path under which to expose metrics.
     #[arg(long = "web.telemetry-path", env = "CODEDEPLOY_EXPORTER_WEB_TELEMETRY_PATH", default_value = "/metrics")]
@@ -132,6 +149,17 @@ pub struct DemoArgs {
     pub history_days: u32,
 }
 
+impl DemoArgs {
+    /// `serve`'s flags with `demo`'s own defaults filled in.
+    pub fn serve_args(&self) -> ServeArgs {
+        let mut serve = self.serve.clone();
+        if serve.listen_address.is_empty() {
+            serve.listen_address.push(DEMO_LISTEN_ADDRESS.to_owned());
+        }
+        serve
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// Anchor of the windowed metrics (RFC 3339); defaults to the latest event time seen.
@@ -161,6 +189,28 @@ impl ReplayArgs {
     }
 }
 
+/// HOST:PORT with an IP address for HOST, as the standard library reads it,
+/// plus the bare `:PORT` every Go exporter accepts (here: every IPv4
+/// interface, like `serve`'s default; `[::]:PORT` adds IPv6).
+fn parse_listen_address(raw: &str) -> Result<SocketAddr, ConfigError> {
+    let full = match raw.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => raw.to_owned(),
+    };
+    full.parse().map_err(|_| {
+        // A number too large for a port is the likely slip; say so rather than "not HOST:PORT".
+        let port = full.rsplit_once(':').map_or("", |(_, port)| port);
+        let too_large = !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u16>().is_err();
+        if too_large {
+            ConfigError::ListenPort(raw.to_owned())
+        } else {
+            ConfigError::ListenAddress(raw.to_owned())
+        }
+    })
+}
+
 fn parse_rfc3339(raw: &str) -> Result<Millis, String> {
     chrono::DateTime::parse_from_rfc3339(raw)
         .map(|t| t.timestamp_millis())
@@ -170,13 +220,19 @@ fn parse_rfc3339(raw: &str) -> Result<Millis, String> {
 /// A configuration error, worded for the person who typed the flag.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("--web.listen-address {0:?} is not HOST:PORT (e.g. 0.0.0.0:10034 or 127.0.0.1:0)")]
+    #[error("--web.listen-address {0:?} is not HOST:PORT (e.g. 0.0.0.0:10034, [::]:10034, :10034 or 127.0.0.1:0)")]
     ListenAddress(String),
+    #[error("--web.listen-address {0:?}: the port must be between 0 and 65535")]
+    ListenPort(String),
     #[error("--web.telemetry-path {0:?} must start with '/' and not be '/', '/events' or under '/-/'")]
     TelemetryPath(String),
-    #[error("cannot read --webhook.secret-file {path}: {source}")]
-    SecretFile { path: PathBuf, source: std::io::Error },
-    #[error("the webhook secret is empty")]
+    // The OS error is part of the message and deliberately not a `source`:
+    // `{:#}` would print it a second time.
+    #[error("cannot read --webhook.secret-file {path}: {error}")]
+    SecretFile { path: PathBuf, error: std::io::Error },
+    #[error("the webhook secret in --webhook.secret-file {0} is empty")]
+    EmptySecretFile(PathBuf),
+    #[error("the webhook secret (--webhook.secret or CODEDEPLOY_EXPORTER_WEBHOOK_SECRET) is empty")]
     EmptySecret,
     #[error("--webhook.max-body-bytes must be at least 1024, got {0}")]
     BodyLimit(usize),
@@ -199,7 +255,8 @@ pub enum ConfigError {
 /// `serve`'s options after validation.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    pub listen_address: SocketAddr,
+    /// Every address to bind, at least one.
+    pub listen_addresses: Vec<SocketAddr>,
     pub http: HttpOptions,
     pub settle_time_ms: Millis,
     pub replay: Vec<PathBuf>,
@@ -221,25 +278,22 @@ impl ServeArgs {
     /// Validates the flags; `default_storage` is where state goes when
     /// `--storage.path` is absent (`None`: in memory).
     pub fn validate(&self, default_storage: Option<&Path>) -> Result<ServeConfig, ConfigError> {
-        let listen_address = self
-            .listen_address
-            .parse()
-            .map_err(|_| ConfigError::ListenAddress(self.listen_address.clone()))?;
+        let listen_addresses = match self.listen_address.as_slice() {
+            [] => vec![parse_listen_address(DEFAULT_LISTEN_ADDRESS)?],
+            given => given.iter().map(|a| parse_listen_address(a)).collect::<Result<_, _>>()?,
+        };
         let path = &self.telemetry_path;
         if !path.starts_with('/') || path == "/" || path == "/events" || path.starts_with("/-/") {
             return Err(ConfigError::TelemetryPath(path.clone()));
         }
-        let secret_text = match (&self.webhook_secret_file, &self.webhook_secret) {
-            (Some(file), _) => Some(
-                std::fs::read_to_string(file)
-                    .map_err(|source| ConfigError::SecretFile { path: file.clone(), source })?,
-            ),
-            (None, Some(secret)) => Some(secret.0.clone()),
+        let webhook_secret = match (&self.webhook_secret_file, &self.webhook_secret) {
+            (Some(file), _) => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|error| ConfigError::SecretFile { path: file.clone(), error })?;
+                Some(Secret::new(&text).ok_or_else(|| ConfigError::EmptySecretFile(file.clone()))?)
+            }
+            (None, Some(secret)) => Some(Secret::new(&secret.0).ok_or(ConfigError::EmptySecret)?),
             (None, None) => None,
-        };
-        let webhook_secret = match secret_text {
-            Some(text) => Some(Secret::new(&text).ok_or(ConfigError::EmptySecret)?),
-            None => None,
         };
         if self.webhook_max_body_bytes < 1024 {
             return Err(ConfigError::BodyLimit(self.webhook_max_body_bytes));
@@ -260,7 +314,7 @@ impl ServeArgs {
             return Err(ConfigError::Limit("limits.max-tracked"));
         }
         Ok(ServeConfig {
-            listen_address,
+            listen_addresses,
             http: HttpOptions {
                 telemetry_path: path.clone(),
                 webhook_secret,
@@ -296,7 +350,7 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         let config = serve_args(&[]).expect("defaults validate");
-        assert_eq!(config.listen_address.port(), 10034);
+        assert_eq!(config.listen_addresses, ["0.0.0.0:10034".parse::<SocketAddr>().expect("an address")]);
         assert_eq!(config.settle_time_ms, 120_000);
         assert!(config.http.webhook_secret.is_none());
         assert_eq!(config.storage_path.as_deref(), Some(Path::new("./data")));
@@ -313,10 +367,37 @@ mod tests {
         assert!(error.to_string().contains("cannot read --webhook.secret-file"), "{error}");
         let error = serve_args(&["--webhook.secret", "  "]).unwrap_err();
         assert!(matches!(error, ConfigError::EmptySecret));
+        let error = serve_args(&["--web.listen-address", "127.0.0.1:70000"]).unwrap_err();
+        assert!(error.to_string().contains("the port must be between 0 and 65535"), "{error}");
+        let error = serve_args(&["--web.listen-address", ":65536"]).unwrap_err();
+        assert!(matches!(error, ConfigError::ListenPort(_)), "{error}");
         let error = serve_args(&["--ledger.settle-time", "2h"]).unwrap_err();
         assert!(error.to_string().contains("at most 1h"), "{error}");
         let error = serve_args(&["--storage.retention", "7d"]).unwrap_err();
         assert!(error.to_string().contains("at least 31d"), "{error}");
+    }
+
+    #[test]
+    fn listen_addresses_take_every_form_exporters_accept() {
+        let config = serve_args(&["--web.listen-address", "[::]:10034", "--web.listen-address", ":10035,127.0.0.1:0"])
+            .expect("valid addresses");
+        let expected: Vec<SocketAddr> =
+            ["[::]:10034", "0.0.0.0:10035", "127.0.0.1:0"].iter().map(|a| a.parse().expect("an address")).collect();
+        assert_eq!(config.listen_addresses, expected);
+    }
+
+    #[test]
+    fn demo_listens_on_loopback_unless_told_otherwise() {
+        let demo = |extra: &[&str]| {
+            let mut argv = vec!["codedeploy-exporter", "demo"];
+            argv.extend_from_slice(extra);
+            let Command::Demo(args) = Cli::try_parse_from(argv).expect("flags parse").command else {
+                unreachable!("parsed as demo")
+            };
+            args.serve_args().validate(None).expect("valid").listen_addresses
+        };
+        assert_eq!(demo(&[]), ["127.0.0.1:10034".parse::<SocketAddr>().expect("an address")]);
+        assert_eq!(demo(&["--web.listen-address", ":9"]), ["0.0.0.0:9".parse::<SocketAddr>().expect("an address")]);
     }
 
     #[test]

@@ -314,6 +314,7 @@ impl Exporter {
             unauthenticated: self.unauthenticated.snapshot(),
             version: VERSION,
             ledger_withheld: false,
+            process: None,
         }
     }
 
@@ -327,7 +328,7 @@ impl Exporter {
             limited: Default::default(),
         };
         let unauthenticated = self.unauthenticated.snapshot();
-        Exposition { ledger, exporter, unauthenticated, version: VERSION, ledger_withheld: true }
+        Exposition { ledger, exporter, unauthenticated, version: VERSION, ledger_withheld: true, process: None }
     }
 
     /// A store backs this exporter: its commit failures are counted (and shown).
@@ -872,7 +873,7 @@ mod tests {
         fn commit(&mut self, _: &Commit<'_>) -> Result<(), StoreError> {
             if self.failing.load(Ordering::SeqCst) {
                 let full = redb::Error::Io(std::io::Error::other("no space left on device"));
-                return Err(StoreError::Database { path: "flaky".into(), source: Box::new(full) });
+                return Err(StoreError::Database { path: "flaky".into(), error: Box::new(full) });
             }
             Ok(())
         }

@@ -40,6 +40,7 @@
 //!   [`sources::aws`] the SQS queues and the API poller), and the commit-time
 //!   resolver that reads S3 metadata and git for lead time.
 //! - [`http`], [`config`], [`app`]: the server, the validated flags, start-up and shutdown.
+//! - [`logging`]: the log on stderr, logfmt or JSON lines.
 //! - [`heap`]: freed memory handed back after a scrape and after start-up.
 //! - [`simulator`]: a deterministic fleet for `demo`.
 
@@ -52,6 +53,7 @@ pub mod http;
 pub mod identity;
 pub mod ingest;
 pub mod ledger;
+pub mod logging;
 pub mod metrics;
 pub mod setup;
 pub mod simulator;

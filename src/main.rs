@@ -17,18 +17,14 @@ use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    codedeploy_exporter::logging::init(&cli.log_level, cli.log_format);
     let result = match cli.command {
         Command::Replay(args) => run_replay(&args),
         Command::Setup(args) => codedeploy_exporter::setup::run_command(&args),
         Command::Serve(args) => run_server(&args, Some(Path::new(DEFAULT_STORAGE_PATH)), None),
         Command::Demo(args) => {
             let feed = DemoFeed { fleet: Fleet::new(args.seed), history_days: args.history_days };
-            run_server(&args.serve, None, Some(feed))
+            run_server(&args.serve_args(), None, Some(feed))
         }
     };
     match result {

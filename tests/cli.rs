@@ -152,3 +152,281 @@ fn shuffle<T>(items: &mut [T], mut state: u64) {
         items.swap(i, (state % (i as u64 + 1)) as usize);
     }
 }
+
+#[path = "common/promtool.rs"]
+mod promtool;
+
+/// The binary running in a fresh working directory (the default store is
+/// ./data), its stderr read line by line by a thread of its own, so that
+/// every wait for a line has a deadline.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every stderr line received so far.
+    log: Vec<String>,
+    _workdir: tempfile::TempDir,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let workdir = tempfile::tempdir().expect("a working directory");
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(workdir.path())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts");
+        let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines, log: Vec::new(), _workdir: workdir }
+    }
+
+    /// Log lines until `wanted` says it has seen enough, within 60 s.
+    fn read_log_until(&mut self, mut wanted: impl FnMut(&str) -> bool) {
+        let started = Instant::now();
+        loop {
+            let left = Duration::from_secs(60).saturating_sub(started.elapsed());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|e| {
+                panic!("the awaited log line did not come within 60 s ({e}); log so far:\n{}", self.log.join("\n"))
+            });
+            self.log.push(line);
+            if wanted(self.log.last().expect("just pushed")) {
+                return;
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit status and the rest of the log.
+    fn stop(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "no exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // The process has exited: the log ends, and the reader closes the channel.
+        let rest: Vec<String> = self.lines.iter().collect();
+        self.log.extend(rest);
+        (status, std::mem::take(&mut self.log))
+    }
+}
+
+impl Drop for Running {
+    /// A test that failed half-way leaves no server behind.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET: the status code and the body.
+fn http_get(address: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap_or_else(|e| panic!("connect {address}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("a timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").expect("request sent");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("a response");
+    let response = String::from_utf8(response).expect("UTF-8");
+    let (head, body) = response.split_once("\r\n\r\n").expect("headers and body");
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status code");
+    // The scrape is streamed (chunked); the landing page has a length.
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).expect("a chunk size");
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+    out
+}
+
+/// Issue 15: `--log.format json` writes one JSON object per line, from the
+/// first line to the last, `--replay` files included; every
+/// `--web.listen-address` is bound and serves; `/metrics` carries the
+/// standard `process_*` series, plausible and promtool-clean.
+#[test]
+fn json_logs_every_listen_address_and_process_metrics() {
+    let replay = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/streams/mixed.jsonl");
+    let mut server = Running::start(&[
+        "serve",
+        "--replay",
+        replay,
+        "--log.format",
+        "json",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ]);
+    let mut addresses = Vec::new();
+    server.read_log_until(|line| {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
+        if event["message"] == "listening" {
+            addresses.push(event["address"].as_str().expect("the address, a string").to_owned());
+        }
+        addresses.len() == 2
+    });
+    assert_ne!(addresses[0], addresses[1], "two listeners, two ports");
+    for address in &addresses {
+        assert_eq!(http_get(address, "/-/healthy").0, 200, "{address}");
+    }
+
+    let (status, body) = http_get(&addresses[1], "/metrics");
+    assert_eq!(status, 200);
+    let value = |name: &str| -> f64 {
+        let line = body.lines().find(|l| l.split_whitespace().next() == Some(name));
+        line.and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {name}"))
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs_f64();
+    let started = value("process_start_time_seconds");
+    assert!(started <= now + 1.0 && started > now - 600.0, "start time {started}, now {now}");
+    assert!(value("process_cpu_seconds_total") >= 0.0);
+    let resident = value("process_resident_memory_bytes");
+    assert!(resident > 1e6 && resident <= value("process_virtual_memory_bytes"), "resident {resident}");
+    let open = value("process_open_fds");
+    assert!(open >= 5.0 && open <= value("process_max_fds"), "open fds {open}");
+    assert!(body.contains("# TYPE process_cpu_seconds_total counter"), "{body}");
+    promtool::assert_promtool_clean(&body);
+
+    let (status, log) = server.stop();
+    assert!(status.success(), "exit status {status}");
+    for line in &log {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+    assert!(log.iter().any(|l| l.contains("\"message\":\"stopped")), "{log:?}");
+    // A preload says when each file starts and when it is in.
+    for message in ["preloading", "preloaded"] {
+        let said = log.iter().any(|l| l.contains(&format!("\"message\":\"{message}\"")) && l.contains("mixed.jsonl"));
+        assert!(said, "no {message} line for the --replay file in {log:?}");
+    }
+}
+
+/// Issue 15: the landing page of `demo` says the data is simulated, labels
+/// the window of every figure, shows the DORA keys and what to do next, and
+/// loads nothing from elsewhere.
+#[test]
+fn the_landing_page_guides_a_newcomer() {
+    let mut demo = Running::start(&["demo", "--web.listen-address", "127.0.0.1:0", "--demo.history-days", "8"]);
+    let mut address = String::new();
+    demo.read_log_until(|line| match line.split_whitespace().find_map(|w| w.strip_prefix("address=")) {
+        Some(found) => {
+            address = found.to_owned();
+            true
+        }
+        None => false,
+    });
+    let (status, page) = http_get(&address, "/");
+    assert_eq!(status, 200);
+    for part in [
+        "Simulated data",
+        "Readiness: <span class=\"ok\">ready",
+        "DORA keys, all groups, last 7d",
+        "Change failure rate",
+        "Succeeded (all time)",
+        "Success ratio (7d)",
+        "Lead time, median (7d)",
+        "rule_files:",
+        "metrics_path: /metrics",
+        &format!("targets: [\"{address}\"]"),
+        "codedeploy-dora.json",
+        "docs/metrics.md",
+        "/-/healthy",
+        "<style>",
+    ] {
+        assert!(page.contains(part), "{part:?} missing from the landing page:\n{page}");
+    }
+    for external in ["<script", "<link", "src=", "http://", "https://"] {
+        assert!(!page.contains(external), "the page loads {external}:\n{page}");
+    }
+    let (status, _) = demo.stop();
+    assert!(status.success(), "exit status {status}");
+}
+
+/// A process whose log reader went away (a log shipper restarted, a test
+/// that failed) still stops on SIGTERM: logging to the closed pipe loses the
+/// lines and panics nothing, the signal handler included.
+#[test]
+fn sigterm_stops_the_server_after_its_log_reader_went_away() {
+    let workdir = tempfile::tempdir().expect("a working directory");
+    let mut child = Command::new(BIN)
+        .args(["demo", "--web.listen-address", "127.0.0.1:0", "--demo.history-days", "1"])
+        .current_dir(workdir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    // Once it listens, its signal handler is in place. The end this test
+    // holds is the pipe's only reader, so dropping it closes the pipe.
+    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    for line in stderr.lines() {
+        if line.expect("a log line").contains("msg=listening") {
+            break;
+        }
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("no exit within 30 s of SIGTERM once stderr was closed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+}
+
+/// Issue 15: each error is said once and names what to fix.
+#[test]
+fn errors_name_the_flag_and_say_the_os_error_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let failure = |args: &[&str]| -> String {
+        let output = Command::new(BIN).args(args).current_dir(dir.path()).output().expect("runs");
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        String::from_utf8(output.stderr).expect("UTF-8")
+    };
+    let missing = dir.path().join("missing-secret");
+    let stderr = failure(&["serve", "--webhook.secret-file", missing.to_str().expect("UTF-8 path")]);
+    assert!(stderr.contains(&format!("cannot read --webhook.secret-file {}", missing.display())), "{stderr}");
+    assert_eq!(stderr.matches("(os error 2)").count(), 1, "{stderr}");
+
+    let empty = dir.path().join("empty-secret");
+    std::fs::write(&empty, "\n").expect("writes");
+    let stderr = failure(&["serve", "--webhook.secret-file", empty.to_str().expect("UTF-8 path")]);
+    assert!(stderr.contains(&format!("the webhook secret in --webhook.secret-file {} is empty", empty.display())), "{stderr}");
+
+    // A directory under a regular file cannot be created.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").expect("writes");
+    let store = file.join("data");
+    let stderr = failure(&["serve", "--web.listen-address", "127.0.0.1:0", "--storage.path", store.to_str().expect("UTF-8")]);
+    assert!(stderr.contains(&format!("cannot create the storage directory {}", store.display())), "{stderr}");
+    assert_eq!(stderr.matches("(os error").count(), 1, "{stderr}");
+
+    let stderr = failure(&["serve", "--web.listen-address", "127.0.0.1:65536"]);
+    assert!(stderr.contains("\"127.0.0.1:65536\": the port must be between 0 and 65535"), "{stderr}");
+}

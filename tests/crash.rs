@@ -88,7 +88,13 @@ impl Drop for Server {
 /// Series whose value depends only on the messages (not on the wall clock or
 /// on how often a message was delivered).
 fn domain(exposition: &str) -> Vec<String> {
-    let clocked = ["codedeploy_exporter_", "codedeploy_sli_", "codedeploy_dora_", "codedeploy_deployment_duration_window_"];
+    let clocked = [
+        "codedeploy_exporter_",
+        "codedeploy_sli_",
+        "codedeploy_dora_",
+        "codedeploy_deployment_duration_window_",
+        "process_",
+    ];
     exposition
         .lines()
         .filter(|l| !l.starts_with('#') && !clocked.iter().any(|c| l.starts_with(c)))
@@ -104,7 +110,8 @@ fn monotonic(exposition: &str) -> BTreeMap<String, f64> {
         .filter_map(|l| l.rsplit_once(' '))
         .filter(|(series, _)| {
             let name = series.split('{').next().unwrap_or_default();
-            ["_total", "_bucket", "_count", "_sum"].iter().any(|s| name.ends_with(s))
+            // A process's CPU time starts again with each process: only the exporter's counters continue.
+            !name.starts_with("process_") && ["_total", "_bucket", "_count", "_sum"].iter().any(|s| name.ends_with(s))
         })
         .filter_map(|(series, value)| Some((series.to_owned(), value.parse().ok()?)))
         .collect()

@@ -7,13 +7,13 @@
 //! and rate limit wrap every route ([`auth`]).
 
 pub mod auth;
+mod landing;
 pub mod rate_limit;
 pub mod security;
 pub mod tls;
 pub mod web_config;
 
 use std::convert::Infallible;
-use std::fmt::Write;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -23,7 +23,7 @@ use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{FromRef, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use http_body::Frame;
@@ -32,7 +32,6 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::ingest::{now_ms, IngestHandle, SharedExporter};
-use crate::ledger::FINISHED;
 use crate::metrics::{Encoding, Exposition, Format};
 use crate::sources::webhook::{self, Secret, Webhook};
 use rate_limit::TokenBucket;
@@ -87,7 +86,7 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
     let landing_snapshots = snapshots.clone();
     let mut router = Router::new()
         .route(&options.telemetry_path, get(move |headers| metrics(snapshots.clone(), headers)))
-        .route("/", get(move || landing(landing_snapshots.clone(), landing_path.clone())))
+        .route("/", get(move |headers| landing::landing(landing_snapshots.clone(), landing_path.clone(), headers)))
         // Takes no lock and touches no state: it answers whatever the writer
         // and the scrapes are doing.
         .route("/-/healthy", get(|| async { "Healthy\n" }))
@@ -190,7 +189,8 @@ impl Snapshots {
         tokio::task::spawn_blocking(move || {
             let exposition = exporter.exposition(now_ms(), || !send.is_closed());
             drop(locking);
-            if let Some(exposition) = exposition {
+            if let Some(mut exposition) = exposition {
+                exposition.process = crate::metrics::ProcessMetrics::read();
                 let _ = send.send((exposition, turn));
             }
         });
@@ -268,71 +268,6 @@ impl HttpBody for ChunkBody {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         self.0.poll_recv(cx).map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
     }
-}
-
-fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-async fn landing(snapshots: Snapshots, telemetry_path: String) -> Response {
-    let (exposition, turn) = match snapshots.take(DEFAULT_SCRAPE_TIMEOUT / 2).await {
-        Ok(taken) => taken,
-        Err(unavailable) => return unavailable,
-    };
-    // A row per group: at 10k groups, milliseconds of formatting, kept off the
-    // runtime's workers like the scrape's render.
-    let page = tokio::task::spawn_blocking(move || {
-        let _turn = turn;
-        landing_page(&exposition, &telemetry_path)
-    });
-    match page.await {
-        Ok(page) => Html(page).into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "The landing page failed; see the log\n").into_response(),
-    }
-}
-
-fn landing_page(exposition: &Exposition, telemetry_path: &str) -> String {
-    let mut page = String::new();
-    let path = escape_html(telemetry_path);
-    let _ = write!(
-        page,
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>CodeDeploy Exporter</title></head><body>\
-         <h1>CodeDeploy Exporter</h1><p>Version {}. Deployment SLIs and DORA metrics from AWS CodeDeploy.</p>\
-         <ul><li><a href=\"{path}\">Metrics</a></li><li><a href=\"/-/healthy\">Health</a></li>\
-         <li><a href=\"/-/ready\">Readiness</a></li></ul>\
-         <h2>Deployment groups</h2><table border=\"1\" cellpadding=\"4\"><tr><th>Account</th><th>Region</th>\
-         <th>Application</th><th>Group</th><th>In progress</th><th>Succeeded</th><th>Failed</th><th>Stopped</th>\
-         <th>Success ratio (7d)</th></tr>",
-        exposition.version
-    );
-    for group in &exposition.ledger.groups {
-        let finished = |status| -> u64 {
-            group.stats.deployments.iter().filter(|((_, s), _)| *s == status).map(|(_, n)| n).sum()
-        };
-        let [failed, stopped, succeeded] = FINISHED.map(finished);
-        let ratio = group
-            .windows
-            .iter()
-            .find(|w| w.window == "7d")
-            .map(|w| w.success_ratio)
-            .filter(|r| !r.is_nan())
-            .map_or_else(|| "–".to_owned(), |r| format!("{:.1}%", r * 100.0));
-        let _ = write!(
-            page,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape_html(&group.key.account_id),
-            escape_html(&group.key.region),
-            escape_html(&group.key.application),
-            escape_html(&group.key.deployment_group),
-            group.in_progress,
-            succeeded,
-            failed,
-            stopped,
-            ratio
-        );
-    }
-    page.push_str("</table></body></html>\n");
-    page
 }
 
 /// Serves (over TLS when `tls` is given) until `shutdown` fires, then lets

@@ -293,6 +293,11 @@ impl<'s> Encoder<'s> {
         self.buffer.push('\n');
     }
 
+    /// A counter of a quantity that is not a whole number (CPU seconds).
+    pub fn float_counter<const N: usize>(&mut self, group: &str, names: &[&str; N], values: &[&str; N], value: f64) {
+        self.gauge(group, names, values, value);
+    }
+
     pub fn gauge<const N: usize>(&mut self, group: &str, names: &[&str; N], values: &[&str; N], value: f64) {
         self.series_name("", group, names, values);
         push_float(&mut self.buffer, value);

@@ -432,6 +432,35 @@ const FAMILIES: &[(Family, Series)] = &[
             per_group(e, w, labels, |g, w, l| w.histogram(l, &[], &[], &g.stats.time_to_restore, false))
         },
     ),
+    // The standard process metrics, as every client library names them.
+    (
+        family("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", Type::Counter),
+        |e, w, _| process(e, |p| w.float_counter("", &[], &[], p.cpu_seconds)),
+    ),
+    (
+        family("process_max_fds", "Maximum number of open file descriptors.", Type::Gauge),
+        |e, w, _| process(e, |p| w.gauge("", &[], &[], p.max_fds)),
+    ),
+    (
+        family("process_open_fds", "Number of open file descriptors.", Type::Gauge),
+        |e, w, _| process(e, |p| w.gauge("", &[], &[], p.open_fds)),
+    ),
+    (
+        family("process_resident_memory_bytes", "Resident memory size in bytes.", Type::Gauge),
+        |e, w, _| process(e, |p| w.gauge("", &[], &[], p.resident_memory_bytes)),
+    ),
+    (
+        family(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            Type::Gauge,
+        ),
+        |e, w, _| process(e, |p| w.gauge("", &[], &[], p.start_time_seconds)),
+    ),
+    (
+        family("process_virtual_memory_bytes", "Virtual memory size in bytes.", Type::Gauge),
+        |e, w, _| process(e, |p| w.gauge("", &[], &[], p.virtual_memory_bytes)),
+    ),
 ];
 
 /// Writes every family of the exposition into the encoder.
@@ -441,6 +470,14 @@ pub(super) fn write_all(exposition: &Exposition, encoder: &mut Encoder<'_>) -> i
         encoder.family(*family);
         series(exposition, encoder, &labels)?;
         encoder.flush_if_full()?;
+    }
+    Ok(())
+}
+
+/// A `process_*` series, when the server read them (never in `replay`).
+fn process(exposition: &Exposition, write: impl FnOnce(&super::ProcessMetrics)) -> io::Result<()> {
+    if let Some(process) = &exposition.process {
+        write(process);
     }
     Ok(())
 }

@@ -9,6 +9,7 @@
 mod encoder;
 pub mod exporter;
 mod families;
+mod process;
 mod unauthenticated;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use flate2::Compression;
 
 pub use encoder::CHUNK_BYTES;
 pub use exporter::{ExporterMetrics, Outcome, Source};
+pub use process::ProcessMetrics;
 pub use unauthenticated::Unauthenticated;
 
 use crate::ledger::Snapshot;
@@ -110,6 +112,9 @@ pub struct Exposition {
     /// store does not: `ledger` is left empty and the families drawn from it
     /// are not rendered (see [`crate::ingest::Exporter::exposition`]).
     pub ledger_withheld: bool,
+    /// The `process_*` figures, filled in by the server at scrape time; `None`
+    /// in `replay`, whose output depends on its input alone.
+    pub process: Option<ProcessMetrics>,
 }
 
 impl Exposition {

@@ -55,6 +55,9 @@ pub fn replay_file(
     Ok(replay_bytes(exporter, path, &bytes, source, now))
 }
 
+/// How often a long replay logs its progress.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Same as [`replay_file`] for content already in memory.
 pub fn replay_bytes(
     exporter: &mut Exporter,
@@ -82,7 +85,16 @@ pub fn replay_bytes(
             }
         }
         Err(_) => {
+            // A file of gigabytes takes minutes: report how far it has got.
+            let mut last_progress = std::time::Instant::now();
+            let mut read = 0;
             for (index, line) in lines(bytes).enumerate() {
+                read += line.len() + 1;
+                if last_progress.elapsed() >= PROGRESS_INTERVAL {
+                    last_progress = std::time::Instant::now();
+                    tracing::info!(file = %path.display(), lines = index, percent = read.min(bytes.len()) * 100 / bytes.len().max(1),
+                        "replaying");
+                }
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }

@@ -73,8 +73,10 @@ const EXPORTER_KEY: &str = "exporter";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot create the storage directory {path}: {source}")]
-    Directory { path: PathBuf, source: std::io::Error },
+    // The cause is part of each message and deliberately not a `source`:
+    // `{:#}` would print it a second time.
+    #[error("cannot create the storage directory {path}: {error}")]
+    Directory { path: PathBuf, error: std::io::Error },
     #[error("the store {path} is in use by another process (one exporter per --storage.path)")]
     InUse { path: PathBuf },
     #[error(
@@ -88,8 +90,8 @@ pub enum StoreError {
     Invalid { path: PathBuf, table: &'static str, detail: String },
     #[error("cannot encode {what} for the store: {detail}")]
     Encode { what: &'static str, detail: String },
-    #[error("store operation failed on {path}: {source}")]
-    Database { path: PathBuf, source: Box<redb::Error> },
+    #[error("store operation failed on {path}: {error}")]
+    Database { path: PathBuf, error: Box<redb::Error> },
 }
 
 impl StoreError {
@@ -169,11 +171,11 @@ impl RedbStore {
     /// Opens (or creates) the store in `directory`, refusing another format version.
     pub fn open(directory: &Path) -> Result<RedbStore, StoreError> {
         std::fs::create_dir_all(directory)
-            .map_err(|source| StoreError::Directory { path: directory.to_owned(), source })?;
+            .map_err(|error| StoreError::Directory { path: directory.to_owned(), error })?;
         let path = directory.join(FILE_NAME);
         let db = Database::builder().set_cache_size(CACHE_BYTES).create(&path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path: path.clone() },
-            other => StoreError::Database { path: path.clone(), source: Box::new(other.into()) },
+            other => StoreError::Database { path: path.clone(), error: Box::new(other.into()) },
         })?;
         let store = RedbStore { db, path };
         store.check_version()?;
@@ -181,7 +183,7 @@ impl RedbStore {
     }
 
     fn fail(&self) -> impl Fn(redb::Error) -> StoreError + '_ {
-        |source| StoreError::Database { path: self.path.clone(), source: Box::new(source) }
+        |error| StoreError::Database { path: self.path.clone(), error: Box::new(error) }
     }
 
     /// Stamps a new store with [`FORMAT_VERSION`]; checks an existing one.

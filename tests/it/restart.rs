@@ -5,7 +5,8 @@ use crate::helpers::{eventbridge, sample, spawn_app, spawn_app_on, CHECKOUT};
 fn domain(metrics: &str) -> Vec<&str> {
     metrics
         .lines()
-        .filter(|l| !l.starts_with("codedeploy_exporter_") && !l.starts_with('#'))
+        // The process metrics are the new process's own.
+        .filter(|l| !l.starts_with("codedeploy_exporter_") && !l.starts_with("process_") && !l.starts_with('#'))
         .filter(|l| !l.starts_with("codedeploy_sli_") && !l.starts_with("codedeploy_dora_"))
         .filter(|l| !l.starts_with("codedeploy_deployment_duration_window_"))
         .collect()

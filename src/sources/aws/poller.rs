@@ -597,7 +597,15 @@ impl DeploymentsApi for SdkApi {
         let range = cd::TimeRange::builder().start(DateTime::from_millis(created_after)).build();
         let mut ids = Vec::new();
         let mut token: Option<String> = None;
+        // A backfill of a busy account lists thousands of pages at the rate
+        // limit: say how far it has got rather than stay silent for minutes.
+        let mut last_progress = Instant::now();
         loop {
+            if last_progress.elapsed() >= Duration::from_secs(10) {
+                last_progress = Instant::now();
+                tracing::info!(account = %self.scope.account, region = %self.scope.region, listed = ids.len(),
+                    "listing deployments: more pages to come");
+            }
             self.scope.limit.acquire().await;
             let page = self
                 .scope
