@@ -160,16 +160,15 @@ impl App {
         // Without a backfill to wait for, the watch starts out true and there is nothing to do.
         if !*backfilled.1.borrow() {
             let mut backfill_over = backfilled.1.clone();
-            let exporter = exporter.clone();
+            let (ingest, readiness) = (ingest.clone(), exporter.readiness().clone());
             tokio::spawn(async move {
                 // An error means the sources are gone (shutdown): nothing to be ready for.
                 if backfill_over.wait_for(|done| *done).await.is_ok() {
-                    // The exporter's lock may be held by a scrape or a commit: not on a worker.
-                    let _ = tokio::task::spawn_blocking(move || {
-                        exporter.lock().end_of_backfill(now_ms());
-                        exporter.readiness().backfill_done();
-                    })
-                    .await;
+                    // Through the writer, so that it is committed before anyone
+                    // is told. A failed commit keeps it pending, and readiness
+                    // waits for the commits to succeed anyway.
+                    let _ = ingest.end_of_backfill().await;
+                    readiness.backfill_done();
                 }
             });
         }

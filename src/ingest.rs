@@ -566,6 +566,9 @@ enum Payload {
     /// An authenticated message refused before it could be decoded: only
     /// counted, as rejected.
     Rejected,
+    /// The poller's first backfill is in (see [`Exporter::end_of_backfill`]);
+    /// no message, so nothing is counted.
+    EndOfBackfill,
 }
 
 struct Submission {
@@ -608,6 +611,13 @@ impl IngestHandle {
     /// for the count to be committed.
     pub async fn reject(&self, source: Source) {
         let _ = self.send(source, Payload::Rejected).await;
+    }
+
+    /// Tells the writer the poller's first backfill is in, and waits until
+    /// what that settles is committed: readiness, and a new store's series,
+    /// must only follow what a restart would still show.
+    pub async fn end_of_backfill(&self) -> Result<(), IngestError> {
+        self.send(Source::Poller, Payload::EndOfBackfill).await.map(drop)
     }
 
     /// Where requests that fail authentication are counted: in memory, never
@@ -751,6 +761,10 @@ impl Writer {
                     Payload::Rejected => {
                         exporter.count(s.source, Outcome::Rejected, now);
                         Ok(Outcome::Rejected)
+                    }
+                    Payload::EndOfBackfill => {
+                        exporter.end_of_backfill(now);
+                        Ok(Outcome::Ignored)
                     }
                     Payload::Observations(observations) => {
                         exporter.ingest_observations(s.source, std::mem::take(observations), now).map_err(IngestError::Rejected)
