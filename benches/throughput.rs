@@ -1709,6 +1709,36 @@ struct Connection {
     reader: BufReader<TcpStream>,
 }
 
+
+/// Posts bodies to the webhook over one keep-alive connection (opened again
+/// after an error) until `next` has no more; returns the latencies of the
+/// 2xx answers and the count of the rest (`usize::MAX` if it never connected).
+fn post_events<'a, B: AsRef<[u8]> + 'a>(
+    address: &str,
+    secret: &str,
+    mut next: impl FnMut() -> Option<&'a B>,
+) -> (Vec<Duration>, usize) {
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    let Ok(mut connection) = Connection::open(address) else { return (latencies, usize::MAX) };
+    let headers = format!("Authorization: Bearer {secret}\r\nContent-Type: application/json\r\n");
+    while let Some(body) = next() {
+        let sent = Instant::now();
+        match connection.request("POST", "/events", &headers, body.as_ref()) {
+            Ok((200..=299, _)) => latencies.push(sent.elapsed()),
+            Ok(_) => failures += 1,
+            Err(_) => {
+                failures += 1;
+                match Connection::open(address) {
+                    Ok(c) => connection = c,
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    (latencies, failures)
+}
+
 impl Connection {
     fn open(address: &str) -> std::io::Result<Connection> {
         let writer = TcpStream::connect(address)?;
@@ -1829,29 +1859,7 @@ fn webhook_phase(args: &Args) -> Res {
         let workers: Vec<_> = (0..connections)
             .map(|_| {
                 let (lines, next, address) = (lines.clone(), next.clone(), server.address.clone());
-                std::thread::spawn(move || -> (Vec<Duration>, usize) {
-                    let mut latencies = Vec::new();
-                    let mut failures = 0;
-                    let Ok(mut connection) = Connection::open(&address) else { return (latencies, usize::MAX) };
-                    let headers = format!("Authorization: Bearer {secret}\r\nContent-Type: application/json\r\n");
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(body) = lines.get(i) else { break };
-                        let sent = Instant::now();
-                        match connection.request("POST", "/events", &headers, body) {
-                            Ok((200..=299, _)) => latencies.push(sent.elapsed()),
-                            Ok(_) => failures += 1,
-                            Err(_) => {
-                                failures += 1;
-                                match Connection::open(&address) {
-                                    Ok(c) => connection = c,
-                                    Err(_) => break,
-                                }
-                            }
-                        }
-                    }
-                    (latencies, failures)
-                })
+                std::thread::spawn(move || post_events(&address, secret, || lines.get(next.fetch_add(1, Ordering::Relaxed))))
             })
             .collect();
         let mut latencies = Vec::with_capacity(lines.len());
@@ -1942,27 +1950,10 @@ fn scrape_load_phase(args: &Args) -> Res {
         let posters: Vec<_> = (0..connections)
             .map(|_| {
                 let (lines, next, stop, address) = (lines.clone(), next.clone(), stop.clone(), address.clone());
-                std::thread::spawn(move || -> (Vec<Duration>, usize) {
-                    let mut latencies = Vec::new();
-                    let mut failures = 0;
-                    let Ok(mut connection) = Connection::open(&address) else { return (latencies, usize::MAX) };
-                    let headers = format!("Authorization: Bearer {secret}\r\nContent-Type: application/json\r\n");
-                    while !stop.load(Ordering::Relaxed) {
-                        let body = &lines[next.fetch_add(1, Ordering::Relaxed) % lines.len()];
-                        let sent = Instant::now();
-                        match connection.request("POST", "/events", &headers, body) {
-                            Ok((200..=299, _)) => latencies.push(sent.elapsed()),
-                            Ok(_) => failures += 1,
-                            Err(_) => {
-                                failures += 1;
-                                match Connection::open(&address) {
-                                    Ok(c) => connection = c,
-                                    Err(_) => break,
-                                }
-                            }
-                        }
-                    }
-                    (latencies, failures)
+                std::thread::spawn(move || {
+                    post_events(&address, secret, || {
+                        (!stop.load(Ordering::Relaxed)).then(|| &lines[next.fetch_add(1, Ordering::Relaxed) % lines.len()])
+                    })
                 })
             })
             .collect();
