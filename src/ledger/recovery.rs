@@ -63,8 +63,8 @@ impl RecoveryRuns {
         self.insert(Step { at, failure: true, closes: None, pending_since: None })
     }
 
-    /// A success (of any creator) was counted at ingest time `now`. Returns
-    /// whether it came too late to be placed exactly.
+    /// A success (of any creator), terminal since ingest time `since`, was
+    /// counted. Returns whether it came too late to be placed exactly.
     pub fn add_success(&mut self, at: Millis, since: Millis) -> bool {
         self.insert(Step { at, failure: false, closes: None, pending_since: Some(since) })
     }
