@@ -10,22 +10,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use codedeploy_exporter::setup::{self, Change, SetupArgs};
+use codedeploy_exporter::setup::{self, Change};
 use serde_json::json;
 use support::*;
-
-fn setup_args(moto: &Moto, dry_run: bool) -> SetupArgs {
-    SetupArgs {
-        queue_names: vec!["codedeploy-exporter".into()],
-        max_receive_count: 5,
-        rule_name: "codedeploy-exporter".into(),
-        bus_name: "default".into(),
-        region: Some(REGION.into()),
-        endpoint_url: Some(moto.endpoint.clone()),
-        role_arns: vec![],
-        dry_run,
-    }
-}
 
 /// Runs `setup`; returns its outcome and report.
 async fn run_setup(moto: &Moto, dry_run: bool) -> (setup::Outcome, String) {

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use codedeploy_exporter::setup::{self, SetupArgs};
+use codedeploy_exporter::setup;
 use serde_json::{json, Value};
 use support::*;
 
@@ -283,17 +283,7 @@ async fn backfilled_history_raises_no_alert_in_prometheus() {
     let _serial = serial().await;
     let started = Instant::now();
     let moto = Moto::start();
-    let args = SetupArgs {
-        queue_names: vec!["codedeploy-exporter".into()],
-        max_receive_count: 5,
-        rule_name: "codedeploy-exporter".into(),
-        bus_name: "default".into(),
-        region: Some(REGION.into()),
-        endpoint_url: Some(moto.endpoint.clone()),
-        role_arns: vec![],
-        dry_run: false,
-    };
-    let queue = setup::run(&args, &mut Vec::new()).await.expect("setup runs").queue_urls[0].clone();
+    let queue = setup::run(&setup_args(&moto, false), &mut Vec::new()).await.expect("setup runs").queue_urls[0].clone();
     let mut history = History::default();
     add_history(&moto, &mut history, "shop", "SHOP", 120, 4);
     add_history(&moto, &mut history, "billing", "BILL", 60, 5);

@@ -55,48 +55,12 @@ fn help_explains_every_flag() {
 
 #[test]
 fn sigterm_stops_the_server_gracefully() {
-    // The default store is ./data: run where it is a fresh directory, not in the checkout.
-    let workdir = tempfile::tempdir().expect("a working directory");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--web.listen-address", "127.0.0.1:0", "--log.level", "info"])
-        .current_dir(workdir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    // Read by a thread of its own, so that every wait for a line has a deadline.
-    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let (sender, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let started = Instant::now();
-    let address = loop {
-        let left = Duration::from_secs(60).saturating_sub(started.elapsed());
-        let line = lines.recv_timeout(left).unwrap_or_else(|e| panic!("the server logged no address within 60 s ({e})"));
-        if let Some(address) = line.split_whitespace().find_map(|word| word.strip_prefix("address=")) {
-            break address.to_owned();
-        }
-    };
-    let metrics = std::net::TcpStream::connect(&address).expect("listening");
+    let mut server = Running::start(&["serve", "--web.listen-address", "127.0.0.1:0", "--log.level", "info"]);
+    let metrics = std::net::TcpStream::connect(server.address()).expect("listening");
     drop(metrics);
-
-    let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "no exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (status, log) = server.stop();
     assert!(status.success(), "exit status {status}");
-    // The process has exited: the log ends, and the reader closes the channel.
-    let rest: String = lines.iter().collect::<Vec<_>>().join("\n");
+    let rest = log.join("\n");
     assert!(rest.contains("shutting down gracefully") && rest.contains("stopped"), "{rest}");
 }
 
@@ -156,6 +120,24 @@ fn shuffle<T>(items: &mut [T], mut state: u64) {
 #[path = "common/promtool.rs"]
 mod promtool;
 
+/// Sends SIGTERM and waits for the exit, killing the process and failing
+/// the test if it has not exited `within`.
+fn terminate(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if started.elapsed() > within {
+            let _ = child.kill();
+            panic!("no exit within {within:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The binary running in a fresh working directory (the default store is
 /// ./data), its stderr read line by line by a thread of its own, so that
 /// every wait for a line has a deadline.
@@ -203,18 +185,22 @@ impl Running {
         }
     }
 
+    /// The address it logs that it listens on.
+    fn address(&mut self) -> String {
+        let mut address = String::new();
+        self.read_log_until(|line| match line.split_whitespace().find_map(|w| w.strip_prefix("address=")) {
+            Some(found) => {
+                address = found.to_owned();
+                true
+            }
+            None => false,
+        });
+        address
+    }
+
     /// SIGTERM, then the exit status and the rest of the log.
     fn stop(mut self) -> (std::process::ExitStatus, Vec<String>) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                break status;
-            }
-            assert!(started.elapsed() < Duration::from_secs(20), "no exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = terminate(&mut self.child, Duration::from_secs(20));
         // The process has exited: the log ends, and the reader closes the channel.
         let rest: Vec<String> = self.lines.iter().collect();
         self.log.extend(rest);
@@ -329,14 +315,7 @@ fn json_logs_every_listen_address_and_process_metrics() {
 #[test]
 fn the_landing_page_guides_a_newcomer() {
     let mut demo = Running::start(&["demo", "--web.listen-address", "127.0.0.1:0", "--demo.history-days", "8"]);
-    let mut address = String::new();
-    demo.read_log_until(|line| match line.split_whitespace().find_map(|w| w.strip_prefix("address=")) {
-        Some(found) => {
-            address = found.to_owned();
-            true
-        }
-        None => false,
-    });
+    let address = demo.address();
     let (status, page) = http_get(&address, "/");
     assert_eq!(status, 200);
     for part in [
@@ -384,19 +363,8 @@ fn sigterm_stops_the_server_after_its_log_reader_went_away() {
             break;
         }
     }
-    let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("no exit within 30 s of SIGTERM once stderr was closed");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // The pipe's reader is gone by now: SIGTERM must still stop it.
+    let status = terminate(&mut child, Duration::from_secs(30));
     assert!(status.success(), "exit status {status}");
 }
 

@@ -517,6 +517,17 @@ fn bind_mounts(service: &Value) -> Vec<(PathBuf, String)> {
 }
 
 /// The host path mounted at `target` (or the directory holding it) in a service.
+/// The path a compose service's `--config.file=` flag names, inside the container.
+fn config_file_flag(service: &Value) -> &str {
+    at(service, &["command"])
+        .as_sequence()
+        .expect("command")
+        .iter()
+        .filter_map(Value::as_str)
+        .find_map(|arg| arg.strip_prefix("--config.file="))
+        .expect("--config.file")
+}
+
 fn host_path_of(service: &Value, target: &str) -> PathBuf {
     bind_mounts(service)
         .into_iter()
@@ -590,13 +601,7 @@ fn compose_exporter_command_is_a_valid_demo_command_line() {
 fn compose_prometheus_config_passes_promtool_with_the_rules() {
     let compose = compose();
     let prometheus = service(&compose, "prometheus");
-    let config_flag = at(prometheus, &["command"])
-        .as_sequence()
-        .expect("command")
-        .iter()
-        .filter_map(Value::as_str)
-        .find_map(|arg| arg.strip_prefix("--config.file="))
-        .expect("--config.file");
+    let config_flag = config_file_flag(prometheus);
     let config = host_path_of(prometheus, config_flag);
     // Lay the files out as the container sees them: the config, and alerts/
     // where the compose file mounts it, relative to the config's directory.
@@ -640,13 +645,7 @@ fn compose_prometheus_config_passes_promtool_with_the_rules() {
 fn compose_alertmanager_config_passes_amtool_and_inhibits_real_alerts() {
     let compose = compose();
     let alertmanager = service(&compose, "alertmanager");
-    let config_flag = at(alertmanager, &["command"])
-        .as_sequence()
-        .expect("command")
-        .iter()
-        .filter_map(Value::as_str)
-        .find_map(|arg| arg.strip_prefix("--config.file="))
-        .expect("--config.file");
+    let config_flag = config_file_flag(alertmanager);
     let path = host_path_of(alertmanager, config_flag);
     let output = run(Command::new(system_tool("amtool", "prometheus-alertmanager")).arg("check-config").arg(&path));
     assert!(output.status.success(), "amtool check-config: {}", describe(&output));

@@ -21,12 +21,27 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use codedeploy_exporter::app::App;
 use codedeploy_exporter::config::{Cli, Command as CliCommand};
+use codedeploy_exporter::setup::SetupArgs;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub const ACCOUNT: &str = "123456789012";
 pub const REGION: &str = "us-east-1";
+
+/// `setup`'s arguments for one queue and the default bus in moto's [`REGION`].
+pub fn setup_args(moto: &Moto, dry_run: bool) -> SetupArgs {
+    SetupArgs {
+        queue_names: vec!["codedeploy-exporter".into()],
+        max_receive_count: 5,
+        rule_name: "codedeploy-exporter".into(),
+        bus_name: "default".into(),
+        region: Some(REGION.into()),
+        endpoint_url: Some(moto.endpoint.clone()),
+        role_arns: vec![],
+        dry_run,
+    }
+}
 
 /// Tests in one binary share the environment and the CPU with moto: one at a time.
 pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
