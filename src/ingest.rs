@@ -166,6 +166,12 @@ impl Exporter {
         self.metrics.set_poller_pending(scope, pending);
     }
 
+    /// How much of a poller scope's first backfill is still to be read
+    /// (`codedeploy_exporter_backfill_remaining_deployments`). Not committed, like the retry set.
+    pub fn set_backfill_remaining(&mut self, scope: &str, remaining: usize) {
+        self.metrics.set_backfill_remaining(scope, remaining);
+    }
+
     /// See [`Ledger::api_details_complete`].
     pub fn api_details_complete(&self, deployment: &crate::domain::DeploymentRef) -> bool {
         self.ledger.api_details_complete(deployment)

@@ -669,6 +669,15 @@ async fn sqs_messages_are_acknowledged_during_a_long_backfill() {
     // so that the history never lands as a jump on series already scraped.
     assert!(!scrape.text.contains("codedeploy_deployments_total{"), "history withheld:\n{}", scrape.text);
     assert_eq!(exporter.ready().await, 503, "not ready while the backfill runs");
+    // What remains of it is shown, and goes down.
+    let remaining = |s: &Scrape| {
+        s.samples.iter().find(|(name, _, _)| name == "codedeploy_exporter_backfill_remaining_deployments").map(|(_, _, v)| *v)
+    };
+    let during = remaining(&scrape).expect("the backfill's remaining reads are shown while it runs");
+    assert!(during > 0.0 && during <= f64::from(2 * HISTORY), "remaining {during}");
+    exporter
+        .wait_for(Duration::from_secs(60), "fewer reads remaining", |s| remaining(s).is_some_and(|later| later < during))
+        .await;
 
     // The hook fires once the whole history is in /metrics.
     let mut backfilled = exporter.backfilled.clone();
@@ -685,6 +694,7 @@ async fn sqs_messages_are_acknowledged_during_a_long_backfill() {
     let history = [("application", "shop"), ("creator", "user")];
     let scrape = exporter.scrape().await;
     assert!(scrape.sum("codedeploy_deployments_total", &history) >= f64::from(HISTORY), "{}", scrape.text);
+    assert_eq!(remaining(&scrape), Some(0.0), "nothing remains once it is done");
     // Enrichment came after the acknowledgement: the live deployments get
     // their API details (creator) too.
     let scrape = exporter

@@ -4,20 +4,32 @@
 //!
 //! One self-contained HTML page: inline CSS, no script, no external asset, so
 //! it renders the same behind a proxy with no internet access.
+//!
+//! The page is drawn from a [`Summary`]: the fleet's sums and the capped table,
+//! distilled from a snapshot. Every scrape of `/metrics` leaves one behind, so
+//! while Prometheus scrapes, opening the page takes no lock at all; only when
+//! the latest summary is older than [`FRESH`] does the page take a snapshot
+//! of its own (in turn with the scrapes, like one).
 
 use std::fmt::Write;
+use std::time::{Duration, Instant};
 
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::{Snapshots, DEFAULT_SCRAPE_TIMEOUT};
-use crate::ledger::{GroupSnapshot, WindowFigures, FINISHED};
+use crate::ledger::{GroupKey, GroupSnapshot, WindowFigures, FINISHED};
 use crate::metrics::{Exposition, Source};
 
 /// Rows of the group table. Past this a table is no longer read, and
 /// formatting 10k rows would only keep the page waiting; every group is on
 /// `/metrics` and the dashboards.
 pub(super) const MAX_GROUP_ROWS: usize = 100;
+
+/// How old a scrape's summary may be and still be shown: a page a minute
+/// behind is still a fair picture, and at Prometheus's usual 15 s to 60 s
+/// scrape interval it is all the page needs.
+pub(super) const FRESH: Duration = Duration::from_secs(60);
 
 /// The window of the DORA figures shown: the one the dashboards open on.
 const WINDOW: &str = "7d";
@@ -30,23 +42,105 @@ td.l,th.l{text-align:left}pre{background:#f6f6f6;padding:.8em;overflow-x:auto}\
 .demo{background:#fff3cd;border:1px solid #e0c36c;padding:.6em}.ok{color:#176c2f}.bad{color:#a61b1b}\
 .note{color:#555;font-size:.9em}";
 
+/// What the page shows of a snapshot: small enough to keep between scrapes
+/// (the capped table and the sums, not the groups).
+#[derive(Debug)]
+pub(super) struct Summary {
+    taken: Instant,
+    version: &'static str,
+    /// Source and whether it is up.
+    sources: Vec<(Source, bool)>,
+    groups: usize,
+    in_progress: u64,
+    deployments_tracked: u64,
+    ledger_withheld: bool,
+    /// Change deployments finished in [`WINDOW`], over every group.
+    window_deployments: u64,
+    /// Change failures among them.
+    window_failures: f64,
+    /// The first [`MAX_GROUP_ROWS`] groups, in the exposition's order.
+    rows: Vec<Row>,
+}
+
+#[derive(Debug)]
+struct Row {
+    key: GroupKey,
+    in_progress: u64,
+    /// All-time counts, in [`FINISHED`]'s order (failed, stopped, succeeded).
+    finished: [u64; 3],
+    window: Option<WindowFigures>,
+}
+
+impl Summary {
+    pub(super) fn of(exposition: &Exposition) -> Summary {
+        let groups = &exposition.ledger.groups;
+        let figures: Vec<&WindowFigures> = groups.iter().filter_map(window).collect();
+        let rows = groups
+            .iter()
+            .take(MAX_GROUP_ROWS)
+            .map(|group| Row {
+                key: group.key.clone(),
+                in_progress: group.in_progress,
+                finished: FINISHED.map(|status| {
+                    group.stats.deployments.iter().filter(|((_, s), _)| *s == status).map(|(_, n)| n).sum()
+                }),
+                window: window(group).cloned(),
+            })
+            .collect();
+        Summary {
+            taken: Instant::now(),
+            version: exposition.version,
+            sources: exposition.exporter.source_up.iter().map(|(source, up)| (*source, *up)).collect(),
+            groups: groups.len(),
+            in_progress: groups.iter().map(|g| g.in_progress).sum(),
+            deployments_tracked: exposition.ledger.deployments_tracked,
+            ledger_withheld: exposition.ledger_withheld,
+            window_deployments: figures.iter().map(|f| f.deployments).sum(),
+            // Each group's ratio times its change deployments is its count of
+            // change failures: the fleet's rate is exact.
+            window_failures: figures
+                .iter()
+                .filter(|f| !f.change_failure_ratio.is_nan())
+                .map(|f| (f.change_failure_ratio * f.deployments as f64).round())
+                .sum(),
+            rows,
+        }
+    }
+
+    pub(super) fn age(&self) -> Duration {
+        self.taken.elapsed()
+    }
+
+    fn simulated(&self) -> bool {
+        self.sources.iter().any(|(source, _)| *source == Source::Demo)
+    }
+}
+
 pub(super) async fn landing(snapshots: Snapshots, telemetry_path: String, headers: HeaderMap) -> Response {
     let readiness = snapshots.exporter.readiness().not_ready();
-    let (exposition, turn) = match snapshots.take(DEFAULT_SCRAPE_TIMEOUT / 2).await {
-        Ok(taken) => taken,
-        Err(unavailable) => return unavailable,
+    let summary = match snapshots.latest_summary(FRESH) {
+        Some(summary) => summary,
+        None => match snapshots.take(DEFAULT_SCRAPE_TIMEOUT / 2).await {
+            Ok((exposition, turn)) => {
+                // Distilled off the runtime's workers like a scrape's render.
+                let distilled = tokio::task::spawn_blocking(move || {
+                    let _turn = turn;
+                    Summary::of(&exposition)
+                });
+                match distilled.await {
+                    Ok(summary) => snapshots.keep_summary(summary),
+                    Err(_) => {
+                        return (StatusCode::INTERNAL_SERVER_ERROR, "The landing page failed; see the log\n")
+                            .into_response()
+                    }
+                }
+            }
+            Err(unavailable) => return unavailable,
+        },
     };
     // The address the reader used, for the scrape configuration to copy.
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost:10034").to_owned();
-    // Formatting is kept off the runtime's workers like the scrape's render.
-    let page = tokio::task::spawn_blocking(move || {
-        let _turn = turn;
-        landing_page(&exposition, &telemetry_path, &host, readiness)
-    });
-    match page.await {
-        Ok(page) => Html(page).into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "The landing page failed; see the log\n").into_response(),
-    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost:10034");
+    Html(landing_page(&summary, &telemetry_path, host, readiness)).into_response()
 }
 
 fn escape_html(text: &str) -> String {
@@ -54,16 +148,10 @@ fn escape_html(text: &str) -> String {
 }
 
 /// The page; `not_ready` is `/-/ready`'s reason, if any.
-pub(super) fn landing_page(
-    exposition: &Exposition,
-    telemetry_path: &str,
-    host: &str,
-    not_ready: Option<&str>,
-) -> String {
+pub(super) fn landing_page(summary: &Summary, telemetry_path: &str, host: &str, not_ready: Option<&str>) -> String {
     let mut page = String::new();
     let path = escape_html(telemetry_path);
     let host = escape_html(host);
-    let groups = &exposition.ledger.groups;
     let _ = write!(
         page,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -72,10 +160,10 @@ pub(super) fn landing_page(
          <h1>CodeDeploy Exporter</h1><p>Version {version} (revision {revision}). Deployment SLIs and DORA \
          metrics from AWS CodeDeploy. <a href=\"{path}\">Metrics</a> · <a href=\"/-/healthy\">Health</a> · \
          <a href=\"/-/ready\">Readiness</a></p>",
-        version = exposition.version,
+        version = summary.version,
         revision = crate::ingest::REVISION,
     );
-    if exposition.exporter.source_up.contains_key(&Source::Demo) {
+    if summary.simulated() {
         page.push_str(
             "<p class=\"demo\"><strong>Simulated data.</strong> This is <code>demo</code>: every figure below \
              comes from a built-in simulated fleet, not from AWS.</p>",
@@ -89,30 +177,32 @@ pub(super) fn landing_page(
             let _ = write!(page, "<li>Readiness: <span class=\"bad\">not ready</span>: {}</li>", escape_html(reason));
         }
     }
-    let sources: Vec<String> = exposition
-        .exporter
-        .source_up
+    let sources: Vec<String> = summary
+        .sources
         .iter()
         .map(|(source, up)| format!("{} ({})", source.label(), if *up { "up" } else { "down" }))
         .collect();
-    let in_progress: u64 = groups.iter().map(|g| g.in_progress).sum();
     let _ = write!(
         page,
-        "<li>Sources: {}</li><li>Deployment groups: {}</li><li>Deployments in progress now: {in_progress}</li>\
-         <li>Deployments tracked in the ledger: {}</li></ul>",
+        "<li>Sources: {}</li><li>Deployment groups: {}</li><li>Deployments in progress now: {}</li>\
+         <li>Deployments tracked in the ledger: {}</li></ul><p class=\"note\">Figures as of {} s ago \
+         (the latest scrape, or this page's own snapshot when there was none in the last {} s).</p>",
         if sources.is_empty() { "none".to_owned() } else { sources.join(", ") },
-        groups.len(),
-        exposition.ledger.deployments_tracked,
+        summary.groups,
+        summary.in_progress,
+        summary.deployments_tracked,
+        summary.age().as_secs(),
+        FRESH.as_secs(),
     );
-    if exposition.ledger_withheld {
+    if summary.ledger_withheld {
         page.push_str(
             "<p class=\"note\">Deployment figures are withheld while the store cannot commit, or until the first \
              backfill is done; see Readiness.</p>",
         );
     }
 
-    dora_summary(&mut page, groups);
-    group_table(&mut page, groups);
+    dora_summary(&mut page, summary);
+    group_table(&mut page, summary);
     next_steps(&mut page, &path, &host);
     page.push_str("</body></html>\n");
     page
@@ -122,18 +212,10 @@ fn window(group: &GroupSnapshot) -> Option<&WindowFigures> {
     group.windows.iter().find(|w| w.window == WINDOW)
 }
 
-/// The fleet's DORA keys over [`WINDOW`]: the sums are exact, the change
-/// failure rate too (each group's ratio times its change deployments is its
-/// count of change failures).
-fn dora_summary(page: &mut String, groups: &[GroupSnapshot]) {
-    let figures: Vec<&WindowFigures> = groups.iter().filter_map(window).collect();
-    let deployments: u64 = figures.iter().map(|f| f.deployments).sum();
-    let failures: f64 = figures
-        .iter()
-        .filter(|f| !f.change_failure_ratio.is_nan())
-        .map(|f| (f.change_failure_ratio * f.deployments as f64).round())
-        .sum();
-    let rate = if deployments == 0 { "–".to_owned() } else { percent(failures / deployments as f64) };
+/// The fleet's DORA keys over [`WINDOW`].
+fn dora_summary(page: &mut String, summary: &Summary) {
+    let deployments = summary.window_deployments;
+    let rate = if deployments == 0 { "–".to_owned() } else { percent(summary.window_failures / deployments as f64) };
     let _ = write!(
         page,
         "<h2>DORA keys, all groups, last {WINDOW}</h2><table><tr><th class=\"l\">Key</th><th>Value</th></tr>\
@@ -146,7 +228,7 @@ fn dora_summary(page: &mut String, groups: &[GroupSnapshot]) {
     );
 }
 
-fn group_table(page: &mut String, groups: &[GroupSnapshot]) {
+fn group_table(page: &mut String, summary: &Summary) {
     let _ = write!(
         page,
         "<h2>Deployment groups</h2><table><tr><th class=\"l\">Account</th><th class=\"l\">Region</th>\
@@ -155,12 +237,9 @@ fn group_table(page: &mut String, groups: &[GroupSnapshot]) {
          <th>Success ratio ({WINDOW})</th><th>Deployments ({WINDOW})</th><th>Change failure rate ({WINDOW})</th>\
          <th>Recovery time, median ({WINDOW})</th><th>Lead time, median ({WINDOW})</th></tr>"
     );
-    for group in groups.iter().take(MAX_GROUP_ROWS) {
-        let finished = |status| -> u64 {
-            group.stats.deployments.iter().filter(|((_, s), _)| *s == status).map(|(_, n)| n).sum()
-        };
-        let [failed, stopped, succeeded] = FINISHED.map(finished);
-        let figures = window(group);
+    for row in &summary.rows {
+        let [failed, stopped, succeeded] = row.finished;
+        let figures = row.window.as_ref();
         let ratio = |pick: fn(&WindowFigures) -> f64| figures.map(pick).filter(|r| !r.is_nan()).map_or_else(dash, percent);
         let median = |pick: fn(&WindowFigures) -> f64| figures.map(pick).filter(|s| !s.is_nan()).map_or_else(dash, human);
         let _ = write!(
@@ -168,11 +247,11 @@ fn group_table(page: &mut String, groups: &[GroupSnapshot]) {
             "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
              <td>{}</td><td>{succeeded}</td><td>{failed}</td><td>{stopped}</td><td>{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td>{}</td></tr>",
-            escape_html(&group.key.account_id),
-            escape_html(&group.key.region),
-            escape_html(&group.key.application),
-            escape_html(&group.key.deployment_group),
-            group.in_progress,
+            escape_html(&row.key.account_id),
+            escape_html(&row.key.region),
+            escape_html(&row.key.application),
+            escape_html(&row.key.deployment_group),
+            row.in_progress,
             ratio(|f| f.success_ratio),
             figures.map_or(0, |f| f.deployments),
             ratio(|f| f.change_failure_ratio),
@@ -181,13 +260,13 @@ fn group_table(page: &mut String, groups: &[GroupSnapshot]) {
         );
     }
     page.push_str("</table>");
-    if groups.len() > MAX_GROUP_ROWS {
+    if summary.groups > MAX_GROUP_ROWS {
         let _ = write!(
             page,
             "<p class=\"note\">The first {MAX_GROUP_ROWS} groups of {}, by account, region, application and \
              group; {} more are on the metrics endpoint and the dashboards.</p>",
-            groups.len(),
-            groups.len() - MAX_GROUP_ROWS
+            summary.groups,
+            summary.groups - MAX_GROUP_ROWS
         );
     }
     let _ = write!(
@@ -257,13 +336,14 @@ mod tests {
 
     #[test]
     fn the_group_table_is_capped_and_says_how_many_more() {
-        let page = super::landing_page(&exposition(super::MAX_GROUP_ROWS + 5), "/metrics", "h:1", None);
+        let summary = |groups| super::Summary::of(&exposition(groups));
+        let page = super::landing_page(&summary(super::MAX_GROUP_ROWS + 5), "/metrics", "h:1", None);
         assert_eq!(page.matches("<td class=\"l\">app</td>").count(), super::MAX_GROUP_ROWS);
         assert!(page.contains("group-099") && !page.contains("group-100"), "{page}");
         assert!(page.contains("The first 100 groups of 105, by account, region, application and group; 5 more"), "{page}");
         assert!(page.contains("Deployments in progress now: 105"), "{page}");
 
-        let page = super::landing_page(&exposition(3), "/metrics", "h:1", Some("the backfill is not done"));
+        let page = super::landing_page(&summary(3), "/metrics", "h:1", Some("the backfill is not done"));
         assert!(!page.contains("more are on the metrics endpoint"), "{page}");
         assert!(page.contains("not ready</span>: the backfill is not done"), "{page}");
         assert!(!page.contains("Simulated data"), "{page}");

@@ -150,6 +150,8 @@ struct Snapshots {
     /// 1k events/s (p99 1.1 s) in the bench; one at a time, the writer gets
     /// its turn between any two snapshots.
     locking: Arc<Semaphore>,
+    /// What the landing page shows, as of the latest snapshot (see [`landing`]).
+    summary: Arc<std::sync::Mutex<Option<Arc<landing::Summary>>>>,
 }
 
 impl Snapshots {
@@ -158,7 +160,20 @@ impl Snapshots {
             exporter,
             turns: Arc::new(Semaphore::new(CONCURRENT_SCRAPES)),
             locking: Arc::new(Semaphore::new(1)),
+            summary: Arc::default(),
         }
+    }
+
+    /// The latest summary, if taken within `fresh`.
+    fn latest_summary(&self, fresh: Duration) -> Option<Arc<landing::Summary>> {
+        let latest = self.summary.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        latest.as_ref().filter(|summary| summary.age() <= fresh).cloned()
+    }
+
+    fn keep_summary(&self, summary: landing::Summary) -> Arc<landing::Summary> {
+        let summary = Arc::new(summary);
+        *self.summary.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(summary.clone());
+        summary
     }
 
     /// The exposition as of now, and the turn to hold while rendering it.
@@ -227,6 +242,8 @@ async fn metrics(snapshots: Snapshots, headers: HeaderMap) -> Response {
     let (chunks, body) = mpsc::channel(CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
         let _turn = turn;
+        // Left for the landing page, which then needs no snapshot of its own.
+        snapshots.keep_summary(landing::Summary::of(&exposition));
         if let Err(error) = exposition.scrape(format, encoding, &mut ChunkSender(chunks)) {
             tracing::debug!(%error, "scrape abandoned by the client");
         }

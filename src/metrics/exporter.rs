@@ -88,6 +88,11 @@ pub struct ExporterMetrics {
     /// backfill fetches them.
     #[serde(skip)]
     pub poller_pending: BTreeMap<String, u64>,
+    /// API reads each poller scope's first backfill still has to make
+    /// (deployments to fetch, and finished ones whose targets are unread).
+    /// Live state like `poller_pending`: a restart backfills again.
+    #[serde(skip)]
+    pub backfill_remaining: BTreeMap<String, u64>,
 }
 
 impl ExporterMetrics {
@@ -125,6 +130,10 @@ impl ExporterMetrics {
 
     pub fn set_poller_pending(&mut self, scope: &str, pending: usize) {
         self.poller_pending.insert(scope.to_owned(), pending as u64);
+    }
+
+    pub fn set_backfill_remaining(&mut self, scope: &str, remaining: usize) {
+        self.backfill_remaining.insert(scope.to_owned(), remaining as u64);
     }
 
     pub fn observe_lag(&mut self, source: Source, event_time: Millis, now: Millis) {

@@ -259,6 +259,20 @@ const FAMILIES: &[(Family, Series)] = &[
     ),
     (
         family(
+            "codedeploy_exporter_backfill_remaining_deployments",
+            "API reads the first backfill still has to make: deployments not yet fetched, and finished ones whose targets are not yet read",
+            Type::Gauge,
+        ),
+        |e, w, _| {
+            // Only once a poller has listed its history, like the retry set.
+            if !e.exporter.backfill_remaining.is_empty() {
+                w.gauge("", &[], &[], e.exporter.backfill_remaining.values().sum::<u64>() as f64);
+            }
+            Ok(())
+        },
+    ),
+    (
+        family(
             "codedeploy_exporter_source_last_success_timestamp_seconds",
             "When the source last delivered a message that was not rejected",
             Type::Gauge,

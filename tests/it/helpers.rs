@@ -14,6 +14,8 @@ pub const SECRET: &str = "test-secret-1234";
 pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
+    /// The running app's state, for tests that hold its lock.
+    pub exporter: codedeploy_exporter::ingest::SharedExporter,
     shutdown: CancellationToken,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     /// The store's directory, removed when the app is dropped.
@@ -134,9 +136,10 @@ pub async fn spawn_app_on(storage: tempfile::TempDir, extra: &[&str]) -> TestApp
     let config = args.validate(None).expect("valid config");
     let app = App::build(config, demo).await.expect("app builds");
     let address = app.local_addr().expect("bound");
+    let exporter = app.exporter();
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run(shutdown.clone()));
-    TestApp { address, client: reqwest::Client::new(), shutdown, server: Some(server), storage }
+    TestApp { address, client: reqwest::Client::new(), exporter, shutdown, server: Some(server), storage }
 }
 
 /// The value of the first sample whose line starts with `series` (the full

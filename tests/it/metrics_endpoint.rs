@@ -31,6 +31,49 @@ async fn endpoints_answer_and_the_scrape_is_lint_clean() {
     assert_eq!(missing.status(), 404);
 }
 
+/// Issue 15: the landing page holds no lock while Prometheus scrapes. It
+/// shows the latest scrape's summary, so it answers even while the
+/// exporter's state stays locked (a store commit on a slow disk); with no
+/// recent scrape it takes a snapshot of its own, and waits for the lock like
+/// a scrape would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_landing_page_answers_from_the_latest_scrape_without_the_lock() {
+    let app = spawn_app(&[]).await;
+    app.post_event(eventbridge("d-LANDING01", "START", "2026-11-26T10:00:00Z")).await;
+    let row = r#"<td class="l">checkout</td><td class="l">prod</td><td>1</td>"#;
+    // Holds the lock until told to let go.
+    let hold = |exporter: codedeploy_exporter::ingest::SharedExporter| {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let _guard = exporter.lock();
+            locked.send(()).expect("the test waits");
+            let _ = released.recv();
+        });
+        is_locked.recv().expect("the lock is taken");
+        (release, holder)
+    };
+    let landing = || async { app.client.get(app.url("/")).send().await.expect("get") };
+
+    // No scrape yet: the page needs a snapshot, which the held lock denies.
+    let (release, holder) = hold(app.exporter.clone());
+    let page = landing().await;
+    assert_eq!(page.status(), 503, "a page that needs the lock waits for it, then says why");
+    assert!(page.text().await.expect("body").contains("stayed locked"));
+    drop(release);
+    holder.join().expect("the holder ends");
+
+    assert_eq!(app.client.get(app.url("/metrics")).send().await.expect("scrape").status(), 200);
+    let (release, holder) = hold(app.exporter.clone());
+    let page = landing().await;
+    assert_eq!(page.status(), 200, "the latest scrape's summary needs no lock");
+    let page = page.text().await.expect("body");
+    assert!(page.contains(row), "{page}");
+    assert!(page.contains("Figures as of "), "{page}");
+    drop(release);
+    holder.join().expect("the holder ends");
+}
+
 /// Deployments in enough groups that the body spans several 64 KiB chunks.
 async fn spawn_app_with_many_groups() -> crate::helpers::TestApp {
     let app = spawn_app(&[]).await;

@@ -344,6 +344,15 @@ impl ScopePoller {
         }
     }
 
+    /// Keeps `codedeploy_exporter_backfill_remaining_deployments` current
+    /// during the first backfill: a large one is never silent.
+    fn report_backfill(&self, sink: &Sink, backfill: bool, remaining: usize) {
+        if backfill {
+            let scope = format!("{}/{}", self.account, self.region);
+            sink.exporter.update(move |exporter| exporter.set_backfill_remaining(&scope, remaining));
+        }
+    }
+
     fn watching(&self) -> usize {
         self.known.values().filter(|k| k.state == State::Watching).count()
     }
@@ -390,10 +399,18 @@ impl ScopePoller {
         let mut finished: Vec<(String, Millis)> = Vec::new();
         let total = to_fetch.len();
         let mut last_progress = std::time::Instant::now();
+        // What the backfill still has to read: details not yet fetched, and
+        // the targets of the finished deployments found so far.
+        let mut unfetched = total;
+        let mut targets_unread = targets_only.len();
+        self.report_backfill(sink, backfill, unfetched + targets_unread);
         for (n, chunk) in to_fetch.chunks(BATCH_LIMIT).enumerate() {
+            unfetched -= chunk.len();
             let infos = match api.get_deployments(chunk).await {
                 Ok(infos) => infos,
                 Err(error) => {
+                    // Shown as pending (the retry set) from now on.
+                    self.report_backfill(sink, backfill, unfetched + targets_unread);
                     self.retry_later(chunk.iter().cloned(), now);
                     tracing::warn!(account = %self.account, region = %self.region, %error, deployments = chunk.len(),
                         pending = self.retry.len(), "BatchGetDeployments failed; retried with backoff");
@@ -420,6 +437,7 @@ impl ScopePoller {
                 let terminal = info.status.is_some_and(Status::is_terminal);
                 let state = if terminal {
                     fetched.finished += 1;
+                    targets_unread += 1;
                     finished.push((id.clone(), info.complete_time.unwrap_or(Millis::MAX)));
                     if !backfill && self.options.events_expected && created >= self.options.started_at {
                         self.checks.push((id.clone(), now + self.options.grace_ms));
@@ -431,6 +449,7 @@ impl ScopePoller {
                 self.known.insert(id, Known { created, state });
                 observations.push(info);
             }
+            self.report_backfill(sink, backfill, unfetched + targets_unread);
             if backfill && (last_progress.elapsed() >= Duration::from_secs(10) || (n + 1) * BATCH_LIMIT >= total) {
                 last_progress = std::time::Instant::now();
                 tracing::info!(account = %self.account, region = %self.region,
@@ -441,7 +460,10 @@ impl ScopePoller {
             targets_only.into_iter().chain(finished.iter().map(|(id, _)| id.clone())).collect();
         let target_total = target_ids.len();
         for (n, id) in target_ids.into_iter().enumerate() {
-            match api.get_targets(&id).await {
+            targets_unread -= 1;
+            let targets = api.get_targets(&id).await;
+            self.report_backfill(sink, backfill, targets_unread);
+            match targets {
                 Ok(targets) => {
                     for mut target in targets {
                         target.deployment.account = Some(self.account.as_str().into());
