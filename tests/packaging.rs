@@ -358,6 +358,58 @@ fn generated_manifests_match_alerts_and_dashboards() {
     );
 }
 
+/// Everything under `dir` (relative to `base`) with its content, by relative path.
+fn tree(base: &Path, dir: &str) -> BTreeMap<String, String> {
+    fs::read_dir(base.join(dir))
+        .unwrap_or_else(|e| panic!("cannot list {dir} under {}: {e}", base.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.is_file())
+        .map(|path| (format!("{dir}/{}", file_name(&path)), fs::read_to_string(&path).expect("a rendered file")))
+        .collect()
+}
+
+/// The rule files and dashboards the mixin renders, written under a fresh directory.
+fn render_mixin() -> BTreeMap<String, String> {
+    let out = tempfile::tempdir().expect("a temp dir");
+    let output = run(Command::new(venv_tool("python", "jsonnet"))
+        .arg(root().join("scripts/render-mixin"))
+        .arg("--out")
+        .arg(out.path()));
+    assert!(output.status.success(), "scripts/render-mixin: {}", describe(&output));
+    let mut files = tree(out.path(), "alerts");
+    files.extend(tree(out.path(), "dashboards"));
+    files
+}
+
+#[test]
+fn rendered_rules_and_dashboards_match_the_mixin() {
+    let rendered = render_mixin();
+    assert_eq!(rendered, render_mixin(), "two renders of the mixin differ");
+    let mut committed: BTreeMap<String, String> = files_in("alerts", ".yml")
+        .into_iter()
+        .chain(files_in("dashboards", ".json"))
+        .map(|path| {
+            let relative = path.strip_prefix(root()).expect("under the root").to_string_lossy().into_owned();
+            let text = read(&relative);
+            (relative, text)
+        })
+        .collect();
+    let drifted: Vec<String> = rendered
+        .iter()
+        .filter(|(relative, text)| committed.remove(*relative).as_ref() != Some(*text))
+        .map(|(relative, _)| relative.clone())
+        .collect();
+    assert!(
+        drifted.is_empty() && committed.is_empty(),
+        "out of sync with mixin/: {drifted:?} differ from the render, {:?} are not rendered by it; \
+         change mixin/*.libsonnet, run scripts/render-mixin and commit the result",
+        committed.keys().collect::<Vec<_>>()
+    );
+    for text in rendered.iter().filter(|(relative, _)| relative.ends_with(".yml")).map(|(_, text)| text) {
+        assert!(text.starts_with("# GENERATED from mixin/"), "a rendered rule file says it is generated");
+    }
+}
+
 #[test]
 fn prometheus_rules_are_the_rule_files_and_pass_promtool() {
     let rules: Vec<Value> = yaml_documents("deploy/kubernetes/prometheusrule.yaml");
