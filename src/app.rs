@@ -1,11 +1,13 @@
 //! Builds the running exporter and owns its start-up and shutdown order.
 //!
-//! Start: open the store → restore the ledger → preload (`--replay`, demo
-//! history) → bind → writer, sources, HTTP. Shutdown (SIGTERM): HTTP stops
+//! Start: bind (answering health checks while loading) → open the store →
+//! restore the ledger → preload (`--replay`, demo history) → writer, sources,
+//! HTTP. Shutdown (SIGTERM): HTTP stops
 //! accepting and finishes in-flight requests, sources stop, the writer folds
 //! and commits what is still queued, all within `--shutdown.timeout`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServeConfig;
+use crate::http::loading::{LoadProgress, Loading};
 use crate::http::AppState;
 use crate::ingest::{now_ms, Exporter, IngestHandle, SharedExporter, Writer, WriterOptions};
 use crate::metrics::Source;
@@ -47,69 +50,28 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the store and restores from it, loads `--replay` files (and the
-    /// demo history), then binds the listener.
+    /// Binds the listeners, then opens the store and restores from it and
+    /// loads `--replay` files (and the demo history), answering health checks
+    /// meanwhile (see [`crate::http::loading`]).
     pub async fn build(config: ServeConfig, demo: Option<DemoFeed>) -> anyhow::Result<App> {
-        let store: Option<Box<dyn Store>> = match &config.storage_path {
-            Some(path) => Some(Box::new(RedbStore::open(path)?)),
-            None => None,
-        };
-        let started = std::time::Instant::now();
-        let stored = match &store {
-            Some(store) => store.load()?,
-            None => Stored::default(),
-        };
-        let restored = stored.records.len();
-        let new_store = stored.groups.is_empty() && stored.settled.is_empty();
-        let mut exporter =
-            Exporter::restore(config.settle_time_ms, stored).with_lead_time(config.lead_time.ledger.clone());
-        exporter.resume(now_ms());
-        // What the store loaded is rebuilt into the ledger and freed by now.
-        crate::heap::release_freed();
-        if let Some(path) = &config.storage_path {
-            tracing::info!(path = %path.display(), deployments = restored, elapsed = ?started.elapsed(), "store opened");
+        // Bound first: a taken address fails at once, before minutes of loading.
+        let mut sockets = Vec::with_capacity(config.listen_addresses.len());
+        for address in &config.listen_addresses {
+            let socket = std::net::TcpListener::bind(address)
+                .and_then(|socket| socket.set_nonblocking(true).map(|()| socket))
+                .with_context(|| format!("binding --web.listen-address {address}"))?;
+            sockets.push(socket);
         }
-        if config.http.webhook_enabled() {
-            exporter.register(Source::Webhook);
-        }
-        if let Some(aws) = &config.aws {
-            if !aws.queues.is_empty() {
-                exporter.register(Source::Sqs);
-            }
-            if aws.poll_interval.is_some() {
-                exporter.register(Source::Poller);
-            }
-        }
-        if !config.replay.is_empty() || demo.is_some() {
-            exporter.register(Source::Replay);
-        }
-        if config.lead_time.resolver_enabled() {
-            exporter.register(Source::LeadTime);
-        }
-        let now = now_ms();
-        // History is old news: no late event is coming for it, so it is
-        // ingested as if long ago and settles at once. Deployments restored
-        // from the store keep waiting their settle time.
-        let preloaded_at = exporter.preload_time(now);
-        for path in &config.replay {
-            let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or_default();
-            tracing::info!(file = %path.display(), bytes, "preloading");
-            let rejections = replay::replay_file(&mut exporter, path, Source::Replay, preloaded_at)
-                .with_context(|| format!("reading --replay file {}", path.display()))?;
-            for rejection in &rejections {
-                tracing::warn!(%rejection, "preload message rejected");
-            }
-            tracing::info!(file = %path.display(), rejected = rejections.len(), "preloaded");
-        }
-        let fleet = demo.map(|DemoFeed { mut fleet, history_days }| {
-            exporter.register(Source::Demo);
-            let loaded = demo::preload(&mut exporter, &mut fleet, history_days, now, preloaded_at);
-            tracing::info!(messages = loaded, days = history_days, "demo history loaded");
-            fleet
-        });
-        exporter.settle(now, false);
-        // The operator's own history is loaded whole; what arrives from now on is bounded.
-        exporter.set_limits(config.limits);
+        let progress = Arc::new(LoadProgress::default());
+        let loading = Loading::serve(&sockets, &config.http, progress.clone())?;
+        let (config, loaded) = tokio::task::spawn_blocking(move || {
+            let loaded = load(&config, demo, &progress);
+            (config, loaded)
+        })
+        .await
+        .context("loading the store and history failed")?;
+        let Loaded { store, exporter, fleet, new_store } = loaded?;
+        loading.hand_over().await;
         let exporter = SharedExporter::new(exporter);
         let options = WriterOptions {
             settle_interval: SETTLE_INTERVAL,
@@ -117,12 +79,7 @@ impl App {
             max_batch: MAX_BATCH,
         };
         let (writer, ingest) = Writer::new(exporter.clone(), store, options);
-        let mut listeners = Vec::with_capacity(config.listen_addresses.len());
-        for address in &config.listen_addresses {
-            let listener =
-                TcpListener::bind(address).await.with_context(|| format!("binding --web.listen-address {address}"))?;
-            listeners.push(listener);
-        }
+        let listeners = sockets.into_iter().map(TcpListener::from_std).collect::<std::io::Result<Vec<_>>>()?;
         // Without AWS sources there is no backfill to wait for. With them, the
         // backfill is pending before the server can answer a probe.
         let polls = config.aws.as_ref().is_some_and(|aws| aws.has_sources());
@@ -234,4 +191,84 @@ impl App {
         }
         served.context("HTTP server failed")
     }
+}
+
+/// What loading leaves for the running exporter.
+struct Loaded {
+    store: Option<Box<dyn Store>>,
+    exporter: Exporter,
+    fleet: Option<Fleet>,
+    /// The store was empty: the history is withheld until the first backfill.
+    new_store: bool,
+}
+
+/// Opens the store and restores from it, loads `--replay` files and the demo
+/// history, telling `progress` how far it has got. Blocking: run off the runtime.
+fn load(config: &ServeConfig, demo: Option<DemoFeed>, progress: &LoadProgress) -> anyhow::Result<Loaded> {
+    progress.phase("the store");
+    let store: Option<Box<dyn Store>> = match &config.storage_path {
+        Some(path) => Some(Box::new(RedbStore::open(path)?)),
+        None => None,
+    };
+    let started = std::time::Instant::now();
+    let stored = match &store {
+        Some(store) => store.load()?,
+        None => Stored::default(),
+    };
+    let restored = stored.records.len();
+    let new_store = stored.groups.is_empty() && stored.settled.is_empty();
+    let mut exporter = Exporter::restore(config.settle_time_ms, stored).with_lead_time(config.lead_time.ledger.clone());
+    exporter.resume(now_ms());
+    // What the store loaded is rebuilt into the ledger and freed by now.
+    crate::heap::release_freed();
+    if let Some(path) = &config.storage_path {
+        tracing::info!(path = %path.display(), deployments = restored, elapsed = ?started.elapsed(), "store opened");
+    }
+    if config.http.webhook_enabled() {
+        exporter.register(Source::Webhook);
+    }
+    if let Some(aws) = &config.aws {
+        if !aws.queues.is_empty() {
+            exporter.register(Source::Sqs);
+        }
+        if aws.poll_interval.is_some() {
+            exporter.register(Source::Poller);
+        }
+    }
+    if !config.replay.is_empty() || demo.is_some() {
+        exporter.register(Source::Replay);
+    }
+    if config.lead_time.resolver_enabled() {
+        exporter.register(Source::LeadTime);
+    }
+    let now = now_ms();
+    // History is old news: no late event is coming for it, so it is
+    // ingested as if long ago and settles at once. Deployments restored
+    // from the store keep waiting their settle time.
+    let preloaded_at = exporter.preload_time(now);
+    let sizes: Vec<u64> = config.replay.iter().map(|path| std::fs::metadata(path).map(|m| m.len()).unwrap_or_default()).collect();
+    for (index, path) in config.replay.iter().enumerate() {
+        let (bytes, later) = (sizes[index], sizes[index + 1..].iter().sum::<u64>());
+        progress.phase(format!("--replay file {}", path.display()));
+        progress.preload_remaining(bytes + later);
+        tracing::info!(file = %path.display(), bytes, "preloading");
+        let mut report = |read: usize| progress.preload_remaining(bytes.saturating_sub(read as u64) + later);
+        let rejections = replay::replay_file_reporting(&mut exporter, path, Source::Replay, preloaded_at, &mut report)
+            .with_context(|| format!("reading --replay file {}", path.display()))?;
+        for rejection in &rejections {
+            tracing::warn!(%rejection, "preload message rejected");
+        }
+        tracing::info!(file = %path.display(), rejected = rejections.len(), "preloaded");
+    }
+    let fleet = demo.map(|DemoFeed { mut fleet, history_days }| {
+        progress.phase("the demo history");
+        exporter.register(Source::Demo);
+        let loaded = demo::preload(&mut exporter, &mut fleet, history_days, now, preloaded_at);
+        tracing::info!(messages = loaded, days = history_days, "demo history loaded");
+        fleet
+    });
+    exporter.settle(now, false);
+    // The operator's own history is loaded whole; what arrives from now on is bounded.
+    exporter.set_limits(config.limits);
+    Ok(Loaded { store, exporter, fleet, new_store })
 }

@@ -326,15 +326,7 @@ impl Exporter {
 
     /// The exporter's own series alone (`exporter` as given), no deployment series.
     fn without_ledger(&self, exporter: ExporterMetrics) -> Exposition {
-        let ledger = crate::ledger::Snapshot {
-            groups: Vec::new(),
-            data_quality: Default::default(),
-            deployments_tracked: 0,
-            lead_sources: Default::default(),
-            limited: Default::default(),
-        };
-        let unauthenticated = self.unauthenticated.snapshot();
-        Exposition { ledger, exporter, unauthenticated, version: VERSION, ledger_withheld: true, process: None }
+        Exposition::without_ledger(exporter, self.unauthenticated.snapshot())
     }
 
     /// A store backs this exporter: its commit failures are counted (and shown).
@@ -483,8 +475,9 @@ impl SharedExporter {
 /// already-scraped series looks like a burst of failures to `increase()`),
 /// and a failing store's state is not shown (see [`Exporter::exposition`]).
 ///
-/// The store part needs no call: the server starts listening only once the
-/// store is loaded (`App::build`), and the writer reports every commit. Read
+/// The store part needs no call: until the store and history are loaded the
+/// loading server answers 503 itself ([`crate::http::loading`]), and the
+/// writer reports every commit. Read
 /// without the exporter's lock, so a probe never waits for a scrape.
 #[derive(Debug, Clone, Default)]
 pub struct Readiness(Arc<ReadinessState>);

@@ -220,10 +220,17 @@ impl Drop for Running {
 
 /// A plain HTTP/1.1 GET: the status code and the body.
 fn http_get(address: &str, path: &str) -> (u16, String) {
+    let (status, _, body) = http(address, "GET", path);
+    (status, body)
+}
+
+/// A plain HTTP/1.1 request with no body: the status code, the head and the body.
+fn http(address: &str, method: &str, path: &str) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).unwrap_or_else(|e| panic!("connect {address}: {e}"));
     stream.set_read_timeout(Some(Duration::from_secs(30))).expect("a timeout");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").expect("request sent");
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .expect("request sent");
     let mut response = Vec::new();
     stream.read_to_end(&mut response).expect("a response");
     let response = String::from_utf8(response).expect("UTF-8");
@@ -231,7 +238,7 @@ fn http_get(address: &str, path: &str) -> (u16, String) {
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status code");
     // The scrape is streamed (chunked); the landing page has a length.
     let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
-    (status, body)
+    (status, head.to_owned(), body)
 }
 
 fn dechunk(mut body: &str) -> String {
@@ -397,4 +404,75 @@ fn errors_name_the_flag_and_say_the_os_error_once() {
 
     let stderr = failure(&["serve", "--web.listen-address", "127.0.0.1:65536"]);
     assert!(stderr.contains("\"127.0.0.1:65536\": the port must be between 0 and 65535"), "{stderr}");
+}
+
+/// Issue 15: while `serve` loads its history the process answers, so a
+/// liveness probe does not restart it and a large load is never silent:
+/// `/-/healthy` 200, `/-/ready` 503 naming what is loading, `/metrics` the
+/// exporter's own series with the bytes still to load, the webhook 503 with
+/// `Retry-After`. A FIFO as the first `--replay` file holds the load where
+/// the test wants it; once written and closed, the whole ledger is served.
+#[test]
+fn while_loading_history_the_process_answers_and_shows_what_remains() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let fifo = dir.path().join("held.jsonl");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    let rest = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/streams/mixed.jsonl");
+    let rest_bytes = std::fs::metadata(rest).expect("the fixture").len();
+    let mut server = Running::start(&[
+        "serve",
+        "--replay",
+        fifo.to_str().expect("a UTF-8 path"),
+        "--replay",
+        rest,
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--webhook.secret",
+        "s3cret",
+    ]);
+    let mut probes = String::new();
+    server.read_log_until(|line| match line.split_whitespace().find_map(|w| w.strip_prefix("probes=")) {
+        Some(found) => {
+            probes = found.to_owned();
+            true
+        }
+        None => false,
+    });
+
+    assert_eq!(http_get(&probes, "/-/healthy"), (200, "Healthy\n".to_owned()));
+    // The store first, then the files: the load stops at the FIFO.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = http_get(&probes, "/-/ready");
+        assert_eq!(status, 503, "{body}");
+        if body.contains("Not ready: loading: --replay file") && body.contains("held.jsonl") {
+            break;
+        }
+        assert!(body.contains("Not ready: loading: "), "{body}");
+        assert!(Instant::now() < deadline, "still not loading the FIFO: {body}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, metrics) = http_get(&probes, "/metrics");
+    assert_eq!(status, 200);
+    // Held on the FIFO (0 bytes by its metadata): the other file is still to come.
+    let remaining = metrics.lines().find_map(|l| l.strip_prefix("codedeploy_exporter_preload_remaining_bytes "));
+    assert_eq!(remaining.and_then(|v| v.parse::<f64>().ok()), Some(rest_bytes as f64), "{metrics}");
+    assert!(metrics.contains("codedeploy_exporter_build_info{") && metrics.contains("process_start_time_seconds "), "{metrics}");
+    assert!(!metrics.contains("codedeploy_deployments_total{"), "no ledger while loading:\n{metrics}");
+    promtool::assert_promtool_clean(&metrics);
+    let (status, head, _) = http(&probes, "POST", "/events");
+    assert_eq!(status, 503, "{head}");
+    assert!(head.to_ascii_lowercase().contains("retry-after: 5"), "{head}");
+
+    // Opening the FIFO for writing lets the exporter's read go on; closing it ends the file.
+    std::fs::write(&fifo, "").expect("the FIFO is written and closed");
+    let address = server.address();
+    assert_eq!(address, probes, "the same socket serves the whole exporter");
+    assert_eq!(http_get(&address, "/-/ready"), (200, "Ready\n".to_owned()));
+    let (_, metrics) = http_get(&address, "/metrics");
+    assert!(metrics.contains("codedeploy_deployments_total{"), "{metrics}");
+    assert!(!metrics.contains("codedeploy_exporter_preload_remaining_bytes"), "{metrics}");
+    let (status, _) = server.stop();
+    assert!(status.success(), "exit status {status}");
 }

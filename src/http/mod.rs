@@ -8,6 +8,7 @@
 
 pub mod auth;
 mod landing;
+pub mod loading;
 pub mod rate_limit;
 pub mod security;
 pub mod tls;
@@ -101,8 +102,12 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
     if let Some(events) = events {
         router = router.merge(events);
     }
-    let router = router.fallback(not_found).with_state(state);
-    // Outermost, so that it covers every route and the fallback alike.
+    with_web_auth(router.fallback(not_found).with_state(state), options)
+}
+
+/// `router` behind the web config file's basic auth, if it has any; the
+/// outermost layer, so that it covers every route and the fallback alike.
+fn with_web_auth(router: Router, options: &HttpOptions) -> Router {
     match options.security.web.as_deref().and_then(auth::WebAuth::new) {
         Some(web_auth) => router.layer(middleware::from_fn_with_state(Arc::new(web_auth), auth::enforce)),
         None => router,

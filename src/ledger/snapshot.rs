@@ -75,7 +75,7 @@ pub struct GroupSnapshot {
     pub windows: Vec<WindowFigures>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub groups: Vec<GroupSnapshot>,
     pub data_quality: BTreeMap<QualityIssue, u64>,

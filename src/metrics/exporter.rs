@@ -93,6 +93,10 @@ pub struct ExporterMetrics {
     /// Live state like `poller_pending`: a restart backfills again.
     #[serde(skip)]
     pub backfill_remaining: BTreeMap<String, u64>,
+    /// Bytes of the `--replay` files still to read; set only while `serve`
+    /// loads them, before the ledger is served.
+    #[serde(skip)]
+    pub preload_remaining_bytes: Option<u64>,
 }
 
 impl ExporterMetrics {

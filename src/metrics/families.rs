@@ -152,6 +152,20 @@ const FAMILIES: &[(Family, Series)] = &[
         },
     ),
     (
+        family(
+            "codedeploy_exporter_backfill_remaining_deployments",
+            "API reads the first backfill still has to make: deployments not yet fetched, and finished ones whose targets are not yet read",
+            Type::Gauge,
+        ),
+        |e, w, _| {
+            // Only once a poller has listed its history, like the retry set.
+            if !e.exporter.backfill_remaining.is_empty() {
+                w.gauge("", &[], &[], e.exporter.backfill_remaining.values().sum::<u64>() as f64);
+            }
+            Ok(())
+        },
+    ),
+    (
         family("codedeploy_exporter_build_info", "The exporter's version and git revision; always 1", Type::Gauge),
         |e, w, _| {
             w.gauge("", &["revision", "version"], &[crate::ingest::REVISION, e.version], 1.0);
@@ -259,14 +273,13 @@ const FAMILIES: &[(Family, Series)] = &[
     ),
     (
         family(
-            "codedeploy_exporter_backfill_remaining_deployments",
-            "API reads the first backfill still has to make: deployments not yet fetched, and finished ones whose targets are not yet read",
+            "codedeploy_exporter_preload_remaining_bytes",
+            "Bytes of the --replay files still to load; shown only while serve loads them, before it serves the ledger",
             Type::Gauge,
         ),
         |e, w, _| {
-            // Only once a poller has listed its history, like the retry set.
-            if !e.exporter.backfill_remaining.is_empty() {
-                w.gauge("", &[], &[], e.exporter.backfill_remaining.values().sum::<u64>() as f64);
+            if let Some(remaining) = e.exporter.preload_remaining_bytes {
+                w.gauge("", &[], &[], remaining as f64);
             }
             Ok(())
         },

@@ -118,6 +118,22 @@ pub struct Exposition {
 }
 
 impl Exposition {
+    /// The exporter's own series alone, no deployment series: while the
+    /// ledger is withheld, or not loaded yet.
+    pub fn without_ledger(
+        exporter: ExporterMetrics,
+        unauthenticated: BTreeMap<(Source, &'static str), u64>,
+    ) -> Exposition {
+        Exposition {
+            ledger: Snapshot::default(),
+            exporter,
+            unauthenticated,
+            version: crate::ingest::VERSION,
+            ledger_withheld: true,
+            process: None,
+        }
+    }
+
     /// Writes the body into `sink` in chunks of about [`CHUNK_BYTES`]: the
     /// body is never held whole, whatever the number of groups.
     pub fn write(&self, format: Format, sink: &mut dyn Write) -> io::Result<()> {

@@ -51,12 +51,27 @@ pub fn replay_file(
     source: Source,
     now: Millis,
 ) -> std::io::Result<Vec<Rejection>> {
+    replay_file_reporting(exporter, path, source, now, &mut |_| {})
+}
+
+/// Same as [`replay_file`], telling `progress` how many of the file's bytes
+/// are read, every [`PROGRESS_BYTES`] or so and at the end.
+pub fn replay_file_reporting(
+    exporter: &mut Exporter,
+    path: &Path,
+    source: Source,
+    now: Millis,
+    progress: &mut dyn FnMut(usize),
+) -> std::io::Result<Vec<Rejection>> {
     let bytes = std::fs::read(path)?;
-    Ok(replay_bytes(exporter, path, &bytes, source, now))
+    Ok(replay_bytes_reporting(exporter, path, &bytes, source, now, progress))
 }
 
 /// How often a long replay logs its progress.
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How many bytes a replay reads between two calls of its progress report.
+const PROGRESS_BYTES: usize = 1 << 20;
 
 /// Same as [`replay_file`] for content already in memory.
 pub fn replay_bytes(
@@ -65,6 +80,18 @@ pub fn replay_bytes(
     bytes: &[u8],
     source: Source,
     now: Millis,
+) -> Vec<Rejection> {
+    replay_bytes_reporting(exporter, path, bytes, source, now, &mut |_| {})
+}
+
+/// Same as [`replay_file_reporting`] for content already in memory.
+pub fn replay_bytes_reporting(
+    exporter: &mut Exporter,
+    path: &Path,
+    bytes: &[u8],
+    source: Source,
+    now: Millis,
+    progress: &mut dyn FnMut(usize),
 ) -> Vec<Rejection> {
     let reject = |position, reason: String| Rejection { file: path.to_owned(), position, reason };
     let mut rejections = Vec::new();
@@ -87,12 +114,16 @@ pub fn replay_bytes(
         Err(_) => {
             // A file of gigabytes takes minutes: report how far it has got.
             let mut last_progress = std::time::Instant::now();
-            let mut read = 0;
+            let (mut read, mut reported) = (0, 0);
             for (index, line) in lines(bytes).enumerate() {
-                read += line.len() + 1;
+                read = (read + line.len() + 1).min(bytes.len());
+                if read - reported >= PROGRESS_BYTES {
+                    reported = read;
+                    progress(read);
+                }
                 if last_progress.elapsed() >= PROGRESS_INTERVAL {
                     last_progress = std::time::Instant::now();
-                    tracing::info!(file = %path.display(), lines = index, percent = read.min(bytes.len()) * 100 / bytes.len().max(1),
+                    tracing::info!(file = %path.display(), lines = index, percent = read * 100 / bytes.len().max(1),
                         "replaying");
                 }
                 if line.iter().all(u8::is_ascii_whitespace) {
@@ -104,6 +135,7 @@ pub fn replay_bytes(
             }
         }
     }
+    progress(bytes.len());
     rejections
 }
 
@@ -116,4 +148,47 @@ pub fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
         start = end + 1;
         line
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::ingest::Exporter;
+    use crate::metrics::Source;
+
+    /// A JSON Lines file reports its progress every MiB or so and once at its
+    /// end, always forward; a one-document file once, at its end.
+    #[test]
+    fn progress_is_reported_as_the_file_is_read() {
+        let line = serde_json::json!({
+            "version": "0", "id": "e", "source": "aws.codedeploy", "account": "123456789012",
+            "detail-type": "CodeDeploy Deployment State-change Notification",
+            "time": "2026-11-26T10:00:00Z", "region": "us-east-1", "resources": [],
+            "detail": { "region": "us-east-1", "application": "app", "deploymentId": "d-000000001",
+                        "state": "START", "deploymentGroup": "group" }
+        })
+        .to_string();
+        let file = format!("{line}\n").repeat(3 * super::PROGRESS_BYTES / line.len());
+        let mut reports = Vec::new();
+        let mut exporter = Exporter::new(0);
+        let rejections = super::replay_bytes_reporting(
+            &mut exporter,
+            Path::new("f.jsonl"),
+            file.as_bytes(),
+            Source::Replay,
+            0,
+            &mut |read| reports.push(read),
+        );
+        assert!(rejections.is_empty());
+        assert!(reports.len() >= 3 && reports.len() <= 4, "{reports:?}");
+        assert!(reports.windows(2).all(|w| w[0] < w[1]), "{reports:?}");
+        assert_eq!(reports.last(), Some(&file.len()));
+
+        let mut reports = Vec::new();
+        super::replay_bytes_reporting(&mut exporter, Path::new("one.json"), line.as_bytes(), Source::Replay, 0, &mut |read| {
+            reports.push(read)
+        });
+        assert_eq!(reports, [line.len()]);
+    }
 }
