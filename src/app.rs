@@ -217,7 +217,9 @@ fn load(config: &ServeConfig, demo: Option<DemoFeed>, progress: &LoadProgress) -
     };
     let restored = stored.records.len();
     let new_store = stored.groups.is_empty() && stored.settled.is_empty();
-    let mut exporter = Exporter::restore(config.settle_time_ms, stored).with_lead_time(config.lead_time.ledger.clone());
+    let mut exporter = Exporter::restore(config.settle_time_ms, stored)
+        .with_lead_time(config.lead_time.ledger.clone())
+        .with_group_labels(config.group_labels.clone());
     exporter.resume(now_ms());
     // What the store loaded is rebuilt into the ledger and freed by now.
     crate::heap::release_freed();

@@ -19,6 +19,8 @@ pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:10034";
 /// `demo`'s address: the loopback interface only, since `demo` is for trying
 /// the exporter out and its simulated figures have no business on a network.
 pub const DEMO_LISTEN_ADDRESS: &str = "127.0.0.1:10034";
+/// `demo`'s `--labels.from-tags`: the tags its simulated groups carry.
+pub const DEMO_FROM_TAGS: [&str; 2] = ["Environment=environment", "Team=team"];
 
 #[derive(Debug, Parser)]
 #[command(
@@ -133,6 +135,10 @@ pub struct ServeArgs {
     /// DORA lead time: description keys, S3 metadata, git repositories (see `sources::commits`).
     #[command(flatten)]
     pub lead_time: crate::sources::commits::LeadTimeArgs,
+
+    /// Tags as labels of the group info series, and production (see `group_info`).
+    #[command(flatten)]
+    pub group_labels: crate::group_info::GroupLabelArgs,
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +162,10 @@ impl DemoArgs {
         if serve.listen_address.is_empty() {
             serve.listen_address.push(DEMO_LISTEN_ADDRESS.to_owned());
         }
+        let labels = &mut serve.group_labels;
+        if labels.from_tags.is_empty() && labels.production_groups.is_none() {
+            labels.from_tags = DEMO_FROM_TAGS.iter().map(|t| (*t).to_owned()).collect();
+        }
         serve
     }
 }
@@ -177,6 +187,10 @@ pub struct ReplayArgs {
     /// Where deployment descriptions keep the commit and its time.
     #[command(flatten)]
     pub lead_time: crate::sources::commits::DescriptionArgs,
+
+    /// Tags as labels of the group info series (all "" in a replay), and production.
+    #[command(flatten)]
+    pub group_labels: crate::group_info::GroupLabelArgs,
 
     /// Files to replay, in any order: the output depends only on their content.
     #[arg(required = true, value_name = "FILE")]
@@ -250,6 +264,8 @@ pub enum ConfigError {
     Aws(#[from] crate::sources::aws::AwsConfigError),
     #[error("{0}")]
     LeadTime(String),
+    #[error(transparent)]
+    GroupLabels(#[from] crate::group_info::GroupLabelError),
 }
 
 /// `serve`'s options after validation.
@@ -269,6 +285,8 @@ pub struct ServeConfig {
     pub lead_time: crate::sources::commits::LeadTimeOptions,
     /// Bounds on groups, tracked deployments and event times.
     pub limits: crate::ledger::limits::Limits,
+    /// Tags as labels of the group info series, and production.
+    pub group_labels: crate::group_info::GroupLabels,
 }
 
 /// Where `serve` keeps its state when `--storage.path` is not given.
@@ -329,6 +347,7 @@ impl ServeArgs {
             aws: self.aws.validate(self.retention)?,
             lead_time: self.lead_time.validate().map_err(ConfigError::LeadTime)?,
             limits: crate::ledger::limits::Limits::serving(self.max_groups, self.max_tracked),
+            group_labels: self.group_labels.validate()?,
         })
     }
 }

@@ -30,8 +30,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::decode::{self, DecodeError, Decoded};
 use crate::domain::{Millis, Observation};
+use crate::group_info::{GroupInfo, GroupInfoTable, GroupLabels, InfoSeries};
 use crate::identity::{MessageId, MessageLog};
-use crate::ledger::Ledger;
+use crate::ledger::{GroupKey, Ledger};
 use crate::metrics::{ExporterMetrics, Exposition, Outcome, Source, Unauthenticated};
 use crate::store::{Commit, Store, StoreError, Stored};
 
@@ -60,6 +61,10 @@ pub struct Exporter {
     defaults: Location,
     /// Requests refused before authentication: shown, never stored.
     unauthenticated: Arc<Unauthenticated>,
+    /// The groups read from AWS (or given by the demo).
+    group_info: GroupInfoTable,
+    /// Which tags become labels of the info series, and what is production.
+    group_labels: GroupLabels,
 }
 
 /// Account and region to assume for messages that do not carry them (API
@@ -97,6 +102,8 @@ impl Exporter {
             commit_failed: false,
             defaults: Location::default(),
             unauthenticated: Arc::default(),
+            group_info: GroupInfoTable::restore(stored.group_info),
+            group_labels: GroupLabels::default(),
         }
     }
 
@@ -134,6 +141,31 @@ impl Exporter {
     /// Counted deployments whose commit time the resolver is to look up.
     pub fn lead_lookups(&self) -> Vec<crate::ledger::PendingLookup> {
         self.ledger.lead_lookups()
+    }
+
+    /// Which tags become labels of the info series, and what is production.
+    pub fn with_group_labels(mut self, labels: GroupLabels) -> Exporter {
+        self.group_labels = labels;
+        self
+    }
+
+    /// Takes what was read of a group (see [`GroupInfoTable::apply`]); tag
+    /// values past the label bound are counted.
+    pub fn apply_group_info(&mut self, key: GroupKey, info: GroupInfo) {
+        for _ in 0..self.group_info.apply(key, info) {
+            self.ledger.note_limited(crate::ledger::limits::Limit::TagValue);
+        }
+    }
+
+    /// The groups of `account` and `region` to read from AWS now (see [`GroupInfoTable::due`]).
+    pub fn groups_due_for_info(&self, account: &str, region: &str, refresh_ms: Millis, now: Millis) -> Vec<GroupKey> {
+        let groups = self.ledger.groups_in(account, region);
+        self.group_info.due(&groups, &self.group_labels.tag_keys(), refresh_ms, now)
+    }
+
+    /// The tag keys the info series asks for (see [`GroupLabels::tag_keys`]).
+    pub fn info_tag_keys(&self) -> std::collections::BTreeSet<compact_str::CompactString> {
+        self.group_labels.tag_keys()
     }
 
     pub fn with_defaults(mut self, defaults: Location) -> Exporter {
@@ -314,14 +346,32 @@ impl Exporter {
             exporter.store_commit_failures = self.metrics.store_commit_failures;
             return self.without_ledger(exporter);
         }
+        let ledger = self.ledger.snapshot(now);
+        let group_info = self.info_series(&ledger);
         Exposition {
-            ledger: self.ledger.snapshot(now),
+            ledger,
+            group_info,
             exporter: self.metrics.clone(),
             unauthenticated: self.unauthenticated.snapshot(),
             version: VERSION,
             ledger_withheld: false,
             process: None,
         }
+    }
+
+    /// One info row per group of `ledger`: what AWS said of it, else what its
+    /// deployments said (the first compute platform they named).
+    fn info_series(&self, ledger: &crate::ledger::Snapshot) -> InfoSeries {
+        let rows = ledger
+            .groups
+            .iter()
+            .map(|g| {
+                let seen = g.stats.deployments.keys().map(|(kind, _)| kind.compute_platform.as_str());
+                let seen = seen.filter(|p| *p != crate::group_info::UNKNOWN).min();
+                self.group_labels.row(&g.key, self.group_info.get(&g.key), seen)
+            })
+            .collect();
+        InfoSeries { tag_labels: self.group_labels.tags().iter().map(|t| t.label.clone()).collect(), rows }
     }
 
     /// The exporter's own series alone (`exporter` as given), no deployment series.
@@ -340,6 +390,7 @@ impl Exporter {
         Commit {
             ledger: self.ledger.changes(),
             messages: self.messages.changes(),
+            group_info: self.group_info.changes(),
             exporter: self.metrics_dirty.then_some(&self.metrics),
         }
     }
@@ -348,6 +399,7 @@ impl Exporter {
     pub fn mark_committed(&mut self) {
         self.ledger.mark_committed();
         self.messages.mark_committed();
+        self.group_info.mark_committed();
         if self.metrics_dirty {
             self.committed_metrics.clone_from(&self.metrics);
         }
@@ -568,6 +620,8 @@ enum Payload {
     /// The poller's first backfill is in (see [`Exporter::end_of_backfill`]);
     /// no message, so nothing is counted.
     EndOfBackfill,
+    /// Deployment groups read from AWS; no message, so nothing is counted.
+    GroupInfo(Vec<(GroupKey, GroupInfo)>),
 }
 
 struct Submission {
@@ -617,6 +671,12 @@ impl IngestHandle {
     /// must only follow what a restart would still show.
     pub async fn end_of_backfill(&self) -> Result<(), IngestError> {
         self.send(Source::Poller, Payload::EndOfBackfill).await.map(drop)
+    }
+
+    /// Submits what was read of deployment groups and waits until it is
+    /// durably committed.
+    pub async fn submit_group_info(&self, groups: Vec<(GroupKey, GroupInfo)>) -> Result<(), IngestError> {
+        self.send(Source::Poller, Payload::GroupInfo(groups)).await.map(drop)
     }
 
     /// Where requests that fail authentication are counted: in memory, never
@@ -763,6 +823,12 @@ impl Writer {
                     }
                     Payload::EndOfBackfill => {
                         exporter.end_of_backfill(now);
+                        Ok(Outcome::Ignored)
+                    }
+                    Payload::GroupInfo(groups) => {
+                        for (key, info) in std::mem::take(groups) {
+                            exporter.apply_group_info(key, info);
+                        }
                         Ok(Outcome::Ignored)
                     }
                     Payload::Observations(observations) => {

@@ -32,6 +32,8 @@
 //! - [`domain`]: the vocabulary every format decodes into (no I/O, no formats).
 //! - [`decode`]: one module per input format, each producing observations.
 //! - [`ledger`]: deployment records, settling, per-group counters, snapshots.
+//! - [`group_info`]: what is known of each group besides its deployments (compute
+//!   platform, deployment configuration, tags), the info series and which groups are production.
 //! - [`metrics`]: the metrics contract rendered from a snapshot; exporter self-metrics.
 //! - [`ingest`]: decode → fold → count → commit → acknowledge, the one path every message takes.
 //! - [`identity`]: what makes two messages the same message (applied or duplicate).
@@ -48,6 +50,7 @@ pub mod app;
 pub mod config;
 pub mod decode;
 pub mod domain;
+pub mod group_info;
 pub mod heap;
 pub mod http;
 pub mod identity;

@@ -38,7 +38,11 @@ fn main() -> ExitCode {
 
 fn run_replay(args: &ReplayArgs) -> anyhow::Result<()> {
     // Everything settles at the end, so the settle time plays no part.
-    let mut exporter = Exporter::in_memory(0).with_defaults(args.location()).with_lead_time(args.lead_time.config());
+    let labels = args.group_labels.validate()?;
+    let mut exporter = Exporter::in_memory(0)
+        .with_defaults(args.location())
+        .with_lead_time(args.lead_time.config())
+        .with_group_labels(labels);
     exporter.register(Source::Replay);
     for path in &args.files {
         let rejections = replay::replay_file(&mut exporter, path, Source::Replay, 0)

@@ -16,7 +16,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use clap::Args;
 use serde_json::{json, Value};
 
-use crate::sources::aws::{error_text, Aws, NoSink};
+use crate::sources::aws::{error_text, partition, Aws, NoSink};
 
 /// The detail types the rule matches.
 pub const DETAIL_TYPES: [&str; 2] =
@@ -117,8 +117,9 @@ pub fn queue_policy(queue_arn: &str, rule_arn: &str) -> Value {
     })
 }
 
-/// The least-privilege IAM policy of the exporter (`serve`): read CodeDeploy,
-/// consume the queues, assume the other accounts' roles.
+/// The least-privilege IAM policy of the exporter (`serve`): read CodeDeploy
+/// deployments, and groups with their tags, consume the queues, assume the
+/// other accounts' roles.
 pub fn iam_policy(queue_arns: &[String], role_arns: &[String]) -> Value {
     let mut statements = vec![json!({
         "Sid": "ReadCodeDeployDeployments",
@@ -131,6 +132,13 @@ pub fn iam_policy(queue_arns: &[String], role_arns: &[String]) -> Value {
         ],
         "Resource": "*"
     })];
+    // For codedeploy_deployment_group_info (see crate::sources::aws::group_info).
+    statements.push(json!({
+        "Sid": "ReadCodeDeployGroups",
+        "Effect": "Allow",
+        "Action": ["codedeploy:GetDeploymentGroup", "codedeploy:ListTagsForResource"],
+        "Resource": "*"
+    }));
     if !queue_arns.is_empty() {
         statements.push(json!({
             "Sid": "ConsumeCodeDeployEvents",
@@ -150,15 +158,6 @@ pub fn iam_policy(queue_arns: &[String], role_arns: &[String]) -> Value {
     json!({ "Version": "2012-10-17", "Statement": statements })
 }
 
-fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
-}
 
 /// `Policy` and `RedrivePolicy` come back as JSON strings; numbers sometimes as strings.
 fn same_json(current: Option<&String>, desired: &Value) -> bool {

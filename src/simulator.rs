@@ -12,6 +12,9 @@
 //! times), its group's state is updated, and it is rendered into timestamped messages; `advance`
 //! then releases the messages whose time has come. Planning ahead is what lets a failed
 //! deployment's final API view name the rollback that follows it.
+//!
+//! The groups and applications carry tags too ([`tags`]), which `demo` shows as the
+//! `environment` and `team` labels of the group info series.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
@@ -20,6 +23,7 @@ use fastrand::Rng;
 
 use crate::domain::Millis;
 
+mod tags;
 mod wire;
 
 const SECOND: Millis = 1_000;

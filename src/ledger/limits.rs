@@ -141,10 +141,13 @@ pub enum Limit {
     LifecycleEvent,
     /// A hook error code AWS does not document, counted as `other`.
     HookErrorCode,
+    /// A value of the group info series (a tag's) longer than
+    /// [`MAX_LABEL_CHARS`], shown as `other` (see [`crate::group_info`]).
+    TagValue,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 8] = [
+    pub const ALL: [Limit; 9] = [
         Limit::Groups,
         Limit::Tracked,
         Limit::LabelLength,
@@ -153,6 +156,7 @@ impl Limit {
         Limit::Creator,
         Limit::LifecycleEvent,
         Limit::HookErrorCode,
+        Limit::TagValue,
     ];
 
     pub fn label(self) -> &'static str {
@@ -165,6 +169,7 @@ impl Limit {
             Limit::Creator => "creator",
             Limit::LifecycleEvent => "lifecycle_event",
             Limit::HookErrorCode => "hook_error_code",
+            Limit::TagValue => "tag_value",
         }
     }
 
@@ -175,7 +180,9 @@ impl Limit {
             Limit::Tracked => "limit_tracked",
             Limit::LabelLength => "label_too_long",
             Limit::FutureTime => "time_in_future",
-            Limit::ErrorCode | Limit::Creator | Limit::LifecycleEvent | Limit::HookErrorCode => "limit_labels",
+            Limit::ErrorCode | Limit::Creator | Limit::LifecycleEvent | Limit::HookErrorCode | Limit::TagValue => {
+                "limit_labels"
+            }
         }
     }
 }

@@ -464,6 +464,17 @@ impl Ledger {
         self.meta.latest_time
     }
 
+    /// The groups of one account and region: those counted, and those of
+    /// deployments not counted yet. Sorted, each once.
+    pub fn groups_in(&self, account: &str, region: &str) -> BTreeSet<GroupKey> {
+        let counted = self.groups.keys().filter(|g| g.account_id == account && g.region == region).cloned();
+        let named = self.records.iter().filter(|(key, record)| {
+            key.account == account && key.region == region && Facts::text(&record.facts.application).is_some()
+                && Facts::text(&record.facts.deployment_group).is_some()
+        });
+        counted.chain(named.map(|(key, record)| group_key(key, &record.facts))).collect()
+    }
+
     pub fn deployments_tracked(&self) -> usize {
         self.records.len() + self.settled.len()
     }

@@ -293,6 +293,12 @@ impl<'s> Encoder<'s> {
         self.buffer.push('\n');
     }
 
+    /// An info series: as many labels as the flags asked for, value 1.
+    pub fn info(&mut self, group: &str, names: &[&str], values: &[&str]) {
+        self.series_name("", group, names, values);
+        self.buffer.push_str("1\n");
+    }
+
     /// A counter of a quantity that is not a whole number (CPU seconds).
     pub fn float_counter<const N: usize>(&mut self, group: &str, names: &[&str; N], values: &[&str; N], value: f64) {
         self.gauge(group, names, values, value);

@@ -66,6 +66,32 @@ const FAMILIES: &[(Family, Series)] = &[
         },
     ),
     (
+        family(
+            "codedeploy_deployment_group_info",
+            "One series per known deployment group, always 1: its compute platform, default deployment configuration, whether it is production, and the tags chosen by --labels.from-tags",
+            Type::Gauge,
+        ),
+        |e, w, labels| {
+            let info = &e.group_info;
+            let names: Vec<&str> = ["compute_platform", "deployment_config", "production"]
+                .into_iter()
+                .chain(info.tag_labels.iter().map(String::as_str))
+                .collect();
+            let mut rows = info.rows.iter();
+            per_group(e, w, labels, |_, w, l| {
+                // One row per group, in the same order; a missing row is a bug, and writes nothing.
+                if let Some(row) = rows.next() {
+                    let production = if row.production { "true" } else { "false" };
+                    let values: Vec<&str> = [row.compute_platform.as_str(), &row.deployment_config, production]
+                        .into_iter()
+                        .chain(row.tags.iter().map(|t| t.as_str()))
+                        .collect();
+                    w.info(l, &names, &values);
+                }
+            })
+        },
+    ),
+    (
         family("codedeploy_deployment_targets", "Target states of the deployments in progress", Type::Gauge),
         |e, w, labels| {
             per_group(e, w, labels, |g, w, l| {
@@ -240,7 +266,7 @@ const FAMILIES: &[(Family, Series)] = &[
     (
         family(
             "codedeploy_exporter_limited_total",
-            "Input that ran into one of the exporter's bounds, by bound: messages refused (groups, tracked, label_length, future_time) and label values counted as other (error_code, creator, lifecycle_event, hook_error_code)",
+            "Input that ran into one of the exporter's bounds, by bound: messages refused (groups, tracked, label_length, future_time) and label values counted as other (error_code, creator, lifecycle_event, hook_error_code, tag_value)",
             Type::Counter,
         ),
         |e, w, _| {

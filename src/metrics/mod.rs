@@ -104,6 +104,8 @@ impl Encoding {
 #[derive(Debug, Clone)]
 pub struct Exposition {
     pub ledger: Snapshot,
+    /// The `codedeploy_deployment_group_info` rows, one per group of `ledger`.
+    pub group_info: crate::group_info::InfoSeries,
     pub exporter: ExporterMetrics,
     /// Requests refused before they were authenticated (in memory only).
     pub unauthenticated: BTreeMap<(Source, &'static str), u64>,
@@ -126,6 +128,7 @@ impl Exposition {
     ) -> Exposition {
         Exposition {
             ledger: Snapshot::default(),
+            group_info: crate::group_info::InfoSeries::default(),
             exporter,
             unauthenticated,
             version: crate::ingest::VERSION,

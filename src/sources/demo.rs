@@ -15,13 +15,17 @@ const TICK: Duration = Duration::from_millis(250);
 
 /// Loads `history_days` of finished history up to `now`, ingested at
 /// `preloaded_at` and counted under the `replay` source, since it is a backlog
-/// and not live traffic.
+/// and not live traffic; and the fleet's groups as AWS would describe them
+/// (compute platform, deployment configuration, tags).
 pub fn preload(exporter: &mut Exporter, fleet: &mut Fleet, history_days: u32, now: Millis, preloaded_at: Millis) -> usize {
     let messages = fleet.history(now, history_days);
     for message in &messages {
         // The simulator only produces valid messages; a rejection would be a
         // simulator bug and is counted like any other.
         let _ = exporter.ingest(Source::Replay, message.as_bytes(), preloaded_at);
+    }
+    for (key, info) in Fleet::group_info(&exporter.info_tag_keys(), now) {
+        exporter.apply_group_info(key, info);
     }
     messages.len()
 }

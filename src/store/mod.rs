@@ -7,7 +7,7 @@
 //! copy-on-write B-trees, and crash-safe: a commit that returned is on disk
 //! (fsync), and a crash mid-commit leaves the previous commit intact.
 //!
-//! # On-disk format (version 4)
+//! # On-disk format (version 5)
 //!
 //! Version 2 changed the histograms of the group counters: fewer buckets
 //! (the series budget), lifecycle-hook histograms keyed by hook alone, and no
@@ -15,6 +15,7 @@
 //! record without account or region kept. Version 4 keeps each group's
 //! recovery runs that may still change (instead of the last success and
 //! the open run) and a flag for a time to rollback still to observe.
+//! Version 5 adds the `group_info` table and the `tag_value` bound.
 //!
 //! One file, `<storage.path>/ledger.redb`, with these tables:
 //! - `meta`: `format_version` (u32, little endian), `ledger` (the
@@ -22,6 +23,9 @@
 //! - `records`: one entry per deployment not counted yet, keyed by its [`DeploymentKey`];
 //! - `settled`: one compact entry per counted deployment, keyed by [`SettledKey`];
 //! - `groups`: one entry per deployment group's counters, keyed by [`GroupKey`];
+//! - `group_info`: one entry per deployment group read from AWS (compute
+//!   platform, deployment configuration, the tags asked for, when it was read),
+//!   keyed by [`GroupKey`] (see [`crate::group_info`]);
 //! - `messages`: the identities of the messages applied lately (see
 //!   [`crate::identity`]), keyed by the hour each was first seen (u32, big
 //!   endian, so that forgetting the old ones is one range) followed by the
@@ -38,6 +42,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::group_info::GroupInfo;
 use crate::identity::{Hour, LogChanges, MessageId};
 use crate::ledger::{Changes, DeploymentKey, GroupKey, GroupStats, LedgerMeta, Record, Settled, SettledKey};
 use crate::metrics::ExporterMetrics;
@@ -50,7 +55,8 @@ use crate::metrics::ExporterMetrics;
 /// observations: its facts are merged into its identified twin instead.
 /// 4: groups keep the tail of their recovery timeline; settled entries have
 /// 16 flag bits (a rollback's time to rollback may wait for its target).
-pub const FORMAT_VERSION: u32 = 4;
+/// 5: the `group_info` table; the ledger's bounds count `tag_value`.
+pub const FORMAT_VERSION: u32 = 5;
 /// redb's page cache. The ledger lives in memory and the store is only
 /// written to (and read once, at start-up), so the cache needs to hold little
 /// more than the pages a commit rewrites; redb's default (1 GiB) would let it
@@ -63,6 +69,7 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 const SETTLED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("settled");
 const GROUPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("groups");
+const GROUP_INFO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("group_info");
 const MESSAGES: TableDefinition<&[u8], ()> = TableDefinition::new("messages");
 /// A `messages` key: the hour, then the identity.
 const MESSAGE_KEY_BYTES: usize = 4 + 16;
@@ -118,6 +125,8 @@ pub struct Stored {
     pub groups: Vec<(GroupKey, GroupStats)>,
     /// The identities of recent messages, with the hour each was first seen.
     pub messages: Vec<(Hour, MessageId)>,
+    /// The deployment groups read from AWS.
+    pub group_info: Vec<(GroupKey, GroupInfo)>,
 }
 
 /// One atomic commit: the ledger's changes and, when they changed, the
@@ -126,6 +135,8 @@ pub struct Stored {
 pub struct Commit<'a> {
     pub ledger: Changes<'a>,
     pub messages: LogChanges<'a>,
+    /// Groups read from AWS since the last commit.
+    pub group_info: Vec<(&'a GroupKey, &'a GroupInfo)>,
     pub exporter: Option<&'a ExporterMetrics>,
 }
 
@@ -135,6 +146,7 @@ impl Commit<'_> {
             && self.ledger.settled.is_empty()
             && self.ledger.groups.is_empty()
             && self.messages.is_empty()
+            && self.group_info.is_empty()
             && self.exporter.is_none()
     }
 }
@@ -207,6 +219,7 @@ impl RedbStore {
             txn.open_table(RECORDS).map_err(|e| fail(e.into()))?;
             txn.open_table(SETTLED).map_err(|e| fail(e.into()))?;
             txn.open_table(GROUPS).map_err(|e| fail(e.into()))?;
+            txn.open_table(GROUP_INFO).map_err(|e| fail(e.into()))?;
             txn.open_table(MESSAGES).map_err(|e| fail(e.into()))?;
         }
         txn.commit().map_err(|e| fail(e.into()))
@@ -307,6 +320,7 @@ impl Store for RedbStore {
             settled: self.load_table(&txn, SETTLED, "counted deployment")?,
             groups: self.load_table(&txn, GROUPS, "group counters")?,
             messages: self.load_messages(&txn)?,
+            group_info: self.load_table(&txn, GROUP_INFO, "group info")?,
         };
         stored.check().map_err(|(table, detail)| StoreError::Invalid { path: self.path.clone(), table, detail })?;
         Ok(stored)
@@ -338,6 +352,11 @@ impl Store for RedbStore {
             for (key, stats) in &commit.ledger.groups {
                 let (key, stats) = (encode("a group key", key)?, encode("group counters", stats)?);
                 groups.insert(key.as_slice(), stats.as_slice()).map_err(|e| fail(e.into()))?;
+            }
+            let mut group_info = txn.open_table(GROUP_INFO).map_err(|e| fail(e.into()))?;
+            for (key, info) in &commit.group_info {
+                let (key, info) = (encode("a group key", key)?, encode("group info", info)?);
+                group_info.insert(key.as_slice(), info.as_slice()).map_err(|e| fail(e.into()))?;
             }
             let mut messages = txn.open_table(MESSAGES).map_err(|e| fail(e.into()))?;
             if let Some(cutoff) = commit.messages.forget_before {

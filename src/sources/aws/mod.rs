@@ -8,9 +8,11 @@
 //! included) goes through [`RequestCounter`], which is what
 //! `codedeploy_exporter_aws_requests_total{service,operation,outcome}` shows.
 //!
-//! The sources built on it live here too: [`sqs`] (the queues) and
-//! [`poller`] (the CodeDeploy API), started by [`run_sources`].
+//! The sources built on it live here too: [`sqs`] (the queues),
+//! [`poller`] (the CodeDeploy API) and [`group_info`] (the deployment groups
+//! and their tags, in the poller's scopes), started by [`run_sources`].
 
+pub mod group_info;
 pub mod poller;
 pub mod sqs;
 
@@ -87,6 +89,13 @@ pub struct AwsArgs {
     /// of other applications are still ingested and enriched. Default: all.
     #[arg(long = "poll.applications", env = "CODEDEPLOY_EXPORTER_POLL_APPLICATIONS", value_delimiter = ',')]
     pub applications: Vec<String>,
+
+    /// How often each deployment group of the polled accounts and regions is
+    /// read again (GetDeploymentGroup, ListTagsForResource) for
+    /// codedeploy_deployment_group_info; a group seen for the first time is
+    /// read within seconds. 0 reads none.
+    #[arg(long = "tags.refresh-interval", env = "CODEDEPLOY_EXPORTER_TAGS_REFRESH_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub tags_refresh_interval: Duration,
 }
 
 /// Why the AWS flags are unusable.
@@ -108,6 +117,8 @@ pub enum AwsConfigError {
     Lookback { lookback: Duration, retention: Duration },
     #[error("--aws.region {0:?} is not a region name such as us-east-1")]
     Region(String),
+    #[error("--tags.refresh-interval must be 0 (off) or between 1m and 7d, got {0:?}")]
+    TagsRefresh(Duration),
 }
 
 /// One queue to consume: its URL and what the URL tells of its home.
@@ -134,6 +145,8 @@ pub struct AwsConfig {
     pub poll_interval: Option<Duration>,
     pub lookback: Duration,
     pub applications: BTreeSet<String>,
+    /// `None`: deployment groups are not read.
+    pub tags_refresh: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,6 +211,11 @@ impl AwsArgs {
             Some(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(3600) => Some(d),
             Some(d) => return Err(AwsConfigError::PollInterval(d)),
         };
+        let tags_refresh = match self.tags_refresh_interval {
+            d if d.is_zero() => None,
+            d if d >= Duration::from_secs(60) && d <= Duration::from_secs(7 * 86_400) => Some(d),
+            d => return Err(AwsConfigError::TagsRefresh(d)),
+        };
         if self.lookback + Duration::from_secs(24 * 3600) > retention {
             return Err(AwsConfigError::Lookback { lookback: self.lookback, retention });
         }
@@ -218,6 +236,7 @@ impl AwsArgs {
             poll_interval,
             lookback: self.lookback,
             applications: self.applications.iter().filter(|a| !a.is_empty()).cloned().collect(),
+            tags_refresh,
         }))
     }
 }
@@ -227,6 +246,21 @@ fn is_region_name(region: &str) -> bool {
         && region.len() <= 32
         && region.contains('-')
         && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// The AWS partition a region belongs to (the second field of its ARNs).
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else {
+        "aws"
+    }
 }
 
 /// The account of `arn:aws:iam::ACCOUNT:role/NAME` (any partition).
@@ -576,6 +610,7 @@ mod tests {
             poll_interval: None,
             lookback: Duration::from_secs(30 * 86400),
             applications: vec![],
+            tags_refresh_interval: Duration::from_secs(3600),
         };
         let retention = Duration::from_secs(35 * 86400);
         assert!(base.validate(retention).expect("valid").is_none(), "no AWS flag: no AWS");
@@ -593,6 +628,11 @@ mod tests {
         assert!(matches!(bad_role.validate(retention), Err(AwsConfigError::RoleArn(_))));
         let bad_region = AwsArgs { regions: vec!["US East".into()], ..base.clone() };
         assert!(matches!(bad_region.validate(retention), Err(AwsConfigError::Region(_))));
+        assert_eq!(config.tags_refresh, Some(Duration::from_secs(3600)));
+        let no_tags = AwsArgs { tags_refresh_interval: Duration::ZERO, ..on.clone() };
+        assert_eq!(no_tags.validate(retention).expect("valid").expect("enabled").tags_refresh, None);
+        let too_often = AwsArgs { tags_refresh_interval: Duration::from_secs(5), ..on.clone() };
+        assert!(too_often.validate(retention).unwrap_err().to_string().contains("--tags.refresh-interval must be 0 (off) or between 1m and 7d"));
     }
 }
 
@@ -763,6 +803,15 @@ pub async fn run_sources(
                     codedeploy: aws.codedeploy(&sdk),
                     limit: Arc::new(RateLimit::new(config.max_rps)),
                 };
+                if let Some(refresh) = config.tags_refresh {
+                    tasks.spawn(group_info::run(
+                        group_info::GroupReader::new(account, region, refresh),
+                        group_info::SdkGroups { scope: scope.clone() },
+                        context.exporter.clone(),
+                        context.ingest.clone(),
+                        shutdown.clone(),
+                    ));
+                }
                 let wanted = enricher.add_route(account, region);
                 tracing::info!(%account, %region, role = role.as_deref().unwrap_or("(own credentials)"),
                     interval = ?interval, "polling CodeDeploy");
