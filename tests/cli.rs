@@ -476,3 +476,100 @@ fn while_loading_history_the_process_answers_and_shows_what_remains() {
     let (status, _) = server.stop();
     assert!(status.success(), "exit status {status}");
 }
+
+/// Issue 16: the group info flags are checked at start, from the command
+/// line or the environment, and each error names the flag and what to do.
+#[test]
+fn group_label_flags_are_checked_at_start() {
+    let failure = |args: &[&str], env: &[(&str, &str)]| -> String {
+        let output = Command::new(BIN).args(args).envs(env.iter().copied()).output().expect("runs");
+        assert_eq!(output.status.code(), Some(1), "{args:?} {env:?}");
+        String::from_utf8(output.stderr).expect("UTF-8")
+    };
+    let stderr = failure(&["serve", "--labels.from-tags", "Region=region"], &[]);
+    assert!(stderr.contains("--labels.from-tags \"Region=region\": the label \"region\" is one the info series has already"), "{stderr}");
+    let stderr = failure(&["serve"], &[("CODEDEPLOY_EXPORTER_LABELS_FROM_TAGS", "team,Team=team")]);
+    assert!(stderr.contains("\"team\" and \"Team=team\" both become the label \"team\""), "{stderr}");
+    let stderr = failure(&["serve", "--dora.production-groups", "shop/(prod"], &[]);
+    assert!(stderr.contains("--dora.production-groups \"shop/(prod\" is not a regular expression"), "{stderr}");
+    let stderr = failure(&["serve", "--labels.from-tags", "Env=environment", "--dora.production-groups", ".*/prod"], &[]);
+    assert!(stderr.contains("cannot be combined with a tag mapped to the environment label"), "{stderr}");
+    let stderr = failure(&["serve", "--tags.refresh-interval", "10s"], &[]);
+    assert!(stderr.contains("--tags.refresh-interval must be 0 (off) or between 1m and 7d"), "{stderr}");
+    let stderr = failure(&["replay", "--labels.from-tags", "=x", "no-such-file"], &[]);
+    assert!(stderr.contains("--labels.from-tags \"=x\": expected KEY or KEY=LABEL"), "{stderr}");
+}
+
+/// The `codedeploy_deployment_group_info` lines of an exposition, as label maps.
+fn info_series(exposition: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    exposition
+        .lines()
+        .filter_map(|l| l.strip_prefix("codedeploy_deployment_group_info{"))
+        .map(|l| {
+            let (labels, value) = l.rsplit_once("} ").expect("labels and a value");
+            assert_eq!(value, "1", "{l}");
+            labels
+                .split("\",")
+                .map(|pair| {
+                    let (name, value) = pair.split_once("=\"").expect("name=\"value\"");
+                    (name.to_owned(), value.trim_end_matches('"').to_owned())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Issue 16: `replay` knows no tags: one info series per group, from what
+/// its deployments say, every tag label empty, production by the flags.
+#[test]
+fn replay_shows_each_group_from_its_deployments() {
+    let stream = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/streams/mixed.jsonl");
+    let replay = |flags: &[&str]| -> String {
+        let output = Command::new(BIN).arg("replay").args(flags).arg(stream).output().expect("runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("UTF-8 exposition")
+    };
+    let plain = replay(&[]);
+    let groups: std::collections::BTreeSet<&str> = plain
+        .lines()
+        .filter_map(|l| l.strip_prefix("codedeploy_deployments_in_progress{"))
+        .map(|l| l.split("} ").next().expect("labels"))
+        .collect();
+    let series = info_series(&plain);
+    assert_eq!(series.len(), groups.len(), "one info series per group:\n{plain}");
+    assert!(series.iter().all(|s| s["deployment_config"] == "unknown" && s["production"] == "true"), "{series:?}");
+    let platforms: std::collections::BTreeSet<&str> = series.iter().map(|s| s["compute_platform"].as_str()).collect();
+    assert!(platforms.contains("Server") && platforms.contains("ECS"), "the platform the deployments named: {platforms:?}");
+
+    let tagged = info_series(&replay(&["--labels.from-tags", "Environment=environment,team"]));
+    assert!(tagged.iter().all(|s| s["environment"].is_empty() && s["team"].is_empty()), "{tagged:?}");
+    assert!(tagged.iter().all(|s| s["production"] == "false"), "no environment tag: not production");
+
+    let scoped = info_series(&replay(&["--dora.production-groups", "checkout/.*"]));
+    for s in &scoped {
+        assert_eq!(s["production"] == "true", s["application"] == "checkout", "{s:?}");
+    }
+    assert!(scoped.iter().any(|s| s["production"] == "true") && scoped.iter().any(|s| s["production"] == "false"));
+}
+
+/// Issue 16: `demo`'s groups carry environment and team tags, so its info
+/// series say which groups are production and who owns them.
+#[test]
+fn demo_groups_have_environments_teams_and_production() {
+    let mut demo = Running::start(&["demo", "--web.listen-address", "127.0.0.1:0", "--demo.history-days", "2"]);
+    let address = demo.address();
+    let (status, body) = http_get(&address, "/metrics");
+    assert_eq!(status, 200);
+    let series = info_series(&body);
+    assert!(series.len() >= 10, "{body}");
+    for s in &series {
+        assert!(!s["team"].is_empty() && s["deployment_config"].starts_with("CodeDeployDefault."), "{s:?}");
+        let production = s["environment"] == "prod";
+        assert_eq!(s["production"], production.to_string(), "{s:?}");
+    }
+    let environments: std::collections::BTreeSet<&str> = series.iter().map(|s| s["environment"].as_str()).collect();
+    assert_eq!(environments, ["prod", "staging"].into());
+    promtool::assert_promtool_clean(&body);
+    let (status, _) = demo.stop();
+    assert!(status.success(), "exit status {status}");
+}

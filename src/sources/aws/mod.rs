@@ -176,6 +176,12 @@ impl AwsArgs {
     }
 
     pub fn validate(&self, retention: Duration) -> Result<Option<AwsConfig>, AwsConfigError> {
+        // Checked even without AWS sources: a typo is said, not ignored.
+        let tags_refresh = match self.tags_refresh_interval {
+            d if d.is_zero() => None,
+            d if d >= Duration::from_secs(60) && d <= Duration::from_secs(7 * 86_400) => Some(d),
+            d => return Err(AwsConfigError::TagsRefresh(d)),
+        };
         if !self.enabled() {
             return Ok(None);
         }
@@ -210,11 +216,6 @@ impl AwsArgs {
             Some(d) if d.is_zero() => None,
             Some(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(3600) => Some(d),
             Some(d) => return Err(AwsConfigError::PollInterval(d)),
-        };
-        let tags_refresh = match self.tags_refresh_interval {
-            d if d.is_zero() => None,
-            d if d >= Duration::from_secs(60) && d <= Duration::from_secs(7 * 86_400) => Some(d),
-            d => return Err(AwsConfigError::TagsRefresh(d)),
         };
         if self.lookback + Duration::from_secs(24 * 3600) > retention {
             return Err(AwsConfigError::Lookback { lookback: self.lookback, retention });
