@@ -27,6 +27,12 @@
 //!                    (nothing of the ledger while the latest commit failed)
 //! ```
 //!
+//! Deployment groups take the same path beside the messages: the poller's
+//! scopes read each group they see (GetDeploymentGroup, ListTagsForResource),
+//! the writer keeps it in the exporter's group table and commits it, and a
+//! scrape renders one `codedeploy_deployment_group_info` series per group of
+//! the snapshot ([`group_info`]).
+//!
 //! # Layout
 //!
 //! - [`domain`]: the vocabulary every format decodes into (no I/O, no formats).
