@@ -479,8 +479,10 @@ mod tests {
     #[test]
     fn the_policy_names_only_what_is_used() {
         let policy = iam_policy(&[], &[]);
-        assert_eq!(policy["Statement"].as_array().map(Vec::len), Some(1));
+        let sids: Vec<&str> = policy["Statement"].as_array().into_iter().flatten().filter_map(|s| s["Sid"].as_str()).collect();
+        assert_eq!(sids, ["ReadCodeDeployDeployments", "ReadCodeDeployGroups"]);
+        assert_eq!(policy["Statement"][1]["Action"], json!(["codedeploy:GetDeploymentGroup", "codedeploy:ListTagsForResource"]));
         let policy = iam_policy(&["arn:aws:sqs:us-east-1:1:q".into()], &["arn:aws:iam::2:role/r".into()]);
-        assert_eq!(policy["Statement"].as_array().map(Vec::len), Some(3));
+        assert_eq!(policy["Statement"].as_array().map(Vec::len), Some(4));
     }
 }
