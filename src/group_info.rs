@@ -74,8 +74,8 @@ pub enum GroupLabelError {
     Duplicate { first: String, second: String, label: String },
     #[error("--dora.production-groups {pattern:?} is not a regular expression: {detail}")]
     Regex { pattern: String, detail: String },
-    #[error("--dora.production-groups cannot be combined with a tag mapped to the environment label ({spec:?}): production then follows that label")]
-    ProductionAndEnvironment { spec: String },
+    #[error("--dora.production-groups cannot be combined with a tag mapped to the environment label (the tag {key:?}): production then follows that label")]
+    ProductionAndEnvironment { key: String },
 }
 
 /// One tag that becomes a label.
@@ -150,14 +150,7 @@ impl GroupLabelArgs {
         let tags = parse_from_tags(&self.from_tags)?;
         let environment = tags.iter().position(|t| t.label == ENVIRONMENT_LABEL);
         let production_groups = match (environment, &self.production_groups) {
-            (Some(at), Some(_)) => {
-                let spec = self.from_tags.iter().filter(|s| !s.trim().is_empty()).find(|s| {
-                    let label = s.split_once('=').map_or(s.as_str(), |(_, l)| l);
-                    sanitize_label_name(label.trim()) == ENVIRONMENT_LABEL
-                });
-                let spec = spec.cloned().unwrap_or_else(|| tags[at].key.clone());
-                return Err(GroupLabelError::ProductionAndEnvironment { spec });
-            }
+            (Some(at), Some(_)) => return Err(GroupLabelError::ProductionAndEnvironment { key: tags[at].key.clone() }),
             (Some(_), None) => None,
             (None, pattern) => {
                 let pattern = pattern.as_deref().unwrap_or(".*");
@@ -433,7 +426,7 @@ mod tests {
             assert_eq!(labels.is_production(&key("shop", "prod"), environment), production, "{environment:?}");
         }
         let error = args(&["Env=environment"], Some(".*/prod")).validate().expect_err("both").to_string();
-        assert!(error.contains("cannot be combined with a tag mapped to the environment label (\"Env=environment\")"), "{error}");
+        assert!(error.contains("cannot be combined with a tag mapped to the environment label (the tag \"Env\")"), "{error}");
     }
 
     #[test]

@@ -334,9 +334,9 @@ mod tests {
 
     const MIN: Millis = 60_000;
 
-    fn event(group: &str, id: &str) -> Vec<u8> {
+    fn event(account: &str, group: &str, id: &str) -> Vec<u8> {
         serde_json::json!({
-            "version": "0", "id": format!("e-{id}"), "source": "aws.codedeploy", "account": "111111111111",
+            "version": "0", "id": format!("e-{id}"), "source": "aws.codedeploy", "account": account,
             "detail-type": "CodeDeploy Deployment State-change Notification",
             "time": "2026-11-26T10:00:00Z", "region": "us-east-1", "resources": [],
             "detail": { "region": "us-east-1", "application": "shop", "deploymentId": id, "state": "START", "deploymentGroup": group }
@@ -352,8 +352,11 @@ mod tests {
         let options = WriterOptions { settle_interval: Duration::from_secs(3600), retention_ms: 40 * 24 * 60 * MIN, max_batch: 64 };
         let (writer, ingest) = Writer::new(exporter.clone(), None, options);
         tokio::spawn(writer.run());
-        for (group, id) in [("prod", "d-000000001"), ("staging", "d-000000002")] {
-            ingest.submit(Source::Webhook, event(group, id)).await.expect("applied");
+        // The third group is in an account this scope does not poll: never read.
+        for (account, group, id) in
+            [("111111111111", "prod", "d-000000001"), ("111111111111", "staging", "d-000000002"), ("222222222222", "prod", "d-000000003")]
+        {
+            ingest.submit(Source::Webhook, event(account, group, id)).await.expect("applied");
         }
         let mut api = FakeGroups::default();
         for group in ["prod", "staging"] {
@@ -382,6 +385,8 @@ mod tests {
         };
         assert!(text.contains(&info("prod", "prod", "true")), "{text}");
         assert!(text.contains(&info("staging", "staging", "false")), "{text}");
+        let elsewhere = "codedeploy_deployment_group_info{account_id=\"222222222222\",region=\"us-east-1\",application=\"shop\",deployment_group=\"prod\",compute_platform=\"unknown\",deployment_config=\"unknown\",production=\"false\",environment=\"\"} 1";
+        assert!(text.contains(elsewhere), "{text}");
 
         // An hour later both are read again.
         assert_eq!(reader.pass(&api, &exporter, &ingest, now + 61 * MIN).await, Pass { read: 2, failed: 0 });
