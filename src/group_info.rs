@@ -44,9 +44,9 @@ pub struct GroupLabelArgs {
     /// Tags that become labels of codedeploy_deployment_group_info, as
     /// KEY[=LABEL] (repeatable, or comma-separated), e.g.
     /// `Environment=environment,team`. A group's own tag wins over its
-    /// application's; a group with neither shows "". LABEL defaults to the
-    /// key; both are made valid label names (other characters become `_`).
-    /// `demo` defaults to `Environment=environment,Team=team`.
+    /// application's; a group with neither shows "". KEY is matched exactly;
+    /// LABEL defaults to KEY and is made a valid label name (other
+    /// characters become `_`). `demo` defaults to `Environment=environment,Team=team`.
     #[arg(long = "labels.from-tags", env = "CODEDEPLOY_EXPORTER_LABELS_FROM_TAGS", value_delimiter = ',', value_name = "KEY[=LABEL]")]
     pub from_tags: Vec<String>,
 
