@@ -7,10 +7,12 @@
 // into; kube-prometheus and other importers never see it.
 local mixin =
   (import 'config.libsonnet')
+  + (import 'rules/thresholds.libsonnet')
   + (import 'rules/slo.libsonnet')
   + (import 'rules/dora.libsonnet')
   + (import 'alerts/deployments.libsonnet')
   + (import 'alerts/slo.libsonnet')
+  + (import 'alerts/targets.libsonnet')
   + (import 'alerts/exporter.libsonnet')
   + (import 'impact.libsonnet')
   + (import 'dashboards/oncall.libsonnet')

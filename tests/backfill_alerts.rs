@@ -88,7 +88,7 @@ impl Prometheus {
             .expect("prometheus is required: apt-get install prometheus (the Debian package, 2.42; scripts/test does this)");
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut rule_files = String::new();
-        for name in ["codedeploy.rules.yml", "codedeploy.alerts.yml"] {
+        for name in ["codedeploy.thresholds.yml", "codedeploy.rules.yml", "codedeploy.alerts.yml"] {
             let text = fs::read_to_string(root.join("alerts").join(name)).expect("read the rules");
             let fast: Vec<String> = text
                 .lines()

@@ -433,7 +433,7 @@ fn recording_rule_queries() -> Vec<Query> {
 /// Rule files as shipped, with explicit group intervals shortened to 1s (the others follow
 /// the 1s global evaluation interval) so that the test sees evaluations within seconds.
 fn write_rules(dir: &Path) -> Vec<PathBuf> {
-    ["codedeploy.rules.yml", "codedeploy.alerts.yml"]
+    ["codedeploy.thresholds.yml", "codedeploy.rules.yml", "codedeploy.alerts.yml"]
         .iter()
         .map(|name| {
             let text = fs::read_to_string(root().join("alerts").join(name)).expect("read rules");

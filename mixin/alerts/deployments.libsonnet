@@ -104,7 +104,10 @@
               description: where + ': lifecycle event {{ $labels.lifecycle_event }} failed on {{ printf "%.0f" $value }} target(s) in the last 6 hours.',
             },
           },
-          // Healthy = every target of the deployments in progress that has not failed.
+          // M5. Healthy = every target of the deployments in progress that has not
+          // failed. Below the target share (codedeploy.thresholds.yml), with at least the
+          // floor of failed targets: a single failed target of a small fleet is already
+          // below 95% and is worth no ticket of its own.
           {
             alert: 'CodeDeployHealthyTargetsLow',
             expr: |||
@@ -112,7 +115,10 @@
                 sum without (status) (max without (%(replicaLabels)s) (codedeploy_deployment_targets{status!="failed"}))
                 /
                 sum without (status) (max without (%(replicaLabels)s) (codedeploy_deployment_targets))
-              ) < 0.9
+              ) < scalar(codedeploy_target:healthy_targets:min_ratio)
+              and
+              sum without (status) (max without (%(replicaLabels)s) (codedeploy_deployment_targets{status="failed"}))
+                > scalar(codedeploy_target:healthy_targets_min_failed:count) - 0.5
             ||| % config,
             'for': '5m',
             labels: { severity: 'warning' },

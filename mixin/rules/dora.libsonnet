@@ -1,31 +1,61 @@
-// DORA keys and tiers per application. Rendered into alerts/codedeploy.rules.yml.
+// DORA keys and tiers per production deployment group and application. Rendered into
+// alerts/codedeploy.rules.yml.
 {
   local config = $._config,
 
   prometheusRules+:: {
     groups+: [
       {
-        // Deployment frequency and change failure rate come from the exporter's exact
-        // rolling-window gauges (label window = 1d, 7d, 30d), which apply the SPEC's
-        // change-deployment rules (creators, rollbacks) that counters cannot express.
-        // Recovery time and lead time are medians over 30d of the classic histograms,
-        // because quantiles of different groups cannot be combined into an
-        // application's quantile.
+        // DORA keys of production deployment groups only (_config.productionSelector over
+        // codedeploy_deployment_group_info), carrying the group's team label so that they
+        // can be cut by team. A group the exporter gives no info series for (an exporter
+        // older than that metric) counts as production, as the exporter's own default
+        // --dora.production-groups=.* would have it.
+        //
+        // Everything comes from the exporter's exact rolling-window gauges (label
+        // window = 1d, 7d, 30d), which apply the SPEC's change-deployment rules
+        // (creators, rollbacks) that counters cannot express and hold the whole window
+        // from the first scrape. Quantiles of different groups cannot be combined into an
+        // application's: an application's median recovery and lead time is the slowest of
+        // its production groups' exact medians. Two replicas may briefly disagree on a
+        // group's team (each refreshes tags on its own clock): topk keeps one, so that
+        // the join never has two matches.
         name: 'codedeploy-dora',
         interval: '1m',
         renderTo:: 'codedeploy.rules.yml',
+        local productionOnly(family) = {
+          record: 'deployment_group:%s:production' % family,
+          expr: |||
+            max without (%(replicas)s) (%(family)s)
+              * on (account_id, region, application, deployment_group) group_left (%(team)s)
+              topk by (account_id, region, application, deployment_group) (1,
+                max by (account_id, region, application, deployment_group, %(team)s) (codedeploy_deployment_group_info{%(production)s})
+              )
+            or
+            max without (%(replicas)s) (%(family)s)
+              unless on (account_id, region, application, deployment_group) codedeploy_deployment_group_info
+          ||| % { replicas: config.replicaLabels, family: family, team: config.teamLabel, production: config.productionSelector },
+        },
+        local slowestMedian30d(family) = {
+          record: 'application:%s:median30d' % std.strReplace(family, 'codedeploy_dora_', 'codedeploy_'),
+          expr: 'max without (deployment_group, window, quantile) (deployment_group:%s:production{window="30d", quantile="0.5"})' % family,
+        },
         rules: [
+          productionOnly('codedeploy_dora_deployments'),
+          productionOnly('codedeploy_dora_change_failure_ratio'),
+          productionOnly('codedeploy_dora_time_to_restore_seconds'),
+          productionOnly('codedeploy_dora_lead_time_seconds'),
           {
             record: 'deployment_group:codedeploy_dora_deployment_frequency:per_day',
             expr: |||
-              max without (%(replicaLabels)s) (codedeploy_dora_deployments{window="1d"})
-              or max without (%(replicaLabels)s) (codedeploy_dora_deployments{window="7d"}) / 7
-              or max without (%(replicaLabels)s) (codedeploy_dora_deployments{window="30d"}) / 30
-            ||| % config,
+              deployment_group:codedeploy_dora_deployments:production{window="1d"}
+              or deployment_group:codedeploy_dora_deployments:production{window="7d"} / 7
+              or deployment_group:codedeploy_dora_deployments:production{window="30d"} / 30
+            |||,
           },
           {
             record: 'application:codedeploy_dora_deployments:sum',
-            expr: 'sum without (deployment_group) (max without (%(replicaLabels)s) (codedeploy_dora_deployments))' % config,
+            expr: 'sum without (deployment_group) (deployment_group:codedeploy_dora_deployments:production)',
           },
           {
             record: 'application:codedeploy_dora_deployment_frequency:per_day',
@@ -41,27 +71,17 @@
             record: 'application:codedeploy_dora_change_failures:sum',
             expr: |||
               sum without (deployment_group) (
-                max without (%(replicaLabels)s) (codedeploy_dora_change_failure_ratio >= 0)
-                * max without (%(replicaLabels)s) (codedeploy_dora_deployments)
+                (deployment_group:codedeploy_dora_change_failure_ratio:production >= 0)
+                * deployment_group:codedeploy_dora_deployments:production
               )
-            ||| % config,
+            |||,
           },
           {
             record: 'application:codedeploy_dora_change_failure:ratio',
             expr: 'application:codedeploy_dora_change_failures:sum / (application:codedeploy_dora_deployments:sum > 0)',
           },
-        ] + [
-          {
-            record: 'application:codedeploy_%s_seconds:median30d' % histogram,
-            expr: |||
-              histogram_quantile(0.5,
-                sum without (deployment_group) (
-                  max without (%(replicas)s) (increase(codedeploy_%(histogram)s_seconds_bucket[30d]))
-                )
-              )
-            ||| % { replicas: config.replicaLabels, histogram: histogram },
-          }
-          for histogram in ['time_to_restore', 'lead_time']
+          slowestMedian30d('codedeploy_dora_time_to_restore_seconds'),
+          slowestMedian30d('codedeploy_dora_lead_time_seconds'),
         ],
       },
       {

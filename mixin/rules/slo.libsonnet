@@ -7,7 +7,8 @@
 //   deployment_group:  keeps every label except the replica labels, so one series per
 //                      (account_id, region, application, deployment_group) and job.
 //   application:       as above, without `deployment_group`.
-//   codedeploy_slo:    SLO parameters (no labels), from _config.slo.
+//   codedeploy_slo:    SLO parameters (no labels), from _config.slo, in the thresholds file
+//                      (mixin/rules/thresholds.libsonnet).
 //
 // High availability: two identical replicas can be scraped by the same Prometheus. Every
 // rule first takes `max without (<replica labels>)` of the per-replica values, then sums
@@ -77,22 +78,6 @@
 
   prometheusRules+:: {
     groups+: [
-      {
-        // The SLO parameters, from _config.slo. Each is a single label-less series read
-        // with scalar(); nothing else repeats them.
-        name: 'codedeploy-slo-parameters',
-        renderTo:: 'codedeploy.rules.yml',
-        rules: [
-          { record: 'codedeploy_slo:objective:ratio', expr: 'vector(%g)' % config.slo.objective },
-          // 1 - objective: the fraction of deployments allowed to fail or be stopped.
-          // Rounded so that 1 - 0.95 is exactly 0.05 and thresholds such as "3 failures
-          // out of 10 is a 6x burn" hold without floating-point noise.
-          { record: 'codedeploy_slo:error_budget:ratio', expr: 'round(1 - codedeploy_slo:objective:ratio, 0.000001)' },
-          { record: 'codedeploy_slo:period_deployments_floor:count', expr: 'vector(%d)' % config.slo.periodDeploymentsFloor },
-          { record: 'codedeploy_slo:page_min_failures:count', expr: 'vector(%d)' % config.slo.pageMinFailures },
-          { record: 'codedeploy_slo:ticket_min_failures:count', expr: 'vector(%d)' % config.slo.ticketMinFailures },
-        ],
-      },
       {
         name: 'codedeploy-sli-fast',
         renderTo:: 'codedeploy.rules.yml',
