@@ -10,6 +10,7 @@ local mixin =
   + (import 'rules/thresholds.libsonnet')
   + (import 'rules/slo.libsonnet')
   + (import 'rules/dora.libsonnet')
+  + (import 'rules/groups.libsonnet')
   + (import 'alerts/deployments.libsonnet')
   + (import 'alerts/slo.libsonnet')
   + (import 'alerts/targets.libsonnet')

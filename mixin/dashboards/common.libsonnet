@@ -1,15 +1,15 @@
 // What the three CodeDeploy dashboards share: the data source and deployment-group
 // variables, the deployment annotations, the link menu and the dashboard's frame.
-// Every function takes the mixin's _config.
+// The functions that depend on the configuration take the mixin's _config.
 {
   prometheus:: { type: 'prometheus', uid: '${datasource}' },
 
-  // A multi-value query variable with All (`.*`, which also matches an empty label),
-  // refreshed on time range change, listing the values of `label` in `metric` narrowed
-  // by the variables before it.
-  queryVariable(name, label, metric, narrowedBy=[]):: {
-    local selector = std.join(', ', ['%s=~"$%s"' % [v, v] for v in narrowedBy]),
-    local query = 'label_values(%s%s, %s)' % [metric, if selector == '' then '' else '{%s}' % selector, name],
+  // A multi-value query variable with All, refreshed on time range change, listing the
+  // values of `label` in `metric{selector}`. With `allValue` All sends that regex (`.*`
+  // also matches an empty label); without, the listed values, so that the narrowing of
+  // the variables before it reaches every query.
+  queryVariable(name, label, metric, selector='', allValue='.*', labelName=name):: {
+    local query = 'label_values(%s%s, %s)' % [metric, if selector == '' then '' else '{%s}' % selector, labelName],
     name: name,
     label: label,
     type: 'query',
@@ -23,9 +23,11 @@
     sort: 1,
     multi: true,
     includeAll: true,
-    allValue: '.*',
     options: [],
-  },
+  } + (if allValue == null then {} else { allValue: allValue }),
+
+  // `label=~"$variable"` for each (variable, label) pair, as a selector's matchers.
+  matchers(pairs):: std.join(', ', ['%s=~"$%s"' % [pair[1], pair[0]] for pair in pairs]),
 
   // A single-value variable of fixed values, the first selected.
   customVariable(name, label, values):: {
@@ -44,9 +46,18 @@
   groupLabels:: ['account_id', 'region', 'application', 'deployment_group'],
   local groupVariableLabels = { account_id: 'Account', region: 'Region', application: 'Application', deployment_group: 'Deployment group' },
 
-  // Data source, then account, region, application and deployment group, each narrowed
-  // by the ones before it.
-  variables(config):: [
+  // The tag variables a dashboard may offer before the group variables, as
+  // [variable, label name] pairs from _config.
+  environmentAndTeam(config):: [['environment', config.environmentLabel], ['team', config.teamLabel]],
+  team(config):: [['team', config.teamLabel]],
+
+  // Data source, the tag variables (`tags`: environment, team), then account, region,
+  // application and deployment group, each narrowed by the ones before it. They list the
+  // known groups (deployment_group:codedeploy_deployment_group_info:max); application and
+  // deployment group send the listed values for All, so that choosing an environment or a
+  // team narrows every query through them. A group without the tag has an empty label,
+  // which All matches.
+  variables(config, tags):: [
     {
       name: 'datasource',
       label: 'Data source',
@@ -61,15 +72,25 @@
       options: [],
     },
   ] + [
-    $.queryVariable(label, groupVariableLabels[label], 'codedeploy_deployments_in_progress', $.groupLabels[:std.find(label, $.groupLabels)[0]])
+    $.queryVariable(tags[i][0], { environment: 'Environment', team: 'Team' }[tags[i][0]], 'deployment_group:codedeploy_deployment_group_info:max', $.matchers(tags[:i]), labelName=tags[i][1])
+    for i in std.range(0, std.length(tags) - 1)
+  ] + [
+    local position = std.find(label, $.groupLabels)[0];
+    $.queryVariable(
+      label,
+      groupVariableLabels[label],
+      'deployment_group:codedeploy_deployment_group_info:max',
+      $.matchers(tags + [[previous, previous] for previous in $.groupLabels[:position]]),
+      allValue=if position < 2 then '.*' else null,
+    )
     for label in $.groupLabels
   ],
 
   // The matchers of the deployment-group variables, for a selector.
-  groupMatchers:: std.join(', ', ['%s=~"$%s"' % [label, label] for label in $.groupLabels]),
+  groupMatchers:: $.matchers([[label, label] for label in $.groupLabels]),
 
   annotations(config):: {
-    local annotation(name, color, expr, title, tagKeys) = {
+    local annotation(name, color, expr, title, tagKeys, atValue=true) = {
       name: name,
       datasource: $.prometheus,
       enable: true,
@@ -80,7 +101,7 @@
       titleFormat: title,
       textFormat: 'account {{account_id}}, {{region}}',
       tagKeys: tagKeys,
-      useValueForTime: false,
+      useValueForTime: atValue,
     },
     list: [
       {
@@ -92,26 +113,28 @@
         name: 'Annotations & Alerts',
         type: 'dashboard',
       },
+      // At the exact completion time: the gauge holds the latest completion per status,
+      // and Grafana places each distinct value (milliseconds) on the time axis.
       annotation(
         'Deployments succeeded',
         'green',
-        'max without (%s) (changes(codedeploy_last_deployment_timestamp_seconds{%s, status="succeeded"}[$__interval])) > 0' % [config.replicaLabels, $.groupMatchers],
+        'max without (%s) (codedeploy_last_deployment_timestamp_seconds{%s, status="succeeded"}) * 1000' % [config.replicaLabels, $.groupMatchers],
         'Deployed {{application}}/{{deployment_group}}',
         'application,deployment_group,status',
       ),
       annotation(
         'Deployments failed',
         'red',
-        'max without (%s) (changes(codedeploy_last_deployment_timestamp_seconds{%s, status=~"failed|stopped"}[$__interval])) > 0' % [config.replicaLabels, $.groupMatchers],
+        'max without (%s) (codedeploy_last_deployment_timestamp_seconds{%s, status=~"failed|stopped"}) * 1000' % [config.replicaLabels, $.groupMatchers],
         'Deployment {{status}}: {{application}}/{{deployment_group}}',
         'application,deployment_group,status',
       ),
       annotation(
         'Rollbacks',
         'orange',
-        'sum without (status) (max without (%s) (increase(codedeploy_rollbacks_total{%s}[$__rate_interval]))) > 0' % [config.replicaLabels, $.groupMatchers],
-        'Rollback: {{application}}/{{deployment_group}}',
-        'application,deployment_group',
+        'max without (%s) (codedeploy_last_rollback_timestamp_seconds{%s}) * 1000' % [config.replicaLabels, $.groupMatchers],
+        'Rollback {{status}}: {{application}}/{{deployment_group}}',
+        'application,deployment_group,status',
       ),
       annotation(
         'CodeDeploy alerts',
@@ -119,12 +142,13 @@
         'ALERTS{alertname=~"CodeDeploy.*", alertstate="firing"}',
         '{{alertname}} ({{severity}})',
         'alertname,severity',
+        atValue=false,
       ) + { enable: false, textFormat: '{{application}}/{{deployment_group}}' },
     ],
   },
 
   // A provisioned dashboard: fixed uid, no id, not editable, the shared variables first.
-  dashboard(config, uid, title, description, tags, time, extraVariables, panels):: {
+  dashboard(config, uid, title, description, tags, time, tagVariables, extraVariables, panels):: {
     id: null,
     uid: uid,
     title: title,
@@ -153,7 +177,7 @@
       url: '',
     }],
     annotations: $.annotations(config),
-    templating: { list: $.variables(config) + extraVariables },
+    templating: { list: $.variables(config, tagVariables) + extraVariables },
     panels: panels,
   },
 }

@@ -11,8 +11,9 @@ local common = import 'common.libsonnet';
       description="Lifecycle hooks, failure causes, duration distributions and the exporter's own health.",
       tags=["debug"],
       time={ from: "now-24h", to: 'now' },
+      tagVariables=common.environmentAndTeam(config),
       extraVariables=[
-        common.queryVariable('lifecycle_event', 'Lifecycle event', 'codedeploy_lifecycle_event_duration_seconds_count', common.groupLabels),
+        common.queryVariable('lifecycle_event', 'Lifecycle event', 'codedeploy_lifecycle_event_duration_seconds_count', common.groupMatchers),
         common.queryVariable('instance', 'Exporter instance', 'codedeploy_exporter_build_info'),
       ],
       panels=[

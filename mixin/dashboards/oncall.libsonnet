@@ -11,6 +11,7 @@ local common = import 'common.libsonnet';
       description="What is deploying now, what failed and why, and which CodeDeploy alerts are firing.",
       tags=["oncall"],
       time={ from: "now-6h", to: 'now' },
+      tagVariables=common.environmentAndTeam(config),
       extraVariables=[],
       panels=[
         {
