@@ -708,7 +708,6 @@ impl Feed {
             "deployment_group:codedeploy_deployments:increase1h",
             "deployment_group:codedeploy_sli_error:ratio30d",
             "deployment_group:codedeploy_slo_error_budget_remaining:ratio30d",
-            "deployment_group:codedeploy_dora_deployment_frequency:per_day{window=\"30d\"}",
         ] {
             let n = p.scalar(&format!("count({rule})"));
             assert_eq!(
@@ -718,6 +717,17 @@ impl Feed {
                 self.name
             );
         }
+        // DORA counts production groups only.
+        let production = p
+            .scalar(r#"count(count by (account_id, region, application, deployment_group) (codedeploy_deployment_group_info{production="true"}))"#)
+            .expect("production groups");
+        assert!(production >= 1.0, "{}: no production group", self.name);
+        assert_eq!(
+            p.scalar(r#"count(deployment_group:codedeploy_dora_deployment_frequency:per_day{window="30d"})"#),
+            Some(production),
+            "{}: the DORA frequency should have one series per production group",
+            self.name
+        );
         let duplicated = p
             .vector("count by (account_id, region, application, deployment_group) (deployment_group:codedeploy_deployments:increase30d) > 1");
         assert!(
