@@ -368,13 +368,16 @@ fn tree(base: &Path, dir: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The rule files and dashboards the mixin renders, written under a fresh directory.
-fn render_mixin() -> BTreeMap<String, String> {
+/// The rule files and dashboards the mixin renders (with `config` added, when given),
+/// written under a fresh directory.
+fn render_mixin(config: Option<&Path>) -> BTreeMap<String, String> {
     let out = tempfile::tempdir().expect("a temp dir");
-    let output = run(Command::new(venv_tool("python", "jsonnet"))
-        .arg(root().join("scripts/render-mixin"))
-        .arg("--out")
-        .arg(out.path()));
+    let mut command = Command::new(venv_tool("python", "jsonnet"));
+    command.arg(root().join("scripts/render-mixin")).arg("--out").arg(out.path());
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    let output = run(&mut command);
     assert!(output.status.success(), "scripts/render-mixin: {}", describe(&output));
     let mut files = tree(out.path(), "alerts");
     files.extend(tree(out.path(), "dashboards"));
@@ -383,8 +386,8 @@ fn render_mixin() -> BTreeMap<String, String> {
 
 #[test]
 fn rendered_rules_and_dashboards_match_the_mixin() {
-    let rendered = render_mixin();
-    assert_eq!(rendered, render_mixin(), "two renders of the mixin differ");
+    let rendered = render_mixin(None);
+    assert_eq!(rendered, render_mixin(None), "two renders of the mixin differ");
     let mut committed: BTreeMap<String, String> = files_in("alerts", ".yml")
         .into_iter()
         .chain(files_in("dashboards", ".json"))
@@ -408,6 +411,54 @@ fn rendered_rules_and_dashboards_match_the_mixin() {
     for text in rendered.iter().filter(|(relative, _)| relative.ends_with(".yml")).map(|(_, text)| text) {
         assert!(text.starts_with("# GENERATED from mixin/"), "a rendered rule file says it is generated");
     }
+}
+
+/// What a kube-prometheus user does: the mixin with their own `_config`. Each setting
+/// reaches the rules and dashboards, and the rules still pass promtool.
+#[test]
+fn mixin_config_overrides_reach_rules_and_dashboards() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let config = dir.path().join("overrides.libsonnet");
+    fs::write(
+        &config,
+        r#"{ _config+:: {
+             exporterSelector: 'job="deploys", namespace="ops"',
+             replicaLabels: 'instance, pod, replica',
+             runbookURLPattern: 'https://wiki.example.com/runbooks#%s',
+             productionSelector: 'environment="live"',
+             slo+: { objective: 0.99 },
+             targets+: { successRatio30d: 0.97, meanDeploymentDurationSeconds: 1800 },
+           } }"#,
+    )
+    .expect("write the overrides");
+    let rendered = render_mixin(Some(&config));
+    let defaults = render_mixin(None);
+    assert_eq!(rendered.keys().collect::<Vec<_>>(), defaults.keys().collect::<Vec<_>>(), "the same files");
+    let alerts = &rendered["alerts/codedeploy.alerts.yml"];
+    let rules = &rendered["alerts/codedeploy.rules.yml"];
+    let thresholds = &rendered["alerts/codedeploy.thresholds.yml"];
+    assert!(alerts.contains(r#"expr: up{job="deploys", namespace="ops"} == 0"#), "{alerts}");
+    assert!(alerts.contains("runbook_url: https://wiki.example.com/runbooks#codedeployexporterdown"));
+    assert!(!alerts.contains("github.com"), "every runbook URL follows the pattern");
+    assert!(rules.contains(r#"codedeploy_deployment_group_info{environment="live"}"#));
+    for text in [alerts, rules, &rendered["dashboards/codedeploy-oncall.json"]] {
+        assert!(text.contains("without (instance, pod, replica)") && !text.contains("without (instance, pod)"));
+    }
+    for constant in ["vector(0.99)", "vector(0.97)", "vector(1800)"] {
+        assert!(thresholds.contains(constant), "{constant} in\n{thresholds}");
+    }
+    assert!(rendered["dashboards/codedeploy-debug.json"].contains(r#"up{job=\"deploys\", namespace=\"ops\"}"#));
+    let files: Vec<PathBuf> = rendered
+        .iter()
+        .filter(|(relative, _)| relative.ends_with(".yml"))
+        .map(|(relative, text)| {
+            let path = dir.path().join(file_name(Path::new(relative)));
+            fs::write(&path, text).expect("write a rendered rule file");
+            path
+        })
+        .collect();
+    let output = run(Command::new(system_tool("promtool", "prometheus")).args(["check", "rules", "--lint-fatal"]).args(&files));
+    assert!(output.status.success(), "promtool check rules: {}", describe(&output));
 }
 
 #[test]
