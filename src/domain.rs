@@ -114,6 +114,49 @@ fn lookup_normalized<T>(raw: &str, lookup: fn(&str) -> Option<T>) -> Option<T> {
     lookup(std::str::from_utf8(&buffer[..len]).ok()?)
 }
 
+/// The `errorInformation.code` of a deployment that CloudWatch alarms stopped.
+pub const ALARM_ACTIVE: &str = "ALARM_ACTIVE";
+
+/// Why a rolled-back deployment ended: the `cause` label of
+/// `codedeploy_rollbacks_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RollbackCause {
+    /// It failed.
+    Failure,
+    /// CloudWatch alarms stopped it (`ALARM_ACTIVE`).
+    Alarm,
+    /// It was stopped on request (`MANUAL_STOP`, or any stop not by an alarm).
+    Manual,
+    /// Its end is not known: not seen, not finished, or stopped for no known reason.
+    Unknown,
+}
+
+impl RollbackCause {
+    pub const ALL: [RollbackCause; 4] =
+        [RollbackCause::Failure, RollbackCause::Alarm, RollbackCause::Manual, RollbackCause::Unknown];
+
+    /// The cause a rolled-back deployment's final status and error code give.
+    /// Both are lattice joins of everything seen, so the cause is too: it
+    /// depends on which facts are known, never on their order.
+    pub fn of(status: Option<Status>, error_code: Option<&str>) -> RollbackCause {
+        match (status, error_code) {
+            (Some(Status::Failed), _) => RollbackCause::Failure,
+            (Some(Status::Stopped), Some(ALARM_ACTIVE)) => RollbackCause::Alarm,
+            (Some(Status::Stopped), Some(_)) => RollbackCause::Manual,
+            _ => RollbackCause::Unknown,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RollbackCause::Failure => "failure",
+            RollbackCause::Alarm => "alarm",
+            RollbackCause::Manual => "manual",
+            RollbackCause::Unknown => "unknown",
+        }
+    }
+}
+
 /// Status of one deployment target or one lifecycle event on it
 /// (API `TargetStatus` / `LifecycleEventStatus`, SNS `instanceStatus`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -263,6 +306,12 @@ pub struct Observation {
     pub rolled_back_by: Option<CompactString>,
     /// `errorInformation.code`.
     pub error_code: Option<CompactString>,
+    /// The CloudWatch alarms an `ALARM_ACTIVE` stop names in its
+    /// `errorInformation` message, sorted, each once; empty when none are named.
+    pub activated_alarms: Vec<CompactString>,
+    /// `deploymentConfigName` of the API: the configuration the deployment
+    /// ran with (`CodeDeployDefault.OneAtATime`, a canary, a custom one).
+    pub deployment_config: Option<CompactString>,
     /// `Server`, `Lambda` or `ECS`.
     pub compute_platform: Option<CompactString>,
     /// `IN_PLACE` or `BLUE_GREEN`.
@@ -408,6 +457,8 @@ impl Observation {
             rollback_of: None,
             rolled_back_by: None,
             error_code: None,
+            activated_alarms: Vec::new(),
+            deployment_config: None,
             compute_platform: None,
             deployment_type: None,
             overview: None,
@@ -439,6 +490,23 @@ mod tests {
         // Unicode case folding: the Kelvin sign lower-cases to an ASCII `k`.
         assert_eq!(Status::parse("BA\u{212A}ING"), Some(Status::Baking));
         assert_eq!(TargetStatus::parse("S\u{212A}IPPED"), Some(TargetStatus::Skipped));
+    }
+
+    #[test]
+    fn a_rollback_cause_is_how_the_rolled_back_deployment_ended() {
+        let cause = |status, code| RollbackCause::of(status, code);
+        assert_eq!(cause(Some(Status::Failed), Some("HEALTH_CONSTRAINTS")), RollbackCause::Failure);
+        assert_eq!(cause(Some(Status::Failed), None), RollbackCause::Failure);
+        assert_eq!(cause(Some(Status::Failed), Some("ALARM_ACTIVE")), RollbackCause::Failure, "it failed, whatever the code");
+        assert_eq!(cause(Some(Status::Stopped), Some("ALARM_ACTIVE")), RollbackCause::Alarm);
+        assert_eq!(cause(Some(Status::Stopped), Some("MANUAL_STOP")), RollbackCause::Manual);
+        assert_eq!(cause(Some(Status::Stopped), Some("TIMEOUT")), RollbackCause::Manual);
+        assert_eq!(cause(Some(Status::Stopped), None), RollbackCause::Unknown, "a STOP event alone says not why");
+        assert_eq!(cause(Some(Status::Succeeded), None), RollbackCause::Unknown);
+        assert_eq!(cause(Some(Status::InProgress), None), RollbackCause::Unknown);
+        assert_eq!(cause(None, Some("ALARM_ACTIVE")), RollbackCause::Unknown);
+        let labels: Vec<&str> = RollbackCause::ALL.iter().map(|c| c.label()).collect();
+        assert_eq!(labels, ["failure", "alarm", "manual", "unknown"]);
     }
 
     #[test]

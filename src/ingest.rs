@@ -124,7 +124,7 @@ impl Exporter {
     /// (when a new store's series are first shown, their history is whole).
     pub fn end_of_backfill(&mut self, now: Millis) {
         self.ledger.settle(now, false);
-        self.ledger.finalize_all_recoveries();
+        self.ledger.end_of_history();
     }
 
     /// Bounds on groups, tracked deployments and times (see [`crate::ledger::limits`]).

@@ -41,6 +41,9 @@ const STOP_RATE: f64 = 0.03;
 const SCALE_OUT_SHARE: f64 = 0.15;
 /// Rollbacks redeploy a revision that worked before, so they rarely fail.
 const ROLLBACK_SUCCESS_RATE: f64 = 0.9;
+/// Share of change deployments that name another configuration than their group's
+/// (`create-deployment --deployment-config-name`).
+const CONFIG_OVERRIDE_SHARE: f64 = 0.2;
 
 // ---------------------------------------------------------------------------------------------
 // The fleet table
@@ -92,7 +95,8 @@ struct GroupSpec {
     blue_green: bool,
     /// Server in-place groups behind a load balancer wrap the install hooks in traffic hooks.
     load_balancer: bool,
-    /// The deployment configuration: batch size on Server, traffic shifting on Lambda and ECS.
+    /// The group's deployment configuration: batch size on Server, traffic shifting on Lambda
+    /// and ECS. A deployment may name another one of its platform (see [`configs`]).
     config: &'static str,
     /// Server only: the fleet size is drawn from this range when the simulator is created.
     instances: (usize, usize),
@@ -102,7 +106,8 @@ struct GroupSpec {
     github_repo: Option<&'static str>,
     /// Chance that a change deployment goes wrong.
     failure_rate: f64,
-    /// Roll back automatically on failure and on alarm.
+    /// Roll back automatically on failure and on alarm; its users stop deployments with
+    /// `--auto-rollback-enabled`, so a stop on request rolls back too.
     auto_rollback: bool,
     /// Who creates this group's change deployments.
     creator: &'static str,
@@ -275,8 +280,26 @@ const ECS_INSTALL: &[&str] = &[
     "AfterAllowTestTraffic",
 ];
 
-/// How long a hook usually runs, in seconds (low, high).
-fn hook_seconds(spec: &GroupSpec, hook: &str, rollback: bool) -> (i64, i64) {
+/// AWS's built-in configurations of a platform: what a deployment may name instead of its
+/// group's.
+fn configs(platform: Platform) -> &'static [&'static str] {
+    match platform {
+        Platform::Server => &["CodeDeployDefault.OneAtATime", "CodeDeployDefault.HalfAtATime", "CodeDeployDefault.AllAtOnce"],
+        Platform::Lambda => &[
+            "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+            "CodeDeployDefault.LambdaLinear10PercentEvery1Minute",
+            "CodeDeployDefault.LambdaAllAtOnce",
+        ],
+        Platform::Ecs => &[
+            "CodeDeployDefault.ECSCanary10Percent5Minutes",
+            "CodeDeployDefault.ECSLinear10PercentEvery1Minutes",
+            "CodeDeployDefault.ECSAllAtOnce",
+        ],
+    }
+}
+
+/// How long a hook usually runs under deployment configuration `config`, in seconds (low, high).
+fn hook_seconds(spec: &GroupSpec, config: &str, hook: &str, rollback: bool) -> (i64, i64) {
     match (spec.platform, hook) {
         // Health checks of the target group before the instance takes traffic.
         (Platform::Server, "AllowTraffic") => (30, 120),
@@ -289,10 +312,11 @@ fn hook_seconds(spec: &GroupSpec, hook: &str, rollback: bool) -> (i64, i64) {
         (Platform::Server, "Install") => (2, 20),
         // A rollback shifts all traffic back at once, whatever the configuration says.
         (_, "AllowTraffic") if rollback => (2, 15),
-        (_, "AllowTraffic") => match spec.config {
+        (_, "AllowTraffic") => match config {
             "CodeDeployDefault.LambdaCanary10Percent5Minutes"
             | "CodeDeployDefault.ECSCanary10Percent5Minutes" => (300, 320),
-            "CodeDeployDefault.LambdaLinear10PercentEvery1Minute" => (600, 630),
+            "CodeDeployDefault.LambdaLinear10PercentEvery1Minute"
+            | "CodeDeployDefault.ECSLinear10PercentEvery1Minutes" => (600, 630),
             _ => (2, 15),
         },
         // The replacement task set starts and passes its health checks.
@@ -304,9 +328,9 @@ fn hook_seconds(spec: &GroupSpec, hook: &str, rollback: bool) -> (i64, i64) {
     }
 }
 
-/// How many Server instances are deployed to side by side.
-fn batch_size(spec: &GroupSpec, instances: usize) -> usize {
-    match spec.config {
+/// How many Server instances configuration `config` deploys to side by side.
+fn batch_size(config: &str, instances: usize) -> usize {
+    match config {
         "CodeDeployDefault.OneAtATime" => 1,
         "CodeDeployDefault.HalfAtATime" => instances.div_ceil(2),
         _ => instances,
@@ -322,7 +346,7 @@ fn batch_size(spec: &GroupSpec, instances: usize) -> usize {
 struct Mishap {
     /// The deployment's `errorInformation.code`.
     code: &'static str,
-    /// The deployment's `errorInformation.message`; `{hook}` and `{alarm}` are filled in.
+    /// The deployment's `errorInformation.message`; `{hook}` and `{alarms}` are filled in.
     summary: &'static str,
     /// Hooks at which it can strike; empty means any hook.
     hooks: &'static [&'static str],
@@ -334,6 +358,17 @@ struct Mishap {
     log_tail: &'static str,
     /// How long the failing hook runs when that is not its usual duration (timeouts), in seconds.
     seconds: Option<i64>,
+}
+
+/// CodeDeploy's message for a deployment that CloudWatch alarms stopped: each alarm's name in
+/// angle brackets.
+const ALARM_SUMMARY: &str = "One or more alarms have been activated according to the Amazon CloudWatch metrics \
+                             you selected, and the affected deployments have been stopped. Activated alarms: {alarms}";
+
+/// The CloudWatch alarms a group watches during its deployments.
+fn alarms(spec: &GroupSpec) -> [String; 2] {
+    let prefix = format!("{}-{}", spec.application, spec.group);
+    [format!("{prefix}-5xx"), format!("{prefix}-p99-latency")]
 }
 
 const SERVER_MISHAPS: &[Mishap] = &[
@@ -374,7 +409,7 @@ const SERVER_MISHAPS: &[Mishap] = &[
     },
     Mishap {
         code: "ALARM_ACTIVE",
-        summary: "Stopped because CloudWatch alarm {alarm} went into ALARM.",
+        summary: ALARM_SUMMARY,
         hooks: &["ApplicationStop", "AllowTraffic"],
         hook_error: None,
         hook_message: "",
@@ -404,7 +439,7 @@ const LAMBDA_MISHAPS: &[Mishap] = &[
     },
     Mishap {
         code: "ALARM_ACTIVE",
-        summary: "Stopped because CloudWatch alarm {alarm} went into ALARM.",
+        summary: ALARM_SUMMARY,
         hooks: &["AfterAllowTraffic"],
         hook_error: None,
         hook_message: "",
@@ -434,7 +469,7 @@ const ECS_MISHAPS: &[Mishap] = &[
     },
     Mishap {
         code: "ALARM_ACTIVE",
-        summary: "Stopped because CloudWatch alarm {alarm} went into ALARM.",
+        summary: ALARM_SUMMARY,
         hooks: &["AfterAllowTraffic"],
         hook_error: None,
         hook_message: "",
@@ -493,7 +528,7 @@ enum Kind {
     Change,
     /// Auto Scaling launched instances that need the current revision.
     ScaleOut,
-    /// CodeDeploy rolls back a failed deployment by redeploying the last good revision.
+    /// CodeDeploy rolls back a failed or stopped deployment by redeploying the last good revision.
     Rollback {
         of: String,
         /// The build the failed deployment tried to ship.
@@ -590,6 +625,8 @@ struct Deployment {
     group: usize,
     id: String,
     creator: &'static str,
+    /// `deploymentConfigName`.
+    config: &'static str,
     /// The build being deployed, and the one serving before (Lambda and ECS versions).
     build: u32,
     previous_build: u32,
@@ -897,7 +934,14 @@ impl Fleet {
             }
         };
         let rollback = matches!(kind, Kind::Rollback { .. });
-        let (targets, waves) = self.layout(g, &kind);
+        let config = match kind {
+            Kind::Change if self.rng.f64() < CONFIG_OVERRIDE_SHARE => {
+                let choices = configs(spec.platform);
+                choices[self.rng.usize(..choices.len())]
+            }
+            _ => spec.config,
+        };
+        let (targets, waves) = self.layout(g, &kind, config);
         let strike = self.choose_strike(spec, &waves, outcome);
         let id = self.deployment_id();
         let instance_group_id = uuid(&mut self.rng);
@@ -907,6 +951,7 @@ impl Fleet {
             group: g,
             id,
             creator,
+            config,
             build,
             previous_build,
             create_time: create,
@@ -926,12 +971,14 @@ impl Fleet {
         let mut end = self.run(&mut deployment, &waves, strike.as_ref(), rollback);
         if let Some(strike) = &strike {
             let hook = waves[strike.wave].hooks[strike.hook];
-            let alarm = format!("{}-{}-5xx", spec.application, spec.group);
-            let summary = strike
-                .mishap
-                .summary
-                .replace("{hook}", hook)
-                .replace("{alarm}", &alarm);
+            let mut summary = strike.mishap.summary.replace("{hook}", hook);
+            if summary.contains("{alarms}") {
+                // One alarm or both went off.
+                let watched = alarms(spec);
+                let went_off = &watched[..self.rng.usize(1..=watched.len())];
+                let named: Vec<String> = went_off.iter().map(|alarm| format!("<{alarm}>")).collect();
+                summary = summary.replace("{alarms}", &named.join(" "));
+            }
             deployment.status = if strike.mishap.hook_error.is_some() {
                 "Failed"
             } else {
@@ -955,9 +1002,7 @@ impl Fleet {
             deployment.compress(span);
         }
 
-        let rolls_back = spec.auto_rollback
-            && matches!(kind, Kind::Change)
-            && strike.is_some_and(|s| s.mishap.code != MANUAL_STOP.code);
+        let rolls_back = spec.auto_rollback && matches!(kind, Kind::Change) && strike.is_some();
         if !rolls_back {
             return vec![deployment];
         }
@@ -986,7 +1031,7 @@ impl Fleet {
     }
 
     /// The targets of a deployment and the waves they run in.
-    fn layout(&mut self, g: usize, kind: &Kind) -> (Vec<Target>, Vec<Wave>) {
+    fn layout(&mut self, g: usize, kind: &Kind, config: &str) -> (Vec<Target>, Vec<Wave>) {
         let spec = &FLEET[g];
         let wave = |targets: Vec<usize>, hooks: &[&'static str], shifts_traffic: bool| Wave {
             targets,
@@ -1019,7 +1064,7 @@ impl Fleet {
                     };
                     (pool, hooks)
                 };
-                let batch = batch_size(spec, ids.len());
+                let batch = batch_size(config, ids.len());
                 let targets: Vec<Target> = ids.into_iter().map(|id| target(id, None)).collect();
                 let indexes: Vec<usize> = (0..targets.len()).collect();
                 let waves = indexes
@@ -1166,7 +1211,7 @@ impl Fleet {
                     let seconds = match fault.and_then(|(mishap, _)| mishap.seconds) {
                         Some(seconds) => seconds * SECOND,
                         None => {
-                            let (low, high) = hook_seconds(spec, name, rollback);
+                            let (low, high) = hook_seconds(spec, deployment.config, name, rollback);
                             self.rng.i64(low * SECOND..=high * SECOND)
                         }
                     };

@@ -215,7 +215,7 @@ async fn events_enrichment_and_reconciliation_give_the_truth() {
     assert_eq!((total("succeeded"), total("failed"), total("stopped")), (3.0, 1.0, 1.0), "{}", scrape.text);
     assert_eq!(scrape.sum("codedeploy_deployments_total", &with(&[("creator", "codeDeployRollback")])), 1.0);
     assert_eq!(scrape.sum("codedeploy_deployments_total", &with(&[("creator", "user")])), 4.0, "creators from the API");
-    assert_eq!(scrape.one("codedeploy_rollbacks_total", &with(&[("status", "succeeded")])), 1.0);
+    assert_eq!(scrape.one("codedeploy_rollbacks_total", &with(&[("status", "succeeded"), ("cause", "failure")])), 1.0);
     assert_eq!(scrape.one("codedeploy_rollback_duration_seconds_sum", &group), 1.0);
     // d-FAILED001 (failed, rolled back) and d-STOPPED01; the rollback is not a change.
     assert_eq!(scrape.one("codedeploy_change_failures_total", &group), 2.0);
@@ -851,7 +851,7 @@ async fn a_rollback_found_by_polling_and_its_failure_by_sqs_give_the_true_figure
     assert_eq!(scrape.sum("codedeploy_deployments_total", &[("status", "succeeded"), ("creator", "codeDeployRollback")]), 1.0);
     assert_eq!(scrape.sum("codedeploy_deployments_total", &[]), 2.0);
     assert_eq!(scrape.sum("codedeploy_change_failures_total", &group), 1.0);
-    assert_eq!(scrape.sum("codedeploy_rollbacks_total", &[("status", "succeeded")]), 1.0);
+    assert_eq!(scrape.sum("codedeploy_rollbacks_total", &[("status", "succeeded"), ("cause", "failure")]), 1.0);
     assert_eq!(scrape.sum("codedeploy_time_to_restore_seconds_count", &group), 1.0);
     assert_eq!(scrape.sum("codedeploy_time_to_restore_seconds_sum", &group), 420.0);
     assert_eq!(scrape.sum("codedeploy_rollback_duration_seconds_count", &group), 1.0);
@@ -867,5 +867,78 @@ async fn a_rollback_found_by_polling_and_its_failure_by_sqs_give_the_true_figure
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert_promtool_clean(&scrape.text);
+    exporter.stop().await;
+}
+
+/// Issue 16: deployments that name their configuration, one stopped by two
+/// CloudWatch alarms (CodeDeploy's ALARM_ACTIVE message naming them), one
+/// stopped on request and one failed, each rolled back; all found by the
+/// poller. `deployment_config` counts, rollback causes and alarm stops equal
+/// what was created, and the failed and stopped changes get no lead time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configs_alarm_stops_and_rollback_causes_match_what_was_created() {
+    let _serial = serial().await;
+    let moto = Moto::start();
+    // Whole seconds, as the description's epoch-seconds commit time.
+    let t = (now_s() - 7200.0).floor();
+    let alarm_message = "One or more alarms have been activated according to the Amazon CloudWatch metrics you selected, \
+                         and the affected deployments have been stopped. Activated alarms: <shop-5xx> <shop-p99-latency>";
+    // (id, config, status, error code, message, the rollback that undoes it)
+    let changes = [
+        ("d-HALF00001", Some("CodeDeployDefault.HalfAtATime"), "Succeeded", None, "", None),
+        ("d-ALARM0001", Some("CodeDeployDefault.AllAtOnce"), "Stopped", Some("ALARM_ACTIVE"), alarm_message, Some("d-RBALARM01")),
+        ("d-MANUAL001", None, "Stopped", Some("MANUAL_STOP"), "The deployment was stopped by a user.", Some("d-RBMANUAL1")),
+        ("d-FAILED001", Some("CodeDeployDefault.AllAtOnce"), "Failed", Some("HEALTH_CONSTRAINTS"), "too few healthy", Some("d-RBFAILED1")),
+    ];
+    for (i, (id, config, status, code, message, rollback)) in changes.iter().enumerate() {
+        let created = t + 1000.0 * i as f64;
+        let mut command = json!({"cmd": "add_deployment", "app": "shop", "group": "prod", "id": id, "status": status,
+            "creator": "user", "create_time": created, "start_time": created, "complete_time": created + 300.0,
+            "description": format!("commit=abcdef{i} committed_at={}", created as i64 - 600)});
+        let fields = command.as_object_mut().expect("object");
+        if let Some(config) = config {
+            fields.insert("deployment_config".into(), json!(config));
+        }
+        if let Some(code) = code {
+            fields.insert("error_information".into(), json!({"code": code, "message": message}));
+        }
+        if let Some(rollback) = rollback {
+            fields.insert("rollback_info".into(), json!({"rollbackDeploymentId": rollback}));
+            moto.cmd(json!({"cmd": "add_deployment", "app": "shop", "group": "prod", "id": rollback, "status": "Succeeded",
+                "creator": "codeDeployRollback", "create_time": created + 310.0, "start_time": created + 310.0,
+                "complete_time": created + 420.0,
+                "rollback_info": {"rollbackTriggeringDeploymentId": id,
+                    "rollbackMessage": format!("Deployment {rollback} is triggered to roll back deployment {id}.")}}));
+        }
+        moto.cmd(command);
+    }
+
+    let storage = tempfile::tempdir().expect("tempdir");
+    let flags = ["--aws.endpoint-url", &moto.proxy, "--aws.region", REGION, "--poll.interval", "2s"];
+    let exporter = Exporter::start(storage.path(), &flags).await;
+    let group = [("account_id", ACCOUNT), ("region", REGION), ("application", "shop"), ("deployment_group", "prod")];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut labels = group.to_vec();
+        labels.extend_from_slice(extra);
+        labels
+    };
+    let scrape = exporter
+        .wait_for(Duration::from_secs(60), "every deployment and rollback counted", |s| {
+            s.sum("codedeploy_deployments_total", &group) == 7.0 && s.sum("codedeploy_rollbacks_total", &group) == 3.0
+        })
+        .await;
+    assert_promtool_clean(&scrape.text);
+    let config = |name: &'static str| scrape.sum("codedeploy_deployments_total", &with(&[("deployment_config", name)]));
+    assert_eq!(config("CodeDeployDefault.HalfAtATime"), 1.0, "{}", scrape.text);
+    assert_eq!(config("CodeDeployDefault.AllAtOnce"), 2.0);
+    assert_eq!(config("CodeDeployDefault.OneAtATime"), 4.0, "the manual stop and the rollbacks ran with the group's");
+    let cause = |cause: &'static str| scrape.one("codedeploy_rollbacks_total", &with(&[("status", "succeeded"), ("cause", cause)]));
+    assert_eq!((cause("failure"), cause("alarm"), cause("manual"), cause("unknown")), (1.0, 1.0, 1.0, 0.0));
+    let alarm = |name: &'static str| scrape.one("codedeploy_alarm_stops_total", &with(&[("alarm", name)]));
+    assert_eq!((alarm("shop-5xx"), alarm("shop-p99-latency")), (1.0, 1.0));
+    assert_eq!(scrape.sum("codedeploy_alarm_stops_total", &[]), 2.0);
+    assert_eq!(scrape.sum("codedeploy_rollback_duration_seconds_count", &group), 3.0);
+    assert_eq!(scrape.one("codedeploy_lead_time_seconds_count", &group), 1.0, "only the succeeded change has a lead time");
+    assert_eq!(scrape.one("codedeploy_lead_time_seconds_sum", &group), 900.0);
     exporter.stop().await;
 }

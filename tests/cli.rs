@@ -74,7 +74,8 @@ fn replay_prints_the_same_bytes_in_any_order() {
     // The fixture adds the formats the simulator does not write, and
     // messages that are rejected or ignored.
     base.extend(include_str!("fixtures/streams/mixed.jsonl").lines().map(str::to_owned));
-    let redelivered: Vec<String> = base.iter().step_by(3).cloned().collect();
+    // Blank lines are skipped, not counted: re-delivering one would count nothing.
+    let redelivered: Vec<String> = base.iter().step_by(3).filter(|l| !l.trim().is_empty()).cloned().collect();
     let mut forward = base.clone();
     forward.extend(redelivered.iter().cloned());
     let mut reversed = forward.clone();

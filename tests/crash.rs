@@ -188,7 +188,7 @@ fn api_output_of(message: &str) -> Option<String> {
 
 /// The simulator's history without the API output of every third deployment.
 fn mixed_stream(now: i64) -> Vec<String> {
-    let history = Fleet::new(20_261_126).history(now, 5);
+    let history = Fleet::new(20_261_126).history(now, 6);
     let mut ids: Vec<String> = history.iter().filter_map(|m| api_output_of(m)).collect();
     ids.sort();
     ids.dedup();

@@ -20,7 +20,10 @@
 //!   d-MIX000004, the fix, succeeds.
 //! - search/search-api (ECS, blue/green): d-MIX000005 is stopped by hand (known
 //!   from events and a trigger only: creator "unknown"); d-MIX000007 succeeds
-//!   (restore 7720.3 s after the stop); d-MIX000006 is still in progress.
+//!   (restore 7720.3 s after the stop); d-MIX000006 is still in progress;
+//!   d-MIX000008 (an ECS canary) is stopped by two CloudWatch alarms its
+//!   ALARM_ACTIVE message names, and rolled back by d-MIX000009 (cause
+//!   `alarm`), whose trigger comes first (lines 28-30).
 //! - Out of order: d-MIX000003's API output before any of its events, the FAILED
 //!   trigger before the IN_PROGRESS one, SUCCESS before START, a BatchGetDeployments
 //!   output before the events of two of its three deployments.
@@ -265,7 +268,7 @@ fn malformed_lines_are_reported_with_their_line_numbers_and_do_not_fail_the_run(
     assert!(reported[1].contains("Message"), "the reason names the field: {}", reported[1]);
     // Counted, and the stream's other lines still counted as usual.
     let text = stdout(&output);
-    for (outcome, n) in [("applied", 21), ("duplicate", 2), ("ignored", 1), ("rejected", 2)] {
+    for (outcome, n) in [("applied", 24), ("duplicate", 2), ("ignored", 1), ("rejected", 2)] {
         let series = format!("codedeploy_exporter_events_total{{source=\"replay\",outcome=\"{outcome}\"}} {n}\n");
         assert!(text.contains(&series), "missing {series:?}");
     }

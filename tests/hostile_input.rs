@@ -334,9 +334,9 @@ fn named_cases() -> Vec<Case> {
     let trigger_text = trigger(json!({})).to_string();
     // API output names no account or region: such a deployment stands alone with empty labels.
     let api_group = "account_id=\"\",region=\"\",application=\"app\",deployment_group=\"grp\"";
-    let succeeded_api = format!("codedeploy_deployments_total{{{api_group},compute_platform=\"Server\",deployment_type=\"IN_PLACE\",creator=\"user\",status=\"succeeded\"}} 1");
+    let succeeded_api = format!("codedeploy_deployments_total{{{api_group},compute_platform=\"Server\",deployment_type=\"IN_PLACE\",creator=\"user\",deployment_config=\"unknown\",status=\"succeeded\"}} 1");
     let failed_trigger = format!(
-        "codedeploy_deployments_total{{{},compute_platform=\"unknown\",deployment_type=\"unknown\",creator=\"unknown\",status=\"failed\"}} 1",
+        "codedeploy_deployments_total{{{},compute_platform=\"unknown\",deployment_type=\"unknown\",creator=\"unknown\",deployment_config=\"unknown\",status=\"failed\"}} 1",
         group("app", "grp")
     );
     let padding = "x".repeat(3 * 1024 * 1024);
@@ -524,7 +524,7 @@ fn named_cases() -> Vec<Case> {
         Case::new(
             "application name with quote, backslash, newline, braces, controls",
             bytes(&trigger(json!({"applicationName": nasty}))),
-            applied(&[&format!("codedeploy_deployments_total{{{},compute_platform=\"unknown\",deployment_type=\"unknown\",creator=\"unknown\",status=\"failed\"}} 1", group(escaped, "grp"))]),
+            applied(&[&format!("codedeploy_deployments_total{{{},compute_platform=\"unknown\",deployment_type=\"unknown\",creator=\"unknown\",deployment_config=\"unknown\",status=\"failed\"}} 1", group(escaped, "grp"))]),
         ),
         Case::new(
             "deployment group name with the same",
@@ -545,7 +545,7 @@ fn named_cases() -> Vec<Case> {
             "creator, compute platform and deployment type with the same",
             bytes(&api(json!({"creator": nasty, "computePlatform": "EC2\"}\n", "deploymentStyle": {"deploymentType": "\\"}}))),
             applied(&[&format!(
-                "codedeploy_deployments_total{{{api_group},compute_platform=\"EC2\\\"}}\\n\",deployment_type=\"\\\\\",creator=\"other\",status=\"succeeded\"}} 1"
+                "codedeploy_deployments_total{{{api_group},compute_platform=\"EC2\\\"}}\\n\",deployment_type=\"\\\\\",creator=\"other\",deployment_config=\"unknown\",status=\"succeeded\"}} 1"
             )]),
         ),
         Case::new(
@@ -964,7 +964,7 @@ fn floods_of_names_codes_hooks_and_ids_stay_bounded_and_counted() {
     let reason = |body: &str| serde_json::from_str::<Value>(body).unwrap_or_default()["reason"].as_str().unwrap_or_default().to_owned();
     let legit = |n: usize| eventbridge(json!({"deploymentId": format!("d-LEGIT{n:04}"), "application": "legit", "deploymentGroup": "prod"}));
     assert_eq!(post(&legit(0)).0, 200);
-    let legit_total = |n: u32| format!("codedeploy_deployments_total{{{},compute_platform=\"unknown\",deployment_type=\"unknown\",creator=\"unknown\",status=\"succeeded\"}} {n}", group("legit", "prod"));
+    let legit_total = |n: u32| format!("codedeploy_deployments_total{{{},compute_platform=\"unknown\",deployment_type=\"unknown\",creator=\"unknown\",deployment_config=\"unknown\",status=\"succeeded\"}} {n}", group("legit", "prod"));
     scrape_until(&server, "the legitimate deployment counted", |m| m.contains(&legit_total(1)));
 
     // Error codes and custom hooks nobody documents, in one group.
@@ -976,6 +976,19 @@ fn floods_of_names_codes_hooks_and_ids_stay_bounded_and_counted() {
         let mut hook = target(&format!("MyHook{i}"), &format!("Weird{i}"));
         hook["deploymentTarget"]["instanceTarget"]["deploymentId"] = json!(id);
         assert_eq!(post(&hook).0, 200);
+    }
+    // Alarms past a group's ten, and custom deployment configurations past its four.
+    for i in 0..6 {
+        let message = format!("One or more alarms have been activated according to the Amazon CloudWatch metrics you selected, and the affected deployments have been stopped. Activated alarms: <evil-{i}a> <evil-{i}b>");
+        let stopped = trigger(json!({"deploymentId": format!("d-ALARM{i:04}"), "deploymentGroupName": "alarms", "status": "STOPPED",
+            "errorInformation": json!({"ErrorCode": "ALARM_ACTIVE", "ErrorMessage": message}).to_string()}));
+        assert_eq!(post(&stopped).0, 200);
+        let id = format!("d-CONFIG{i:03}");
+        let located = eventbridge(json!({"deploymentId": id, "deploymentGroup": "configs"}));
+        assert_eq!(post(&located).0, 200);
+        let described = json!({"deploymentInfo": {"applicationName": "app", "deploymentGroupName": "configs", "deploymentId": id,
+            "status": "Succeeded", "createTime": 1765789200.0, "completeTime": 1765789500.0, "deploymentConfigName": format!("Custom{i}")}});
+        assert_eq!(post(&described).0, 200);
     }
     // Distinct groups and ids, twice as many as the tables hold.
     let mut refused = std::collections::BTreeMap::new();
@@ -1008,6 +1021,16 @@ fn floods_of_names_codes_hooks_and_ids_stay_bounded_and_counted() {
     assert_eq!(limited("error_code"), 12.0 - 0.0, "every undocumented error code is other");
     assert_eq!(limited("hook_error_code"), 12.0);
     assert_eq!(limited("lifecycle_event"), 12.0 - 4.0, "four custom hooks per group, then other");
+    assert_eq!(limited("alarm"), 12.0 - 10.0, "ten alarms per group, then other");
+    assert_eq!(limited("deployment_config"), 6.0 - 4.0, "four custom configurations per group, then other");
+    let alarm_stops = metrics.lines().filter(|l| l.starts_with("codedeploy_alarm_stops_total{")).count();
+    assert_eq!(alarm_stops, 11, "ten alarms and other");
+    let configs: std::collections::BTreeSet<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("codedeploy_deployments_total{") && l.contains("deployment_group=\"configs\""))
+        .filter_map(|l| l.split("deployment_config=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(configs, ["Custom0", "Custom1", "Custom2", "Custom3", "other"].into(), "in completion order, the first four");
     let codes = |code: &str| format!("codedeploy_deployment_errors_total{{{},error_code=\"{code}\"}}", group("app", "codes"));
     assert_eq!(sample(&metrics, &codes("other")), 12.0);
     assert!(!metrics.contains("EVIL_") && !metrics.contains("Weird"), "no undocumented value as a label");

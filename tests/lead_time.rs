@@ -7,9 +7,10 @@
 //!   commit record, done 10:10: 4200 s); d-LT0000002 (description committed_at
 //!   11:00, done 12:00: 3600 s; delivered twice); d-LT0000007 (committed after
 //!   it finished: clamped to 0, a data-quality issue). d-LT0000003 has an S3
-//!   revision and no source for it (no_source_configured); d-LT0000004 has
-//!   neither revision nor commit (no_revision); d-LT0000005 (a rollback) and
-//!   d-LT0000006 (Auto Scaling) have no lead time at all, though their
+//!   revision and no source for it (no_source_configured); d-LT0000009 has
+//!   neither revision nor commit (no_revision); d-LT0000004 (a failed change:
+//!   DORA measures commit → successfully running), d-LT0000005 (its rollback)
+//!   and d-LT0000006 (Auto Scaling) have no lead time at all, though their
 //!   descriptions carry a commit time.
 //! - api/api-prod: d-LT0000008 (S3 revision named by a commit record that
 //!   arrives after it, committed 07:30, done 08:00: 1800 s).

@@ -239,6 +239,10 @@ struct Deployment {
     /// Meaningful for terminal deployments only; may precede `create` (clock skew).
     complete: i64,
     error_code: Option<&'static str>,
+    /// `deploymentConfigName` (API output only).
+    config: &'static str,
+    /// The alarms an `ALARM_ACTIVE` stop's message names (none: `unknown`).
+    alarms: Vec<&'static str>,
     targets: u64,
     failed_targets: u64,
     /// Small per-deployment delays between the facts and the messages about them.
@@ -264,6 +268,8 @@ struct Seed {
     duration: i64,
     skew: bool,
     error: u8,
+    config: u8,
+    alarms: u8,
     targets: u64,
     failed_targets: u64,
     flags: u32,
@@ -278,11 +284,13 @@ prop_compose! {
         duration in 5 * SECOND..3 * HOUR,
         skew in prop::bool::weighted(0.15),
         error in 0u8..6,
+        config in 0u8..4,
+        alarms in 0u8..4,
         targets in 1u64..6,
         failed_targets in 0u64..6,
         flags in any::<u32>(),
     ) -> Seed {
-        Seed { group, end, creator, offset, duration, skew, error, targets, failed_targets, flags }
+        Seed { group, end, creator, offset, duration, skew, error, config, alarms, targets, failed_targets, flags }
     }
 }
 
@@ -340,8 +348,20 @@ fn build(seeds: &[Seed], noise: Vec<u8>) -> Fleet {
             End::Failed => ["HEALTH_CONSTRAINTS", "AGENT_ISSUE", "ECS_UPDATE_ERROR", "TIMEOUT", "HOOK_EXECUTION_FAILURE"]
                 .get(usize::from(s.error))
                 .copied(),
-            End::Stopped => ["MANUAL_STOP", "ALARM_ACTIVE", "MANUAL_STOP"].get(usize::from(s.error)).copied(),
+            End::Stopped => ["MANUAL_STOP", "ALARM_ACTIVE", "MANUAL_STOP", "ALARM_ACTIVE"].get(usize::from(s.error)).copied(),
             _ => None,
+        };
+        // Built-in configurations of the group's platform, and one custom one.
+        let config = match GROUPS[s.group].platform {
+            "Lambda" => ["CodeDeployDefault.LambdaCanary10Percent5Minutes", "CodeDeployDefault.LambdaLinear10PercentEvery1Minute", "CodeDeployDefault.LambdaAllAtOnce", "shop-fn-canary-2pct"],
+            "ECS" => ["CodeDeployDefault.ECSCanary10Percent5Minutes", "CodeDeployDefault.ECSLinear10PercentEvery1Minutes", "CodeDeployDefault.ECSAllAtOnce", "billing-linear-5pct"],
+            _ => ["CodeDeployDefault.OneAtATime", "CodeDeployDefault.HalfAtATime", "CodeDeployDefault.AllAtOnce", "TwoAtATime"],
+        }[usize::from(s.config)];
+        let alarms = match (error_code, s.alarms) {
+            (Some("ALARM_ACTIVE"), 1) => vec!["p99 latency"],
+            (Some("ALARM_ACTIVE"), 2) => vec!["p99 latency", "5xx-errors"],
+            (Some("ALARM_ACTIVE"), 3) => vec!["health-check"],
+            _ => vec![],
         };
         let failed_targets = match end {
             End::Failed => s.failed_targets.min(s.targets).max(1),
@@ -396,6 +416,8 @@ fn build(seeds: &[Seed], noise: Vec<u8>) -> Fleet {
             create,
             complete,
             error_code,
+            config,
+            alarms,
             targets: s.targets,
             failed_targets,
             jitter: s.offset % (20 * SECOND),
@@ -525,6 +547,16 @@ fn deployment_targets(d: &Deployment) -> Value {
     json!({"deploymentTargets": targets})
 }
 
+/// `errorInformation`'s message; an alarm stop's names its alarms as CodeDeploy does.
+fn error_message(d: &Deployment, code: &str) -> String {
+    if code != "ALARM_ACTIVE" {
+        return format!("Deployment failed: {code}");
+    }
+    let named: Vec<String> = d.alarms.iter().map(|a| format!("<{a}>")).collect();
+    let list = if named.is_empty() { String::new() } else { format!(" Activated alarms: {}", named.join(" ")) };
+    format!("One or more alarms have been activated according to the Amazon CloudWatch metrics you selected, and the affected deployments have been stopped.{list}")
+}
+
 fn rollback_message(d: &Deployment, fleet: &Fleet) -> Option<(String, String)> {
     d.rollback_of.map(|t| {
         let target = &fleet.deployments[t].id;
@@ -558,7 +590,7 @@ fn trigger(d: &Deployment, fleet: &Fleet, finished: bool) -> Value {
         // Real messages carry nested objects as JSON strings.
         fields.insert("deploymentOverview".into(), overview(d, true).to_string().into());
         if let Some(code) = d.error_code {
-            let info = json!({"ErrorCode": code, "ErrorMessage": format!("Deployment failed: {code}")});
+            let info = json!({"ErrorCode": code, "ErrorMessage": error_message(d, code)});
             fields.insert("errorInformation".into(), info.to_string().into());
         }
     }
@@ -622,7 +654,7 @@ fn deployment_info(d: &Deployment, fleet: &Fleet, finished: bool) -> Value {
     let mut info = json!({
         "applicationName": g.application,
         "deploymentGroupName": g.group,
-        "deploymentConfigName": "CodeDeployDefault.AllAtOnce",
+        "deploymentConfigName": d.config,
         "deploymentId": d.id,
         "status": if finished { d.end.api() } else { "InProgress" },
         "createTime": epoch_number(d.create),
@@ -639,7 +671,7 @@ fn deployment_info(d: &Deployment, fleet: &Fleet, finished: bool) -> Value {
     if finished {
         fields.insert("completeTime".into(), epoch_number(d.complete));
         if let Some(code) = d.error_code {
-            fields.insert("errorInformation".into(), json!({"code": code, "message": format!("Deployment failed: {code}")}));
+            fields.insert("errorInformation".into(), json!({"code": code, "message": error_message(d, code)}));
         }
     }
     let mut rollback = serde_json::Map::new();
@@ -750,6 +782,11 @@ struct Known {
     change: bool,
     /// Some message gives its start: createTime (trigger or API) or the START event.
     start: bool,
+    /// The deployment_config label: the API's deploymentConfigName, else "unknown".
+    config: &'static str,
+    /// Its error code, when a message that carries one (a final trigger or
+    /// API output) was sent: EventBridge events carry none.
+    error_code: Option<&'static str>,
 }
 
 fn known(d: &Deployment) -> Known {
@@ -762,6 +799,18 @@ fn known(d: &Deployment) -> Known {
         creator: creator.unwrap_or("unknown"),
         change: !rollback && !scaling,
         start: r.eb_start || r.has_trigger() || r.has_api(),
+        config: if r.has_api() { d.config } else { "unknown" },
+        error_code: d.error_code.filter(|_| r.trigger_end.is_some() || r.api_final.is_some()),
+    }
+}
+
+/// The cause label of a rollback of `d`: how `d` ended, as far as its messages tell.
+fn cause(d: &Deployment) -> &'static str {
+    match (d.end, known(d).error_code) {
+        (End::Failed, _) => "failure",
+        (End::Stopped, Some("ALARM_ACTIVE")) => "alarm",
+        (End::Stopped, Some(_)) => "manual",
+        _ => "unknown",
     }
 }
 
@@ -777,8 +826,12 @@ struct Expected {
     deployments: BTreeMap<(GroupLabels, String, String), f64>,
     in_progress: BTreeMap<GroupLabels, f64>,
     change_failures: BTreeMap<GroupLabels, f64>,
-    /// (group, status) → finished rollback deployments.
-    rollbacks: BTreeMap<(GroupLabels, String), f64>,
+    /// (group, deployment config, status) → finished deployments.
+    configs: BTreeMap<(GroupLabels, String, String), f64>,
+    /// (group, status, cause) → finished rollback deployments.
+    rollbacks: BTreeMap<(GroupLabels, String, String), f64>,
+    /// (group, alarm) → deployments stopped by alarms.
+    alarm_stops: BTreeMap<(GroupLabels, String), f64>,
     rollback_durations: BTreeMap<GroupLabels, f64>,
     durations: BTreeMap<GroupLabels, f64>,
 }
@@ -793,7 +846,9 @@ fn expected(fleet: &Fleet) -> Expected {
         e.rollback_durations.entry(g.clone()).or_insert(0.0);
         e.durations.entry(g.clone()).or_insert(0.0);
         for status in ["failed", "stopped", "succeeded"] {
-            e.rollbacks.entry((g.clone(), status.into())).or_insert(0.0);
+            for cause in ["failure", "alarm", "manual", "unknown"] {
+                e.rollbacks.entry((g.clone(), status.into(), cause.into())).or_insert(0.0);
+            }
         }
     }
     for d in &fleet.deployments {
@@ -804,6 +859,13 @@ fn expected(fleet: &Fleet) -> Expected {
             continue;
         }
         *e.deployments.entry((g.clone(), k.creator.into(), d.end.label().into())).or_insert(0.0) += 1.0;
+        *e.configs.entry((g.clone(), k.config.into(), d.end.label().into())).or_insert(0.0) += 1.0;
+        if d.end == End::Stopped && k.error_code == Some("ALARM_ACTIVE") {
+            let named = if d.alarms.is_empty() { vec!["unknown"] } else { d.alarms.clone() };
+            for alarm in named {
+                *e.alarm_stops.entry((g.clone(), alarm.into())).or_insert(0.0) += 1.0;
+            }
+        }
         let rolled_back = fleet
             .deployments
             .iter()
@@ -813,7 +875,9 @@ fn expected(fleet: &Fleet) -> Expected {
             *e.change_failures.get_mut(&g).expect("initialised") += 1.0;
         }
         if k.rollback {
-            *e.rollbacks.get_mut(&(g.clone(), d.end.label().into())).expect("initialised") += 1.0;
+            let undone = &fleet.deployments[d.rollback_of.expect("a rollback names what it undoes")];
+            let key = (g.clone(), d.end.label().into(), cause(undone).into());
+            *e.rollbacks.get_mut(&key).expect("initialised") += 1.0;
             // The rolled-back deployment always finished, so there is a time to rollback.
             *e.rollback_durations.get_mut(&g).expect("initialised") += 1.0;
         }
@@ -1110,8 +1174,17 @@ proptest! {
         prop_assert_eq!(&in_progress, &want.in_progress, "codedeploy_deployments_in_progress");
         let change_failures = sum_by(&samples, "codedeploy_change_failures_total", group_of);
         prop_assert_eq!(&change_failures, &want.change_failures, "codedeploy_change_failures_total");
-        let rollbacks = sum_by(&samples, "codedeploy_rollbacks_total", |s| (group_of(s), s.labels["status"].clone()));
+        let configs = sum_by(&samples, "codedeploy_deployments_total", |s| {
+            (group_of(s), s.labels["deployment_config"].clone(), s.labels["status"].clone())
+        });
+        let nonzero: BTreeMap<_, _> = configs.into_iter().filter(|(_, n)| *n != 0.0).collect();
+        prop_assert_eq!(&nonzero, &want.configs, "codedeploy_deployments_total by deployment_config");
+        let rollbacks = sum_by(&samples, "codedeploy_rollbacks_total", |s| {
+            (group_of(s), s.labels["status"].clone(), s.labels["cause"].clone())
+        });
         prop_assert_eq!(&rollbacks, &want.rollbacks, "codedeploy_rollbacks_total");
+        let alarm_stops = sum_by(&samples, "codedeploy_alarm_stops_total", |s| (group_of(s), s.labels["alarm"].clone()));
+        prop_assert_eq!(&alarm_stops, &want.alarm_stops, "codedeploy_alarm_stops_total");
         let rollback_durations = sum_by(&samples, "codedeploy_rollback_duration_seconds_count", group_of);
         prop_assert_eq!(&rollback_durations, &want.rollback_durations, "codedeploy_rollback_duration_seconds_count");
     }

@@ -21,7 +21,7 @@
             alert: 'CodeDeployDeploymentFailed',
             expr: |||
               (
-                sum without (compute_platform, deployment_type, creator, status) (
+                sum without (compute_platform, deployment_type, creator, deployment_config, status) (
                   max without (%(replicaLabels)s) (increase(codedeploy_deployments_total{status="failed"}[1h]))
                 ) > 0.5
               )
@@ -42,7 +42,7 @@
             alert: 'CodeDeployAutomaticRollback',
             expr: |||
               (
-                sum without (status) (
+                sum without (status, cause) (
                   max without (%(replicaLabels)s) (increase(codedeploy_rollbacks_total[1h]))
                 ) > 0.5
               )
@@ -63,7 +63,7 @@
             alert: 'CodeDeployRollbackFailed',
             expr: |||
               (
-                sum without (status) (
+                sum without (status, cause) (
                   max without (%(replicaLabels)s) (increase(codedeploy_rollbacks_total{status="failed"}[1h]))
                 ) > 0.5
               )

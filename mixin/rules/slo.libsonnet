@@ -24,7 +24,7 @@
 // (thousands of groups), raise that to 5m: their figures move slowly anyway.
 {
   local config = $._config,
-  local outcomeLabels = 'compute_platform, deployment_type, creator, status',
+  local outcomeLabels = 'compute_platform, deployment_type, creator, deployment_config, status',
 
   // The SLI of one window W for both levels: finished and unsuccessful deployments, their
   // ratio (0 when W holds none) and, when `burnRate`, the burn rate of the error budget.

@@ -19,6 +19,7 @@ json_object! {
         start_time: Leaf<'a> = b"starttime",
         complete_time: Leaf<'a> = b"completetime",
         creator: Leaf<'a> = b"creator",
+        deployment_config_name: Leaf<'a> = b"deploymentconfigname",
         compute_platform: Leaf<'a> = b"computeplatform",
         deployment_style: Obj<'a, DeploymentStyle<'a>> = b"deploymentstyle",
         deployment_overview: Obj<'a, Overview<'a>> = b"deploymentoverview",
@@ -88,13 +89,14 @@ pub(super) fn deployment_info(info: &DeploymentInfo, at: &Path) -> Result<Observ
     observation.start_time = info.start_time.time(at, &["startTime"])?;
     observation.complete_time = info.complete_time.time(at, &["completeTime"])?;
     observation.creator = text(&info.creator, "creator")?;
+    observation.deployment_config = text(&info.deployment_config_name, "deploymentConfigName")?;
     observation.compute_platform = text(&info.compute_platform, "computePlatform")?;
     observation.deployment_type = match info.deployment_style.object(at, &["deploymentStyle"])? {
         Some(style) => style.deployment_type.string(&at.key("deploymentStyle"), &["deploymentType"])?.map(CompactString::from),
         None => None,
     };
     observation.overview = parts::overview(&info.deployment_overview, at)?;
-    observation.error_code = parts::error_code(&info.error_information, at)?;
+    parts::error(&info.error_information, at, &mut observation)?;
     parts::rollback(&info.rollback_info, at, "rollbackInfo", &mut observation)?;
     // What lead time needs is optional: a malformed description or revision
     // loses the lead time, never the deployment.
@@ -226,6 +228,7 @@ mod tests {
         expected.create_time = Some(1_409_764_576_589);
         expected.complete_time = Some(1_409_764_596_101);
         expected.creator = Some("user".into());
+        expected.deployment_config = Some("CodeDeployDefault.OneAtATime".into());
         expected.overview = Some(Overview {
             succeeded: 1,
             ..Overview::default()
@@ -489,6 +492,22 @@ mod tests {
         assert_eq!(o.provenance, Provenance::Api);
         assert_eq!(o.rolled_back_by.as_deref(), Some("d-ROLLBACK1"));
         assert_eq!(o.error_code.as_deref(), Some("ECS_UPDATE_ERROR"));
+        assert!(o.activated_alarms.is_empty(), "only an ALARM_ACTIVE message names alarms");
+    }
+
+    #[test]
+    fn an_alarm_stop_names_its_alarms_and_the_config_it_ran_with() {
+        let o = one(
+            r#"{"deploymentId":"d-ALARM0001","applicationName":"app","status":"Stopped",
+            "deploymentConfigName":"CodeDeployDefault.LambdaCanary10Percent5Minutes",
+            "errorInformation":{"code":"ALARM_ACTIVE","message":"One or more alarms have been activated according to the Amazon CloudWatch metrics you selected, and the affected deployments have been stopped. Activated alarms: <checkout-p99-latency> <checkout 5xx errors>"}}"#,
+        );
+        assert_eq!(o.error_code.as_deref(), Some("ALARM_ACTIVE"));
+        assert_eq!(o.activated_alarms, ["checkout 5xx errors", "checkout-p99-latency"]);
+        assert_eq!(o.deployment_config.as_deref(), Some("CodeDeployDefault.LambdaCanary10Percent5Minutes"));
+        // A message that cannot be read loses the names, not the deployment.
+        let o = one(r#"{"deploymentId":"d-ALARM0002","applicationName":"app","status":"Stopped","errorInformation":{"code":"ALARM_ACTIVE","message":42}}"#);
+        assert_eq!((o.error_code.as_deref(), o.activated_alarms.len()), (Some("ALARM_ACTIVE"), 0));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use compact_str::CompactString;
 use super::json::{json_object, Leaf, List, Obj, Path, Slot};
 use super::{DecodeError, Message};
-use crate::domain::{LifecycleEvent as Hook, Observation, Overview as Counts, TargetObservation};
+use crate::domain::{LifecycleEvent as Hook, Observation, Overview as Counts, TargetObservation, ALARM_ACTIVE};
 
 json_object! {
     /// `deploymentOverview`: counts as numbers or strings.
@@ -18,9 +18,11 @@ json_object! {
 }
 
 json_object! {
-    /// `errorInformation`: `code` in the API, `ErrorCode` in SNS triggers.
+    /// `errorInformation`: `code` and `message` in the API, `ErrorCode` and
+    /// `ErrorMessage` in SNS triggers.
     struct ErrorInformation {
         code: Leaf<'a> = b"code" | b"errorcode",
+        message: Leaf<'a> = b"message" | b"errormessage",
     }
 }
 
@@ -80,16 +82,39 @@ pub(super) fn overview(slot: &Slot<'_, Obj<'_, Overview<'_>>>, at: &Path) -> Res
     }))
 }
 
-/// Reads the code of `errorInformation`. An empty object (moto) means no error.
-pub(super) fn error_code(
+/// Reads `errorInformation` into the observation: its code, and for an
+/// `ALARM_ACTIVE` stop the alarms its message names. An empty object (moto)
+/// means no error. The message only adds alarm names: one that cannot be read
+/// loses them, never the deployment.
+pub(super) fn error(
     slot: &Slot<'_, Obj<'_, ErrorInformation<'_>>>,
     at: &Path,
-) -> Result<Option<CompactString>, DecodeError> {
+    observation: &mut Observation,
+) -> Result<(), DecodeError> {
     let names = ["errorInformation"];
-    match slot.object(at, &names)? {
-        Some(info) => Ok(info.code.string(&at.key(names[0]), &["code", "ErrorCode"])?.map(CompactString::from)),
-        None => Ok(None),
+    let Some(info) = slot.object(at, &names)? else { return Ok(()) };
+    let at = at.key(names[0]);
+    observation.error_code = info.code.string(&at, &["code", "ErrorCode"])?.map(CompactString::from);
+    if observation.error_code.as_deref() == Some(ALARM_ACTIVE) {
+        let message = info.message.string(&at, &["message", "ErrorMessage"]).ok().flatten();
+        observation.activated_alarms = message.map(activated_alarms).unwrap_or_default();
     }
+    Ok(())
+}
+
+/// The alarms an `ALARM_ACTIVE` message names: `… Activated alarms: <a> <b>`,
+/// each name in angle brackets, separated by spaces (a name may itself hold
+/// spaces). Sorted, each once; none when the message has no such list.
+fn activated_alarms(message: &str) -> Vec<CompactString> {
+    const MARKER: &str = "activated alarms:";
+    let Some(start) = message.to_ascii_lowercase().find(MARKER) else { return Vec::new() };
+    let list = message[start + MARKER.len()..].trim().trim_end_matches('.');
+    let Some(inner) = list.strip_prefix('<').and_then(|l| l.strip_suffix('>')) else { return Vec::new() };
+    let mut alarms: Vec<CompactString> =
+        inner.split("> <").map(str::trim).filter(|name| !name.is_empty()).map(CompactString::from).collect();
+    alarms.sort();
+    alarms.dedup();
+    alarms
 }
 
 /// Fills the rollback links from `name` (`rollbackInfo` or `rollbackInformation`).
@@ -165,4 +190,23 @@ fn lifecycle_event(event: &LifecycleEvent, at: &Path) -> Result<Hook, DecodeErro
         None => None,
     };
     Ok(Hook { name: name.into(), status, start_time, end_time, error_code })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::activated_alarms;
+
+    #[test]
+    fn alarm_names_are_read_from_the_angle_brackets_after_the_marker() {
+        let prefix = "One or more alarms have been activated according to the Amazon CloudWatch metrics you selected, \
+                      and the affected deployments have been stopped. Activated alarms: ";
+        let names = |list: &str| activated_alarms(&format!("{prefix}{list}"));
+        assert_eq!(names("<name-a> <name-b>"), ["name-a", "name-b"]);
+        assert_eq!(names("<zeta> <alpha> <zeta>"), ["alpha", "zeta"], "sorted, each once");
+        assert_eq!(names("<p99 latency (ms)> <5xx>."), ["5xx", "p99 latency (ms)"], "spaces inside a name; a final full stop");
+        assert_eq!(names("<a>"), ["a"]);
+        assert!(names("").is_empty() && names("<>").is_empty() && names("latency").is_empty());
+        assert_eq!(activated_alarms("activated ALARMS: <x>"), ["x"], "the marker in any case");
+        assert!(activated_alarms("Deployment stopped by a user").is_empty());
+    }
 }

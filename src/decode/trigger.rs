@@ -20,7 +20,7 @@ pub(super) fn deployment(message: &Message, at: &Path) -> Result<Observation, De
     observation.create_time = message.create_time.time(at, &["createTime"])?;
     observation.complete_time = message.complete_time.time(at, &["completeTime"])?;
     observation.overview = parts::overview(&message.deployment_overview, at)?;
-    observation.error_code = parts::error_code(&message.error_information, at)?;
+    parts::error(&message.error_information, at, &mut observation)?;
     parts::rollback(&message.rollback_information, at, "rollbackInformation", &mut observation)?;
     Ok(observation)
 }
@@ -150,6 +150,18 @@ mod tests {
         );
         assert_eq!(o.error_code.as_deref(), Some("HEALTH_CONSTRAINTS"));
         assert_eq!(o.rollback_of, None);
+    }
+
+    #[test]
+    fn an_alarm_stop_names_its_alarms_in_the_encoded_error_information() {
+        let o = one(
+            r#"{"region":"eu-west-1","accountId":"210987654321","applicationName":"app","deploymentId":"d-ALARM0003",
+            "deploymentGroupName":"grp","createTime":"Fri Oct 14 08:46:18 UTC 2022","completeTime":"Fri Oct 14 08:50:18 UTC 2022",
+            "errorInformation":"{\"ErrorCode\":\"ALARM_ACTIVE\",\"ErrorMessage\":\"One or more alarms have been activated according to the Amazon CloudWatch metrics you selected, and the affected deployments have been stopped. Activated alarms: <api-5xx>\"}",
+            "status":"STOPPED"}"#,
+        );
+        assert_eq!((o.status, o.error_code.as_deref()), (Some(Status::Stopped), Some("ALARM_ACTIVE")));
+        assert_eq!(o.activated_alarms, ["api-5xx"]);
     }
 
     #[test]

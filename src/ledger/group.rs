@@ -8,9 +8,9 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use super::histogram::{Buckets, Exemplar, Histogram};
-use super::limits::{self, Limit, CUSTOM_HOOKS_PER_GROUP, OTHER};
+use super::limits::{self, Limit, ALARMS_PER_GROUP, CUSTOM_CONFIGS_PER_GROUP, CUSTOM_HOOKS_PER_GROUP, OTHER, UNKNOWN};
 use super::recovery::RecoveryRuns;
-use crate::domain::{LeadTimeUnknown, Millis, Status, TargetStatus};
+use crate::domain::{LeadTimeUnknown, Millis, RollbackCause, Status, TargetStatus};
 
 /// Identity of a deployment group; the base label set of every domain series.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
@@ -27,6 +27,7 @@ pub struct Kind {
     pub compute_platform: CompactString,
     pub deployment_type: CompactString,
     pub creator: CompactString,
+    pub deployment_config: CompactString,
 }
 
 /// The terminal statuses, in label order.
@@ -44,11 +45,15 @@ pub struct Settlement {
     pub is_rollback: bool,
     /// Time from the rolled-back deployment's completion to this rollback's.
     pub rollback_duration_ms: Option<Millis>,
-    /// A rollback whose rolled-back deployment is not counted yet: its time
-    /// to rollback is observed when that one is.
-    pub rollback_duration_pending: bool,
+    /// Why the deployment a rollback undid ended; `None` while that one is
+    /// not counted yet: the rollback is then counted, and its time to
+    /// rollback observed, when it is (or, if it never is, as `unknown`).
+    pub rollback_cause: Option<RollbackCause>,
     pub is_change_failure: bool,
     pub error_code: Option<CompactString>,
+    /// For a deployment CloudWatch alarms stopped: the alarms it names, or
+    /// `unknown` when it names none. Empty for any other deployment.
+    pub alarm_stop: Vec<CompactString>,
     pub targets: Vec<(TargetStatus, u64)>,
     /// (hook, duration) of finished (succeeded or failed) lifecycle events.
     pub hook_durations: Vec<(CompactString, Millis)>,
@@ -62,12 +67,15 @@ pub struct GroupStats {
     pub id: u32,
     pub deployments: BTreeMap<(Kind, Status), u64>,
     pub durations: BTreeMap<Status, Histogram>,
-    pub rollbacks: BTreeMap<Status, u64>,
+    /// Finished rollback deployments, by their status and why the deployment they undid ended.
+    pub rollbacks: BTreeMap<(Status, RollbackCause), u64>,
     pub rollback_durations: Histogram,
     pub change_failures: u64,
     pub time_to_restore: Histogram,
     pub lead_time: Histogram,
     pub errors: BTreeMap<CompactString, u64>,
+    /// Deployments CloudWatch alarms stopped, per alarm named.
+    pub alarm_stops: BTreeMap<CompactString, u64>,
     pub targets: BTreeMap<TargetStatus, u64>,
     /// By hook only: failed hooks are counted in `hook_failures`, and a
     /// status label would double the family (docs/performance.md).
@@ -98,12 +106,16 @@ impl GroupStats {
                 .iter()
                 .map(|s| (*s, Histogram::new(Buckets::DeploymentDuration)))
                 .collect(),
-            rollbacks: FINISHED.iter().map(|s| (*s, 0)).collect(),
+            rollbacks: FINISHED
+                .iter()
+                .flat_map(|s| RollbackCause::ALL.iter().map(|c| ((*s, *c), 0)))
+                .collect(),
             rollback_durations: Histogram::new(Buckets::Recovery),
             change_failures: 0,
             time_to_restore: Histogram::new(Buckets::Recovery),
             lead_time: Histogram::new(Buckets::Recovery),
             errors: BTreeMap::new(),
+            alarm_stops: BTreeMap::new(),
             targets: [TargetStatus::Succeeded, TargetStatus::Failed, TargetStatus::Skipped]
                 .iter()
                 .map(|s| (*s, 0))
@@ -134,6 +146,7 @@ impl GroupStats {
             time_to_restore: self.time_to_restore.clone(),
             lead_time: self.lead_time.clone(),
             errors: self.errors.clone(),
+            alarm_stops: self.alarm_stops.clone(),
             targets: self.targets.clone(),
             hook_durations: self.hook_durations.clone(),
             hook_failures: self.hook_failures.clone(),
@@ -183,6 +196,29 @@ impl GroupStats {
         }
         for (_, code) in &mut s.hook_failures {
             bound(code, limits::hook_error_code);
+        }
+        if !limits::is_builtin_config(&s.kind.deployment_config) {
+            let custom = self.deployments.keys().map(|(kind, _)| &kind.deployment_config);
+            let mut custom: Vec<&CompactString> =
+                custom.filter(|c| !limits::is_builtin_config(c) && c.as_str() != OTHER).collect();
+            custom.sort();
+            custom.dedup();
+            if !custom.contains(&&s.kind.deployment_config) && custom.len() >= CUSTOM_CONFIGS_PER_GROUP {
+                limited.push(Limit::DeploymentConfig);
+                s.kind.deployment_config = OTHER.into();
+            }
+        }
+        let mut alarms: Vec<CompactString> =
+            self.alarm_stops.keys().filter(|a| !matches!(a.as_str(), OTHER | UNKNOWN)).cloned().collect();
+        for alarm in &mut s.alarm_stop {
+            let known = alarm.as_str() == UNKNOWN || alarms.contains(alarm);
+            let room = limits::alarm_fits(alarm) && alarms.len() < ALARMS_PER_GROUP;
+            if !known && room {
+                alarms.push(alarm.clone());
+            } else if !known {
+                limited.push(Limit::Alarm);
+                *alarm = OTHER.into();
+            }
         }
         let brought = s.hook_durations.iter().map(|(hook, _)| hook).chain(s.hook_failures.iter().map(|(hook, _)| hook));
         if brought.clone().all(|hook| limits::is_documented_hook(hook)) {
@@ -238,11 +274,11 @@ impl GroupStats {
                 },
             );
         }
-        if s.is_rollback {
-            *self.rollbacks.entry(s.status).or_insert(0) += 1;
-            if let Some(duration) = s.rollback_duration_ms {
-                self.rollback_durations.observe(duration);
-            }
+        if let (true, Some(cause)) = (s.is_rollback, s.rollback_cause) {
+            self.add_rollback(s.status, cause, s.rollback_duration_ms);
+        }
+        for alarm in &s.alarm_stop {
+            *self.alarm_stops.entry(alarm.clone()).or_insert(0) += 1;
         }
         if matches!(s.status, Status::Failed | Status::Stopped) {
             let code = s.error_code.clone().unwrap_or_else(|| "unknown".into());
@@ -275,6 +311,15 @@ impl GroupStats {
             (Some(at), true, _) => self.recovery.add_failure(at),
             (Some(at), false, Status::Succeeded) => self.recovery.add_success(at, terminal_since),
             _ => false,
+        }
+    }
+
+    /// Counts a finished rollback once why the deployment it undid ended is
+    /// known, with its time to rollback if that is known too.
+    pub fn add_rollback(&mut self, status: Status, cause: RollbackCause, duration_ms: Option<Millis>) {
+        *self.rollbacks.entry((status, cause)).or_insert(0) += 1;
+        if let Some(duration) = duration_ms {
+            self.rollback_durations.observe(duration);
         }
     }
 
@@ -329,15 +374,17 @@ mod tests {
                 compute_platform: "Server".into(),
                 deployment_type: "IN_PLACE".into(),
                 creator: "user".into(),
+                deployment_config: "CodeDeployDefault.OneAtATime".into(),
             },
             status,
             finished_at: Some(at),
             duration_ms: Some(60_000),
             is_rollback: false,
             rollback_duration_ms: None,
-            rollback_duration_pending: false,
+            rollback_cause: None,
             is_change_failure: change_failure,
             error_code: None,
+            alarm_stop: vec![],
             targets: vec![],
             hook_durations: vec![],
             hook_failures: vec![],

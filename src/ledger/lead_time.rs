@@ -7,7 +7,8 @@
 //! (S3 object metadata, git repositories on disk) are read by the commit-time
 //! resolver (`sources::commits`), which submits what it found as observations.
 //!
-//! When a change deployment is counted, its lead time is
+//! Only a succeeded change has a lead time (DORA: commit → successfully
+//! running). When one is counted, its lead time is
 //! - observed, when a commit time is known and no configured resolver could
 //!   improve on it (find the *first* commit of the change);
 //! - pending, when the resolver can still look it up: the deployment's lookup
@@ -297,6 +298,24 @@ mod tests {
         assert_eq!(snapshot.lead_sources.get(&(CommitSource::Description, CommitKind::Deployed)), Some(&3));
         let day = &g.windows[0];
         assert!((day.lead_time[0] - 6.0 * 60.0).abs() < 1.0, "median of 0, 6 and 15 minutes: {:?}", day.lead_time);
+    }
+
+    #[test]
+    fn only_succeeded_changes_have_a_lead_time() {
+        let mut ledger = Ledger::new(2 * MIN);
+        let described = |id: &str, status: Status, completed: Millis| {
+            let mut o = deployment(id, "user", completed, Some(&format!("committed_at={}", at(1))), None);
+            o.status = Some(status);
+            o
+        };
+        for o in [described("d-1", Status::Failed, 10 * MIN), described("d-2", Status::Stopped, 20 * MIN), described("d-3", Status::Succeeded, 30 * MIN)] {
+            ledger.apply(&o, 0);
+        }
+        ledger.settle(0, true);
+        let g = group(&ledger);
+        assert_eq!((g.stats.lead_time.count, g.stats.lead_time.sum_ms), (1, 29 * MIN), "d-3 alone");
+        assert_eq!(LeadTimeUnknown::ALL.iter().map(|r| unknown(&g, *r)).sum::<u64>(), 0, "no failed change is counted unknown either");
+        assert_eq!(g.windows[0].lead_time[0], 29.0 * 60.0);
     }
 
     #[test]

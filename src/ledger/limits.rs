@@ -10,8 +10,9 @@
 //!   [`MAX_LABEL_CHARS`] or a time more than [`MAX_FUTURE_MS`] ahead is
 //!   refused as a whole, with a reason ([`Limit`]);
 //! - label values a counted deployment brings are kept to the values AWS
-//!   documents (and a few custom hooks per group); anything else is counted
-//!   under `other`. Both paths add to `codedeploy_exporter_limited_total{limit}`.
+//!   documents (and a few custom hooks and deployment configurations per
+//!   group, and as many alarms as a group can have); anything else is
+//!   counted under `other`. Both paths add to `codedeploy_exporter_limited_total{limit}`.
 //!
 //! The table limits and the time bound are `serve`'s ([`Limits::serving`]);
 //! `replay` reads files its user chose and holds them all until its one
@@ -34,6 +35,14 @@ pub const MAX_FUTURE_MS: Millis = 24 * 3600 * 1000;
 /// Hook names beyond the documented ones a group may show before the rest
 /// become `other`.
 pub const CUSTOM_HOOKS_PER_GROUP: usize = 4;
+
+/// Custom deployment configuration names (beyond AWS's built-in ones) a
+/// group may show before the rest become `other`.
+pub const CUSTOM_CONFIGS_PER_GROUP: usize = 4;
+
+/// Alarms a group may show in `codedeploy_alarm_stops_total`: CodeDeploy
+/// lets a deployment group have ten; more names than that are no CodeDeploy data.
+pub const ALARMS_PER_GROUP: usize = 10;
 
 /// The label value that stands for every value past a bound.
 pub const OTHER: &str = "other";
@@ -90,6 +99,28 @@ const CREATORS: [&str; 8] = [
     "CloudFormationRollback",
 ];
 
+/// AWS's built-in deployment configurations, per compute platform: EC2/on-premises,
+/// Lambda, ECS.
+const DEPLOYMENT_CONFIGS: [&str; 17] = [
+    "CodeDeployDefault.AllAtOnce",
+    "CodeDeployDefault.HalfAtATime",
+    "CodeDeployDefault.OneAtATime",
+    "CodeDeployDefault.LambdaAllAtOnce",
+    "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+    "CodeDeployDefault.LambdaCanary10Percent10Minutes",
+    "CodeDeployDefault.LambdaCanary10Percent15Minutes",
+    "CodeDeployDefault.LambdaCanary10Percent30Minutes",
+    "CodeDeployDefault.LambdaLinear10PercentEvery1Minute",
+    "CodeDeployDefault.LambdaLinear10PercentEvery2Minutes",
+    "CodeDeployDefault.LambdaLinear10PercentEvery3Minutes",
+    "CodeDeployDefault.LambdaLinear10PercentEvery10Minutes",
+    "CodeDeployDefault.ECSAllAtOnce",
+    "CodeDeployDefault.ECSCanary10Percent5Minutes",
+    "CodeDeployDefault.ECSCanary10Percent15Minutes",
+    "CodeDeployDefault.ECSLinear10PercentEvery1Minutes",
+    "CodeDeployDefault.ECSLinear10PercentEvery3Minutes",
+];
+
 /// Lifecycle events of EC2/on-premises (in place, blue/green, with a load
 /// balancer), Lambda and ECS, scriptable or not.
 const HOOKS: [&str; 18] = [
@@ -118,7 +149,7 @@ const HOOK_ERROR_CODES: [&str; 6] =
     ["Success", "ScriptMissing", "ScriptNotExecutable", "ScriptTimedOut", "ScriptFailed", "UnknownError"];
 
 /// What stands for a value no input gave; never bounded.
-const UNKNOWN: &str = "unknown";
+pub const UNKNOWN: &str = "unknown";
 
 /// A bound that input ran into; the `limit` label of
 /// `codedeploy_exporter_limited_total` and, for refusals, the reason.
@@ -144,10 +175,15 @@ pub enum Limit {
     /// A value of the group info series (a tag's) longer than
     /// [`MAX_LABEL_CHARS`], shown as `other` (see [`crate::group_info`]).
     TagValue,
+    /// A custom deployment configuration past the group's first few, counted as `other`.
+    DeploymentConfig,
+    /// An alarm past the group's ten, or named in more than [`MAX_LABEL_CHARS`]
+    /// characters (CloudWatch allows 255), counted as `other`.
+    Alarm,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 9] = [
+    pub const ALL: [Limit; 11] = [
         Limit::Groups,
         Limit::Tracked,
         Limit::LabelLength,
@@ -157,6 +193,8 @@ impl Limit {
         Limit::LifecycleEvent,
         Limit::HookErrorCode,
         Limit::TagValue,
+        Limit::DeploymentConfig,
+        Limit::Alarm,
     ];
 
     pub fn label(self) -> &'static str {
@@ -170,6 +208,8 @@ impl Limit {
             Limit::LifecycleEvent => "lifecycle_event",
             Limit::HookErrorCode => "hook_error_code",
             Limit::TagValue => "tag_value",
+            Limit::DeploymentConfig => "deployment_config",
+            Limit::Alarm => "alarm",
         }
     }
 
@@ -180,9 +220,13 @@ impl Limit {
             Limit::Tracked => "limit_tracked",
             Limit::LabelLength => "label_too_long",
             Limit::FutureTime => "time_in_future",
-            Limit::ErrorCode | Limit::Creator | Limit::LifecycleEvent | Limit::HookErrorCode | Limit::TagValue => {
-                "limit_labels"
-            }
+            Limit::ErrorCode
+            | Limit::Creator
+            | Limit::LifecycleEvent
+            | Limit::HookErrorCode
+            | Limit::TagValue
+            | Limit::DeploymentConfig
+            | Limit::Alarm => "limit_labels",
         }
     }
 }
@@ -223,6 +267,7 @@ pub fn check_observation(observation: &Observation, refuse_future: bool, now: Mi
         ("error code", observation.error_code.as_deref()),
         ("compute platform", observation.compute_platform.as_deref()),
         ("deployment type", observation.deployment_type.as_deref()),
+        ("deployment config", observation.deployment_config.as_deref()),
     ];
     let hooks = observation.targets.iter().flat_map(|t| &t.lifecycle_events).flat_map(|hook| {
         [("lifecycle event", Some(hook.name.as_str())), ("lifecycle event error code", hook.error_code.as_deref())]
@@ -268,6 +313,16 @@ pub fn hook_error_code(code: &str) -> Result<&str, Limit> {
     documented(code, &HOOK_ERROR_CODES, Limit::HookErrorCode)
 }
 
+/// Whether a deployment configuration is one of AWS's built-in ones (or `unknown`).
+pub fn is_builtin_config(name: &str) -> bool {
+    name == UNKNOWN || DEPLOYMENT_CONFIGS.contains(&name)
+}
+
+/// Whether an alarm name can be a label value of its own (see [`Limit::Alarm`]).
+pub fn alarm_fits(name: &str) -> bool {
+    name.len() <= MAX_LABEL_CHARS || name.chars().count() <= MAX_LABEL_CHARS
+}
+
 /// Whether a hook name is one AWS documents.
 pub fn is_documented_hook(name: &str) -> bool {
     HOOKS.contains(&name)
@@ -301,6 +356,13 @@ mod tests {
         long.deployment_group = Some("g".repeat(MAX_LABEL_CHARS + 1).into());
         let refusal = check_observation(&long, false, 0).expect_err("too long");
         assert_eq!((refusal.limit, refusal.detail.as_str()), (Limit::LabelLength, "the deployment group is 129 characters long, over 128"));
+        let mut config = observation();
+        config.deployment_config = Some("c".repeat(MAX_LABEL_CHARS + 1).into());
+        let refusal = check_observation(&config, false, 0).expect_err("too long");
+        assert_eq!(refusal.detail, "the deployment config is 129 characters long, over 128");
+        let mut alarms = observation();
+        alarms.activated_alarms = vec!["a".repeat(255).into()];
+        assert_eq!(check_observation(&alarms, false, 0), Ok(()), "CloudWatch allows 255: bounded when counted instead");
         let mut hook = observation();
         hook.targets.push(TargetObservation {
             target_id: "i-1".into(),
@@ -324,6 +386,9 @@ mod tests {
         assert_eq!(creator("mallory"), Err(Limit::Creator));
         assert_eq!(hook_error_code("ScriptFailed"), Ok("ScriptFailed"));
         assert!(is_documented_hook("AfterAllowTestTraffic") && !is_documented_hook("MyHook"));
+        assert!(is_builtin_config("CodeDeployDefault.LambdaCanary10Percent5Minutes") && is_builtin_config("unknown"));
+        assert!(!is_builtin_config("CodeDeployDefault.Mine") && !is_builtin_config("TwoAtATime"));
+        assert!(alarm_fits(&"é".repeat(MAX_LABEL_CHARS)) && !alarm_fits(&"a".repeat(MAX_LABEL_CHARS + 1)));
         assert!(Limit::ALL.iter().all(|l| !l.label().is_empty() && !l.reason().is_empty()));
     }
 }

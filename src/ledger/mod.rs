@@ -41,8 +41,8 @@ pub use settled::{HashKey, Settled, SettledKey};
 pub use snapshot::{GroupSnapshot, Snapshot, WindowFigures, QUANTILES, WINDOWS};
 
 use crate::domain::{
-    CommitKind, CommitRecord, CommitSource, CommitTime, DeploymentRef, LeadTimeUnknown, Millis, Observation, Status,
-    TargetStatus,
+    CommitKind, CommitRecord, CommitSource, CommitTime, DeploymentRef, LeadTimeUnknown, Millis, Observation,
+    RollbackCause, Status, TargetStatus,
 };
 use lead_time::Decision;
 use limits::{Limit, Limits, Refusal};
@@ -181,6 +181,19 @@ pub struct LedgerMeta {
     pub hash_key: Option<HashKey>,
     /// Input that ran into a bound, by bound (see [`limits`]).
     pub limited: BTreeMap<Limit, u64>,
+    /// Counted rollbacks whose rolled-back deployment is not counted yet, by
+    /// the rollback's key: they are counted in `codedeploy_rollbacks_total`,
+    /// and their time to rollback observed, when it is.
+    pub rollbacks_waiting: BTreeMap<DeploymentKey, WaitingRollback>,
+}
+
+/// A counted rollback waiting for the deployment it undid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingRollback {
+    /// The deployment id of the rolled-back deployment.
+    pub undone: CompactString,
+    /// Ingest time the wait began (restarted with the settle timers).
+    pub since: Millis,
 }
 
 /// What changed since the last commit: the store writes exactly this.
@@ -341,6 +354,9 @@ impl Ledger {
         }
         if let Some(queue) = &mut self.settle_queue {
             queue.restart_timers(now);
+        }
+        for waiting in self.meta.rollbacks_waiting.values_mut() {
+            waiting.since = now;
         }
         for (key, stats) in &mut self.groups {
             if stats.next_recovery_due(0).is_some() {
@@ -664,13 +680,13 @@ impl Ledger {
         self.changed.group(group_key);
     }
 
-    /// A counted deployment's lead time: decided now, or left to the resolver.
-    /// Returns whether it was decided.
-    fn decide_lead_time(&mut self, key: &DeploymentKey, facts: &Facts, status: Status, group_key: &GroupKey) -> bool {
+    /// A counted succeeded change's lead time: decided now, or left to the
+    /// resolver. Returns whether it was decided.
+    fn decide_lead_time(&mut self, key: &DeploymentKey, facts: &Facts, group_key: &GroupKey) -> bool {
         let Some(finished_at) = facts.finished_at() else { return true };
         let commit = lead_time::deployed_commit(&self.lead, facts);
         let previous_commit = self.groups.get(group_key).and_then(|g| g.last_commit.clone());
-        if let (Status::Succeeded, Some(commit), Some(stats)) = (status, &commit, self.groups.get_mut(group_key)) {
+        if let (Some(commit), Some(stats)) = (&commit, self.groups.get_mut(group_key)) {
             if stats.last_commit.as_ref().is_none_or(|(at, _)| finished_at >= *at) {
                 stats.last_commit = Some((finished_at, commit.clone()));
             }
@@ -906,14 +922,59 @@ impl Ledger {
         for (_, key) in &ready {
             self.count(key, now);
         }
+        self.give_up_waiting_rollbacks(force, now - 2 * self.settle_time_ms);
         self.finalize_recoveries(now, force);
         ready.len()
     }
 
-    /// Observes every recovery now, as `replay` does at its end (see
-    /// [`crate::ingest::Exporter::end_of_backfill`]).
-    pub fn finalize_all_recoveries(&mut self) {
+    /// The history is in (the end of a backfill, see
+    /// [`crate::ingest::Exporter::end_of_backfill`]): observes every recovery
+    /// now, as `replay` does at its end, and counts the rollbacks whose
+    /// rolled-back deployment is not in it.
+    pub fn end_of_history(&mut self) {
+        self.give_up_waiting_rollbacks(false, Millis::MAX);
         self.finalize_recoveries(0, true);
+    }
+
+    /// Counts as of `unknown` cause the waiting rollbacks whose rolled-back
+    /// deployment will not be counted: every one with `force` (the end of
+    /// `replay`); else those waiting since `waited_since` or earlier whose
+    /// rolled-back deployment has no terminal record (one that has is
+    /// counted within twice the settle time, and settles the wait itself).
+    fn give_up_waiting_rollbacks(&mut self, force: bool, waited_since: Millis) {
+        let given_up: Vec<DeploymentKey> = self
+            .meta
+            .rollbacks_waiting
+            .iter()
+            .filter(|(key, waiting)| {
+                let undone = key.sibling(&waiting.undone).reference();
+                force
+                    || (waiting.since <= waited_since
+                        && !self.records_for(&undone).any(|record| record.facts.is_terminal()))
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in given_up {
+            self.count_waiting_rollback(&key, RollbackCause::Unknown, None);
+        }
+    }
+
+    /// Counts a waiting rollback with the cause (and the completion time, if
+    /// known) of the deployment it undid; nothing if it is not waiting.
+    fn count_waiting_rollback(&mut self, rollback: &DeploymentKey, cause: RollbackCause, undone_at: Option<Millis>) {
+        if self.meta.rollbacks_waiting.remove(rollback).is_none() {
+            return;
+        }
+        let [only] = self.settled_keys(rollback)[..] else { return };
+        let Some(entry) = self.settled.get(only) else { return };
+        let finished_at = entry.outcome().finished_at;
+        let duration = finished_at.zip(undone_at).map(|(to, from)| self.clamp_duration(to - from));
+        if let Some(group_key) = self.group_keys.get(entry.group as usize).cloned() {
+            if let Some(stats) = self.groups.get_mut(&group_key) {
+                stats.add_rollback(entry.status, cause, duration);
+                self.changed.group(&group_key);
+            }
+        }
     }
 
     /// Observes the recoveries that have waited the settle time (all with
@@ -1064,21 +1125,25 @@ impl Ledger {
             .chain(Facts::text(&facts.rolled_back_by).map(CompactString::from))
             .collect();
         let status = settlement.status;
-        let lead_decided = !class.is_change() || self.decide_lead_time(key, &facts, status, &group_key);
+        // DORA's lead time runs from commit to *successfully* running: only a
+        // succeeded change has one (failed and stopped ones have none to find).
+        let has_lead_time = class.is_change() && status == Status::Succeeded;
+        let lead_decided = !has_lead_time || self.decide_lead_time(key, &facts, &group_key);
         let mut entry = Settled::new(group_id, status, outcome, now);
         if lead_decided {
             entry.mark_lead_time_done();
         }
-        if settlement.rollback_duration_pending {
-            entry.mark_rollback_duration_pending();
-        }
+        let cause = RollbackCause::of(Some(status), Facts::text(&facts.error_code));
+        entry.set_cause(cause);
         let settled_key = self.settled.key(&key.deployment_id, &key.account, &key.region);
         self.settled.insert(settled_key, entry);
         self.changed.settled(settled_key);
-        if let Some(finished_at) = settlement.finished_at {
-            for rollback in &rollbacks {
-                self.observe_late_rollback_duration(&key.sibling(rollback), finished_at);
-            }
+        if let (true, None, Some(link)) = (settlement.is_rollback, settlement.rollback_cause, &facts.rollback_of) {
+            let waiting = WaitingRollback { undone: link.value.clone(), since: now };
+            self.meta.rollbacks_waiting.insert(key.clone(), waiting);
+        }
+        for rollback in &rollbacks {
+            self.count_waiting_rollback(&key.sibling(rollback), cause, settlement.finished_at);
         }
 
         // A rollback counted after the deployment it undid: that one may be a
@@ -1102,45 +1167,38 @@ impl Ledger {
         }
     }
 
-    /// A rollback counted before the deployment it undid, which finished at
-    /// `rolled_back_at`: its time to rollback is observed now.
-    fn observe_late_rollback_duration(&mut self, rollback: &DeploymentKey, rolled_back_at: Millis) {
-        let [only] = self.settled_keys(rollback)[..] else { return };
-        let Some(entry) = self.settled.get_mut(only) else { return };
-        if !entry.take_rollback_duration_pending() {
-            return;
-        }
-        let (group, finished_at) = (entry.group, entry.outcome().finished_at);
-        self.changed.settled(only);
-        let Some(finished_at) = finished_at else { return };
-        let duration = self.clamp_duration(finished_at - rolled_back_at);
-        if let Some(group_key) = self.group_keys.get(group as usize).cloned() {
-            if let Some(stats) = self.groups.get_mut(&group_key) {
-                stats.rollback_durations.observe(duration);
-                self.changed.group(&group_key);
-            }
-        }
-    }
-
     fn settlement(&mut self, key: &DeploymentKey, facts: &Facts) -> Settlement {
         let status = facts.status().unwrap_or(Status::Failed);
         let class = classify(facts);
         let rolled_back = facts.rolled_back_by.is_some() || self.rollbacks_of.contains_key(key);
         let finished_at = facts.finished_at();
         let duration_ms = facts.raw_duration_ms().map(|d| self.clamp_duration(d));
-        // Time to rollback needs the rolled-back deployment's final completion
-        // time: when it is not counted yet, it is observed when it is.
+        // A rollback's cause and time to rollback need the rolled-back
+        // deployment's end: when it is not counted yet, the rollback waits
+        // for it (see `count_waiting_rollback`).
         let undone = match (class, Facts::text(&facts.rollback_of)) {
             (Class::Rollback, Some(id)) => Some(self.settled_keys(&key.sibling(id))),
             _ => None,
         };
-        let rollback_duration_pending = finished_at.is_some() && undone.as_ref().is_some_and(Vec::is_empty);
-        let rollback_duration_ms = match undone.as_deref() {
-            Some([only]) => self.settled.get(*only).and_then(|e| e.outcome().finished_at),
-            _ => None,
-        }
-        .zip(finished_at)
-        .map(|(from, to)| self.clamp_duration(to - from));
+        let (rollback_cause, undone_at) = match undone.as_deref() {
+            Some([]) => (None, None),
+            Some([only]) => match self.settled.get(*only) {
+                Some(entry) => (Some(entry.cause()), entry.outcome().finished_at),
+                None => (Some(RollbackCause::Unknown), None),
+            },
+            // No link, or a link to deployments in several locations.
+            _ => (Some(RollbackCause::Unknown), None),
+        };
+        let rollback_duration_ms = undone_at.zip(finished_at).map(|(from, to)| self.clamp_duration(to - from));
+        let error_code = Facts::text(&facts.error_code);
+        let alarm_stop = if status == Status::Stopped && error_code == Some(crate::domain::ALARM_ACTIVE) {
+            match facts.activated_alarms.as_slice() {
+                [] => vec![CompactString::from(limits::UNKNOWN)],
+                named => named.to_vec(),
+            }
+        } else {
+            Vec::new()
+        };
 
         let targets = match &facts.overview {
             Some(overview) => overview.value.by_status().into_iter().filter(|(_, n)| *n > 0).collect(),
@@ -1181,10 +1239,11 @@ impl Ledger {
             duration_ms,
             is_rollback: class == Class::Rollback,
             rollback_duration_ms,
-            rollback_duration_pending,
+            rollback_cause,
             is_change_failure: class.is_change()
                 && (matches!(status, Status::Failed | Status::Stopped) || rolled_back),
-            error_code: Facts::text(&facts.error_code).map(CompactString::from),
+            error_code: error_code.map(CompactString::from),
+            alarm_stop,
             targets,
             hook_durations,
             hook_failures,
@@ -1247,6 +1306,7 @@ fn kind_of(facts: &Facts) -> Kind {
         compute_platform: or_unknown(&facts.compute_platform),
         deployment_type: or_unknown(&facts.deployment_type),
         creator: or_unknown(&facts.creator),
+        deployment_config: or_unknown(&facts.deployment_config),
     }
 }
 
@@ -1418,7 +1478,7 @@ mod tests {
             event("d-2", Status::Succeeded, 8 * MIN),
         ]);
         let group = only_group(&ledger);
-        assert_eq!(group.stats.rollbacks[&Status::Succeeded], 1);
+        assert_eq!(group.stats.rollbacks[&(Status::Succeeded, RollbackCause::Failure)], 1);
         assert_eq!(group.stats.rollback_durations.sum_ms, 3 * MIN);
         assert_eq!(group.stats.change_failures, 1, "the rollback itself is not a change");
         // The rollback's success restores service.
@@ -1442,7 +1502,7 @@ mod tests {
         ledger.settle(3 * MIN, false);
         let group = only_group(&ledger);
         assert_eq!(group.stats.change_failures, 1);
-        assert_eq!(group.stats.rollbacks[&Status::Succeeded], 1);
+        assert_eq!(group.stats.rollbacks[&(Status::Succeeded, RollbackCause::Unknown)], 1);
     }
 
     #[test]
@@ -1490,6 +1550,115 @@ mod tests {
         assert_eq!(group.key.account_id, "111111111111");
         assert_eq!(group.stats.change_failures, 1);
         assert_eq!(group.stats.rollback_durations.sum_ms, 3 * MIN);
+    }
+
+    /// A deployment CloudWatch alarms stopped, as the API reports it.
+    fn alarm_stopped(id: &str, created: Millis, completed: Millis, alarms: &[&str]) -> Observation {
+        let mut o = api(id, Status::Stopped, created, completed, "user");
+        o.error_code = Some("ALARM_ACTIVE".into());
+        o.activated_alarms = alarms.iter().map(|a| CompactString::from(*a)).collect();
+        o
+    }
+
+    fn rollback_of(id: &str, undone: &str, created: Millis, completed: Millis) -> Observation {
+        let mut o = api(id, Status::Succeeded, created, completed, "codeDeployRollback");
+        o.rollback_of = Some(undone.into());
+        o
+    }
+
+    fn rollbacks(group: &GroupSnapshot) -> Vec<(Status, RollbackCause, u64)> {
+        group.stats.rollbacks.iter().filter(|(_, n)| **n > 0).map(|((s, c), n)| (*s, *c, *n)).collect()
+    }
+
+    #[test]
+    fn a_rollback_counts_why_what_it_undid_ended_in_any_order() {
+        let mut manual = api("d-3", Status::Stopped, 20 * MIN, 21 * MIN, "user");
+        manual.error_code = Some("MANUAL_STOP".into());
+        let stream = vec![
+            event("d-1", Status::Stopped, 5 * MIN),
+            alarm_stopped("d-1", MIN, 5 * MIN, &["p99-latency", "5xx"]),
+            rollback_of("d-2", "d-1", 6 * MIN, 8 * MIN),
+            event("d-3", Status::Stopped, 21 * MIN),
+            manual,
+            rollback_of("d-4", "d-3", 22 * MIN, 24 * MIN),
+            event("d-5", Status::Failed, 30 * MIN),
+            rollback_of("d-6", "d-5", 31 * MIN, 33 * MIN),
+            // What it undid is nowhere in the input.
+            event("d-8", Status::Succeeded, 42 * MIN),
+            rollback_of("d-8", "d-7", 40 * MIN, 42 * MIN),
+            // Stopped, and no message says why.
+            event("d-9", Status::Stopped, 50 * MIN),
+            rollback_of("d-10", "d-9", 51 * MIN, 53 * MIN),
+        ];
+        let forward = only_group(&replayed(&stream));
+        let mut reversed = stream.clone();
+        reversed.reverse();
+        assert_eq!(forward, only_group(&replayed(&reversed)));
+        assert_eq!(
+            rollbacks(&forward),
+            vec![
+                (Status::Succeeded, RollbackCause::Failure, 1),
+                (Status::Succeeded, RollbackCause::Alarm, 1),
+                (Status::Succeeded, RollbackCause::Manual, 1),
+                (Status::Succeeded, RollbackCause::Unknown, 2),
+            ]
+        );
+        assert_eq!(forward.stats.rollback_durations.count, 4, "d-8 undid nothing seen: no time to rollback");
+        let alarms: Vec<(&str, u64)> = forward.stats.alarm_stops.iter().map(|(a, n)| (a.as_str(), *n)).collect();
+        assert_eq!(alarms, [("5xx", 1), ("p99-latency", 1)]);
+    }
+
+    #[test]
+    fn a_rollback_counted_first_waits_for_what_it_undid_or_gives_up_as_unknown() {
+        let mut ledger = Ledger::new(2 * MIN);
+        let mut rollback = rollback_of("d-2", "d-1", 6 * MIN, 8 * MIN);
+        rollback.deployment = at("111111111111", "d-2");
+        ledger.apply(&rollback, 0);
+        assert_eq!(ledger.settle(0, false), 1, "complete API details settle at once");
+        assert!(rollbacks(&only_group(&ledger)).is_empty(), "not counted before its cause is known");
+        let mut undone = alarm_stopped("d-1", MIN, 5 * MIN, &[]);
+        undone.deployment = at("111111111111", "d-1");
+        ledger.apply(&undone, MIN);
+        ledger.settle(MIN, false);
+        let group = only_group(&ledger);
+        assert_eq!(rollbacks(&group), vec![(Status::Succeeded, RollbackCause::Alarm, 1)]);
+        assert_eq!(group.stats.rollback_durations.sum_ms, 3 * MIN);
+        assert_eq!(group.stats.alarm_stops.get("unknown"), Some(&1), "the stop named no alarm");
+
+        // Another rollback of a deployment never seen: unknown after twice the settle time.
+        let mut orphan = rollback_of("d-4", "d-3", 20 * MIN, 22 * MIN);
+        orphan.deployment = at("111111111111", "d-4");
+        ledger.apply(&orphan, 10 * MIN);
+        ledger.settle(10 * MIN, false);
+        ledger.settle(13 * MIN, false);
+        assert_eq!(rollbacks(&only_group(&ledger)).len(), 1, "still waiting");
+        ledger.settle(14 * MIN, false);
+        let causes = rollbacks(&only_group(&ledger));
+        assert_eq!(causes, vec![(Status::Succeeded, RollbackCause::Alarm, 1), (Status::Succeeded, RollbackCause::Unknown, 1)]);
+    }
+
+    #[test]
+    fn custom_configs_and_alarms_past_a_groups_allowance_are_other() {
+        let mut stream = Vec::new();
+        for i in 0..11 {
+            let mut o = alarm_stopped(&format!("d-{i}"), i * MIN, i * MIN + 30_000, &[&format!("alarm-{i}a"), &format!("alarm-{i}b")]);
+            o.deployment_config = Some(if i % 2 == 0 { "CodeDeployDefault.HalfAtATime".into() } else { format!("Custom{i}").into() });
+            stream.push(o);
+        }
+        let mut long = alarm_stopped("d-long", 20 * MIN, 21 * MIN, &[&"x".repeat(limits::MAX_LABEL_CHARS + 1)]);
+        long.deployment_config = Some("Custom1".into());
+        stream.push(long);
+        let ledger = replayed(&stream);
+        let group = only_group(&ledger);
+        let configs: BTreeSet<&str> = group.stats.deployments.keys().map(|(k, _)| k.deployment_config.as_str()).collect();
+        let expected = ["CodeDeployDefault.HalfAtATime", "Custom1", "Custom3", "Custom5", "Custom7", limits::OTHER];
+        assert_eq!(configs, BTreeSet::from(expected), "four custom ones fit, in completion order");
+        let named = group.stats.alarm_stops.keys().filter(|a| a.as_str() != limits::OTHER).count();
+        assert_eq!(named, limits::ALARMS_PER_GROUP);
+        assert_eq!(group.stats.alarm_stops[limits::OTHER], 12 + 1, "the alarms of the last six stops and the long name");
+        let limited = &ledger.snapshot(0).limited;
+        assert_eq!(limited.get(&Limit::Alarm), Some(&13));
+        assert_eq!(limited.get(&Limit::DeploymentConfig), Some(&1), "Custom9");
     }
 
     #[test]

@@ -94,6 +94,18 @@ fn join_max<T: Ord + Copy>(slot: &mut Option<T>, incoming: Option<T>) -> bool {
     replace
 }
 
+/// Joins a sorted set of names into another: their union, kept sorted.
+fn join_union(slot: &mut Vec<CompactString>, incoming: &[CompactString]) -> bool {
+    let mut changed = false;
+    for name in incoming {
+        if let Err(at) = slot.binary_search(name) {
+            slot.insert(at, name.clone());
+            changed = true;
+        }
+    }
+    changed
+}
+
 /// Joins a plain optional value, keeping the smallest (used for event times).
 fn join_min(slot: &mut Option<Millis>, incoming: Option<Millis>) -> bool {
     match (incoming, *slot) {
@@ -232,6 +244,9 @@ pub struct Facts {
     pub rollback_of: Option<Ranked<CompactString>>,
     pub rolled_back_by: Option<Ranked<CompactString>>,
     pub error_code: Option<Ranked<CompactString>>,
+    /// The alarms an `ALARM_ACTIVE` stop names: every name any message gave.
+    pub activated_alarms: Vec<CompactString>,
+    pub deployment_config: Option<Ranked<CompactString>>,
     pub compute_platform: Option<Ranked<CompactString>>,
     pub deployment_type: Option<Ranked<CompactString>>,
     pub overview: Option<Ranked<Overview>>,
@@ -269,6 +284,8 @@ impl Facts {
         changed |= join(&mut self.rollback_of, p, o.rollback_of.as_ref(), Keep::Smallest);
         changed |= join(&mut self.rolled_back_by, p, o.rolled_back_by.as_ref(), Keep::Smallest);
         changed |= join(&mut self.error_code, p, o.error_code.as_ref(), Keep::Smallest);
+        changed |= join_union(&mut self.activated_alarms, &o.activated_alarms);
+        changed |= join(&mut self.deployment_config, p, o.deployment_config.as_ref(), Keep::Smallest);
         changed |= join(&mut self.compute_platform, p, o.compute_platform.as_ref(), Keep::Smallest);
         changed |= join(&mut self.deployment_type, p, o.deployment_type.as_ref(), Keep::Smallest);
         if let Some(overview) = o.overview {
@@ -303,6 +320,8 @@ impl Facts {
         changed |= join_ranked(&mut self.rollback_of, &other.rollback_of, Keep::Smallest);
         changed |= join_ranked(&mut self.rolled_back_by, &other.rolled_back_by, Keep::Smallest);
         changed |= join_ranked(&mut self.error_code, &other.error_code, Keep::Smallest);
+        changed |= join_union(&mut self.activated_alarms, &other.activated_alarms);
+        changed |= join_ranked(&mut self.deployment_config, &other.deployment_config, Keep::Smallest);
         changed |= join_ranked(&mut self.compute_platform, &other.compute_platform, Keep::Smallest);
         changed |= join_ranked(&mut self.deployment_type, &other.deployment_type, Keep::Smallest);
         if let Some(overview) = &other.overview {
@@ -409,6 +428,8 @@ mod tests {
                 o.create_time = Some(2_000);
                 o.complete_time = Some(8_000);
                 o.error_code = Some("HEALTH_CONSTRAINTS".into());
+                o.activated_alarms = vec!["latency".into(), "p99".into()];
+                o.deployment_config = Some("CodeDeployDefault.AllAtOnce".into());
                 o.rolled_back_by = Some("d-9".into());
                 o.overview = Some(Overview { succeeded: 1, failed: 1, ..Overview::default() });
             }),
@@ -419,6 +440,8 @@ mod tests {
                 o.creator = Some("user".into());
                 o.compute_platform = Some("Server".into());
                 o.deployment_type = Some("IN_PLACE".into());
+                o.deployment_config = Some("CodeDeployDefault.OneAtATime".into());
+                o.activated_alarms = vec!["errors".into(), "p99".into()];
                 o.description = Some("commit abc".into());
                 o.lead_time_unknown = Some(LeadTimeUnknown::NoSourceConfigured);
                 o.overview = Some(Overview { succeeded: 1, failed: 2, ..Overview::default() });

@@ -19,7 +19,7 @@ use std::hash::Hasher;
 use serde::{Deserialize, Serialize};
 use siphasher::sip128::Hasher128;
 
-use crate::domain::{Millis, Status};
+use crate::domain::{Millis, RollbackCause, Status};
 
 /// The secret key of the id and location hashes. It is stored with the
 /// ledger, so that the hashes stay the same across restarts.
@@ -76,10 +76,15 @@ mod flag {
     /// Its lead time was decided: observed, or counted as unknown (or it is
     /// no change and has none). Never decided twice.
     pub const LEAD_TIME_DONE: u16 = 1 << 7;
-    /// A rollback counted before the deployment it undid: its time to
-    /// rollback waits for that one to be counted.
-    pub const ROLLBACK_DURATION_PENDING: u16 = 1 << 8;
+    /// Two bits: why it ended, as a [`RollbackCause`], for a rollback of it
+    /// counted later.
+    pub const CAUSE_SHIFT: u16 = 8;
+    pub const CAUSE_MASK: u16 = 0b11 << CAUSE_SHIFT;
 }
+
+/// The causes by their two bits in [`Settled`]'s flags: no bits, unknown.
+const CAUSE_BITS: [RollbackCause; 4] =
+    [RollbackCause::Unknown, RollbackCause::Failure, RollbackCause::Alarm, RollbackCause::Manual];
 
 /// A counted deployment, compacted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,15 +178,15 @@ impl Settled {
         self.flags |= flag::LEAD_TIME_DONE;
     }
 
-    pub fn mark_rollback_duration_pending(&mut self) {
-        self.flags |= flag::ROLLBACK_DURATION_PENDING;
+    /// Remembers why it ended (see [`RollbackCause::of`]).
+    pub fn set_cause(&mut self, cause: RollbackCause) {
+        let bits = CAUSE_BITS.iter().position(|c| *c == cause).unwrap_or_default() as u16;
+        self.flags = (self.flags & !flag::CAUSE_MASK) | (bits << flag::CAUSE_SHIFT);
     }
 
-    /// Whether its time to rollback was waiting; it waits no more.
-    pub fn take_rollback_duration_pending(&mut self) -> bool {
-        let pending = self.has(flag::ROLLBACK_DURATION_PENDING);
-        self.flags &= !flag::ROLLBACK_DURATION_PENDING;
-        pending
+    /// Why it ended: the cause of a rollback that undid it.
+    pub fn cause(&self) -> RollbackCause {
+        CAUSE_BITS[usize::from((self.flags & flag::CAUSE_MASK) >> flag::CAUSE_SHIFT)]
     }
 }
 
@@ -348,6 +353,19 @@ mod tests {
         let entry = Settled::new(7, Status::Succeeded, outcome(), 0);
         assert_eq!(entry.outcome(), outcome());
         assert_eq!(entry.group, 7);
+    }
+
+    #[test]
+    fn an_entry_keeps_why_it_ended_beside_its_other_flags() {
+        for cause in RollbackCause::ALL {
+            let mut entry = Settled::new(0, Status::Stopped, outcome(), 0);
+            entry.mark_lead_time_done();
+            entry.set_cause(RollbackCause::Alarm);
+            entry.set_cause(cause);
+            assert_eq!(entry.cause(), cause);
+            assert!(entry.lead_time_done());
+            assert_eq!(entry.outcome(), outcome());
+        }
     }
 
     #[test]

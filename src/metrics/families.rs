@@ -23,6 +23,20 @@ const fn family(name: &'static str, help: &'static str, kind: Type) -> Family {
 const FAMILIES: &[(Family, Series)] = &[
     (
         family(
+            "codedeploy_alarm_stops_total",
+            "Deployments stopped by CloudWatch alarms (ALARM_ACTIVE), per alarm the stop names (unknown when it names none)",
+            Type::Counter,
+        ),
+        |e, w, labels| {
+            per_group(e, w, labels, |g, w, l| {
+                for (alarm, n) in &g.stats.alarm_stops {
+                    w.counter(l, &["alarm"], &[alarm], *n);
+                }
+            })
+        },
+    ),
+    (
+        family(
             "codedeploy_change_failures_total",
             "DORA change failures: change deployments that failed, were stopped or were rolled back",
             Type::Counter,
@@ -124,10 +138,17 @@ const FAMILIES: &[(Family, Series)] = &[
         |e, w, labels| {
             per_group(e, w, labels, |g, w, l| {
                 let rows = g.stats.deployments.iter().map(|((kind, status), n)| {
-                    ([kind.compute_platform.as_str(), &kind.deployment_type, &kind.creator, status.label()], *n)
+                    let values = [
+                        kind.compute_platform.as_str(),
+                        &kind.deployment_type,
+                        &kind.creator,
+                        &kind.deployment_config,
+                        status.label(),
+                    ];
+                    (values, *n)
                 });
                 for (values, n) in sorted(rows) {
-                    w.counter(l, &["compute_platform", "deployment_type", "creator", "status"], &values, n);
+                    w.counter(l, &["compute_platform", "deployment_type", "creator", "deployment_config", "status"], &values, n);
                 }
             })
         },
@@ -151,7 +172,7 @@ const FAMILIES: &[(Family, Series)] = &[
     (
         family(
             "codedeploy_dora_lead_time_seconds",
-            "DORA lead time for changes quantiles over the change deployments finished in the window with a known commit time (NaN with none)",
+            "DORA lead time for changes quantiles over the succeeded change deployments finished in the window with a known commit time (NaN with none)",
             Type::Untyped,
         ),
         |e, w, labels| quantiles(e, w, labels, |f| f.lead_time),
@@ -266,7 +287,7 @@ const FAMILIES: &[(Family, Series)] = &[
     (
         family(
             "codedeploy_exporter_limited_total",
-            "Input that ran into one of the exporter's bounds, by bound: messages refused (groups, tracked, label_length, future_time) and label values counted as other (error_code, creator, lifecycle_event, hook_error_code, tag_value)",
+            "Input that ran into one of the exporter's bounds, by bound: messages refused (groups, tracked, label_length, future_time) and label values counted as other (error_code, creator, lifecycle_event, hook_error_code, deployment_config, alarm, tag_value)",
             Type::Counter,
         ),
         |e, w, _| {
@@ -392,7 +413,7 @@ const FAMILIES: &[(Family, Series)] = &[
     (
         family(
             "codedeploy_lead_time_seconds",
-            "DORA lead time for changes: commit time to deployment completion, where a commit time is known",
+            "DORA lead time for changes: commit time to the completion of a succeeded change deployment, where a commit time is known",
             Type::Histogram,
         ),
         |e, w, labels| per_group(e, w, labels, |g, w, l| w.histogram(l, &[], &[], &g.stats.lead_time, false)),
@@ -450,11 +471,16 @@ const FAMILIES: &[(Family, Series)] = &[
         },
     ),
     (
-        family("codedeploy_rollbacks_total", "Finished rollback deployments", Type::Counter),
+        family(
+            "codedeploy_rollbacks_total",
+            "Finished rollback deployments, by status and by why the deployment they rolled back ended (failure, alarm, manual, unknown)",
+            Type::Counter,
+        ),
         |e, w, labels| {
             per_group(e, w, labels, |g, w, l| {
-                for (status, n) in sorted(g.stats.rollbacks.iter().map(|(s, n)| ([s.label()], *n))) {
-                    w.counter(l, &["status"], &status, n);
+                let rows = g.stats.rollbacks.iter().map(|((status, cause), n)| ([status.label(), cause.label()], *n));
+                for (values, n) in sorted(rows) {
+                    w.counter(l, &["status", "cause"], &values, n);
                 }
             })
         },

@@ -274,3 +274,42 @@ fn wire_formats_match_the_real_ones() {
     assert_eq!(time.len(), "2024-03-01T12:00:00Z".len(), "{time}");
     assert_eq!(event["resources"].as_array().unwrap().len(), 2);
 }
+
+/// What the history teaches the ledger: several configurations per platform, alarm stops
+/// naming their alarms, and a rollback after each way a deployment ends badly.
+#[test]
+fn history_shows_configs_alarm_stops_and_every_rollback_cause() {
+    use crate::domain::RollbackCause;
+    use crate::ledger::Ledger;
+
+    let mut fleet = Fleet::new(42);
+    let mut ledger = Ledger::untracked(MINUTE);
+    for message in fleet.history(NOW, 30) {
+        for o in observations(&message) {
+            ledger.apply(&o, NOW);
+        }
+    }
+    ledger.settle(NOW, true);
+    let snapshot = ledger.snapshot(NOW);
+    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut causes: BTreeSet<RollbackCause> = BTreeSet::new();
+    let mut alarms: BTreeSet<String> = BTreeSet::new();
+    for group in &snapshot.groups {
+        for ((kind, _), _) in group.stats.deployments.iter().filter(|(_, n)| **n > 0) {
+            seen.insert((kind.compute_platform.to_string(), kind.deployment_config.to_string()));
+        }
+        causes.extend(group.stats.rollbacks.iter().filter(|(_, n)| **n > 0).map(|((_, cause), _)| *cause));
+        alarms.extend(group.stats.alarm_stops.keys().map(|a| a.to_string()));
+    }
+    for platform in [Platform::Server, Platform::Lambda, Platform::Ecs] {
+        for config in configs(platform) {
+            assert!(seen.contains(&(platform.api_name().to_owned(), config.to_string())), "no {config}: {seen:?}");
+        }
+    }
+    for cause in [RollbackCause::Failure, RollbackCause::Alarm, RollbackCause::Manual] {
+        assert!(causes.contains(&cause), "no rollback after a {cause:?}: {causes:?}");
+    }
+    assert!(alarms.contains("web-frontend-prod-p99-latency"), "{alarms:?}");
+    assert!(!alarms.contains("unknown"), "every alarm stop names its alarms: {alarms:?}");
+    assert!(snapshot.limited.values().all(|n| *n == 0), "{:?}", snapshot.limited);
+}

@@ -211,7 +211,7 @@ fn deployment_info(d: &Deployment, at: Option<Millis>) -> String {
     let mut info = json!({
         "applicationName": spec.application,
         "deploymentGroupName": spec.group,
-        "deploymentConfigName": spec.config,
+        "deploymentConfigName": d.config,
         "deploymentId": d.id,
         "revision": revision(d),
         "description": description(d),
@@ -222,7 +222,7 @@ fn deployment_info(d: &Deployment, at: Option<Millis>) -> String {
         "creator": d.creator,
         "ignoreApplicationStopFailures": false,
         "autoRollbackConfiguration": if spec.auto_rollback {
-            json!({"enabled": true, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"]})
+            json!({"enabled": true, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST"]})
         } else {
             json!({"enabled": false})
         },

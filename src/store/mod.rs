@@ -56,7 +56,11 @@ use crate::metrics::ExporterMetrics;
 /// 4: groups keep the tail of their recovery timeline; settled entries have
 /// 16 flag bits (a rollback's time to rollback may wait for its target).
 /// 5: the `group_info` table; the ledger's bounds count `tag_value`.
-pub const FORMAT_VERSION: u32 = 5;
+/// 6: deployment kinds have a deployment configuration, rollbacks a cause,
+/// groups count alarm stops; records keep the config and the alarms a stop
+/// names; settled entries keep why they ended; rollbacks waiting for the
+/// deployment they undid are kept in the meta.
+pub const FORMAT_VERSION: u32 = 6;
 /// redb's page cache. The ledger lives in memory and the store is only
 /// written to (and read once, at start-up), so the cache needs to hold little
 /// more than the pages a commit rewrites; redb's default (1 GiB) would let it

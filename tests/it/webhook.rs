@@ -14,7 +14,7 @@ async fn events_become_metrics_after_the_settle_time() {
     assert_eq!((status, body.as_str()), (200, r#"{"outcome":"duplicate"}"#));
 
     let succeeded = format!(
-        "codedeploy_deployments_total{{{CHECKOUT},compute_platform=\"unknown\",deployment_type=\"unknown\",creator=\"unknown\",status=\"succeeded\"}}"
+        "codedeploy_deployments_total{{{CHECKOUT},compute_platform=\"unknown\",deployment_type=\"unknown\",creator=\"unknown\",deployment_config=\"unknown\",status=\"succeeded\"}}"
     );
     // Counted once the settle time passed.
     let metrics = app.wait_for(&succeeded, 1.0).await;

@@ -22,7 +22,9 @@ Commands (`cmd` names the command; `account` defaults to 123456789012 and
 `region` to us-east-1; times are epoch seconds):
   add_deployment  {app, group, platform?, id?, status?, creator?, create_time?,
                    start_time?, complete_time?, overview?, rollback_info?,
-                   error_information?, deployment_type?, revision?, description?}
+                   error_information?, deployment_type?, revision?, description?,
+                   deployment_config?}   deployment_config names the deployment's
+                   configuration (moto's default: the group's, CodeDeployDefault.OneAtATime)
                    -> {"id": ...}   revision is a RevisionLocation as the API has it
   set_deployment  {id, the same optional fields}
   set_targets     {id, targets: [{targetId, status, type?, lifecycleEvents?}]}
@@ -161,7 +163,7 @@ def add_deployment(cmd):
             app, group, None, None, None, None, f"arn:aws:iam::{cmd.get('account', DEFAULT_ACCOUNT)}:role/cd"
         )
     revision = cmd.get("revision", {"revisionType": "S3"})
-    generated = backend.create_deployment(app, group, revision, None, cmd.get("description"))
+    generated = backend.create_deployment(app, group, revision, cmd.get("deployment_config"), cmd.get("description"))
     deployment = backend.deployments.pop(generated)
     deployment_id = cmd.get("id") or generated
     deployment.deployment_id = deployment_id

@@ -746,6 +746,7 @@ pub fn deployment_json(info: &cd::DeploymentInfo) -> Value {
     m.insert("startTime".into(), time(info.start_time.as_ref()));
     m.insert("completeTime".into(), time(info.complete_time.as_ref()));
     m.insert("creator".into(), text(info.creator.as_ref().map(|c| c.as_str())));
+    m.insert("deploymentConfigName".into(), text(info.deployment_config_name.as_deref()));
     m.insert("computePlatform".into(), text(info.compute_platform.as_ref().map(|c| c.as_str())));
     if let Some(style) = &info.deployment_style {
         m.insert(
@@ -761,7 +762,10 @@ pub fn deployment_json(info: &cd::DeploymentInfo) -> Value {
         );
     }
     if let Some(error) = &info.error_information {
-        m.insert("errorInformation".into(), json!({ "code": text(error.code.as_ref().map(|c| c.as_str())) }));
+        m.insert(
+            "errorInformation".into(),
+            json!({ "code": text(error.code.as_ref().map(|c| c.as_str())), "message": text(error.message.as_deref()) }),
+        );
     }
     m.insert("description".into(), text(info.description.as_deref()));
     if let Some(revision) = &info.revision {
