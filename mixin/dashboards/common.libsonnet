@@ -89,6 +89,16 @@
   // The matchers of the deployment-group variables, for a selector.
   groupMatchers:: $.matchers([[label, label] for label in $.groupLabels]),
 
+  // Per-group increase over the time range of a counter whose label values appear only
+  // when they happen (error codes, hooks, alarms): increase() cannot see a series' first
+  // value, so a series born inside the range counts with its whole value, on targets
+  // that were already showing their deployment series at the range's start (so that
+  // history is not new to a fresh Prometheus; docs/alerts.md, "First values").
+  // `tracked` selects codedeploy_exporter_deployments_tracked (the exporter instances).
+  increaseInRange(config, metric, selector, tracked='')::
+    'max without (%(replicas)s) (((%(series)s unless %(series)s offset $__range) and on (job, instance) (codedeploy_exporter_deployments_tracked%(tracked)s offset $__range)) or increase(%(series)s[$__range]))'
+    % { replicas: config.replicaLabels, series: '%s{%s}' % [metric, selector], tracked: tracked },
+
   annotations(config):: {
     local annotation(name, color, expr, title, tagKeys, atValue=true) = {
       name: name,

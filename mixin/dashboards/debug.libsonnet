@@ -305,7 +305,7 @@ local common = import 'common.libsonnet';
                 type: "prometheus",
                 uid: "${datasource}",
               },
-              expr: "sum by (lifecycle_event, error_code) (max without (%(replicaLabels)s) (((codedeploy_lifecycle_event_failures_total{account_id=~\"$account_id\", region=~\"$region\", application=~\"$application\", deployment_group=~\"$deployment_group\", lifecycle_event=~\"$lifecycle_event\"} unless codedeploy_lifecycle_event_failures_total{account_id=~\"$account_id\", region=~\"$region\", application=~\"$application\", deployment_group=~\"$deployment_group\", lifecycle_event=~\"$lifecycle_event\"} offset $__range) and on (job, instance) (codedeploy_exporter_deployments_tracked{instance=~\"$instance\"} offset $__range)) or increase(codedeploy_lifecycle_event_failures_total{account_id=~\"$account_id\", region=~\"$region\", application=~\"$application\", deployment_group=~\"$deployment_group\", lifecycle_event=~\"$lifecycle_event\"}[$__range])))" % config,
+              expr: 'sum by (lifecycle_event, error_code) (%s)' % common.increaseInRange(config, 'codedeploy_lifecycle_event_failures_total', common.groupMatchers + ', lifecycle_event=~"$lifecycle_event"', '{instance=~"$instance"}'),
               legendFormat: "{{lifecycle_event}} {{error_code}}",
               range: false,
               instant: true,
