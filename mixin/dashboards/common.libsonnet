@@ -99,6 +99,74 @@
     'max without (%(replicas)s) (((%(series)s unless %(series)s offset $__range) and on (job, instance) (codedeploy_exporter_deployments_tracked%(tracked)s offset $__range)) or increase(%(series)s[$__range]))'
     % { replicas: config.replicaLabels, series: '%s{%s}' % [metric, selector], tracked: tracked },
 
+  // An instant query of the panel's data source.
+  instant(expr, legend='__auto', format='time_series'):: {
+    refId: 'A',
+    datasource: $.prometheus,
+    expr: expr,
+    legendFormat: legend,
+    range: false,
+    instant: true,
+    format: format,
+  },
+
+  // A horizontal bar gauge of one value per series.
+  barGauge(id, title, description, unit, expr, legend, gridPos):: {
+    type: 'bargauge',
+    title: title,
+    description: description,
+    datasource: $.prometheus,
+    fieldConfig: {
+      defaults: {
+        unit: unit,
+        color: { mode: 'thresholds' },
+        thresholds: { mode: 'absolute', steps: [{ color: 'blue', value: null }] },
+        min: 0,
+      },
+      overrides: [],
+    },
+    options: {
+      reduceOptions: { calcs: ['lastNotNull'], fields: '', values: false },
+      orientation: 'horizontal',
+      displayMode: 'gradient',
+      showUnfilled: true,
+      valueMode: 'color',
+      namePlacement: 'auto',
+    },
+    targets: [$.instant(expr, legend)],
+    id: id,
+    gridPos: gridPos,
+  },
+
+  // A table of one row per series, rows whose value is 0 hidden.
+  nonZeroTable(id, title, description, unit, expr, gridPos):: {
+    type: 'table',
+    title: title,
+    description: description,
+    datasource: $.prometheus,
+    fieldConfig: { defaults: { unit: unit }, overrides: [] },
+    options: {
+      showHeader: true,
+      cellHeight: 'sm',
+      footer: { show: false, reducer: ['sum'], fields: '' },
+      sortBy: [{ displayName: 'Value', desc: true }],
+    },
+    targets: [$.instant(expr, format='table')],
+    transformations: [
+      { id: 'organize', options: { excludeByName: { Time: true, job: true, __name__: true } } },
+      {
+        id: 'filterByValue',
+        options: {
+          type: 'exclude',
+          match: 'all',
+          filters: [{ fieldName: 'Value', config: { id: 'lowerOrEqual', options: { value: 0 } } }],
+        },
+      },
+    ],
+    id: id,
+    gridPos: gridPos,
+  },
+
   annotations(config):: {
     local annotation(name, color, expr, title, tagKeys, atValue=true) = {
       name: name,
