@@ -349,16 +349,19 @@ fn dashboard_queries() -> Vec<Query> {
         while let Some(panel) = stack.pop() {
             stack.extend(panel["panels"].as_array().into_iter().flatten());
             let title = panel["title"].as_str().unwrap_or_default();
-            let live_only =
-                title.starts_with("Ingest lag") || title.starts_with("Source last success");
+            let empty_in_replay = if title.starts_with("Ingest lag") || title.starts_with("Source last success") {
+                Some("lag and last success exist for live sources only; `serve --replay` has none")
+            } else if title.starts_with("Deployments stopped by CloudWatch alarms") {
+                Some("an alarm's series exists once it stopped a deployment; the replayed stream stops none on an alarm")
+            } else {
+                None
+            };
             for target in panel["targets"].as_array().into_iter().flatten() {
                 queries.push(Query {
                     origin: format!("{name} panel {title:?} query {}", target["refId"]),
                     expr: target["expr"].as_str().unwrap_or_default().to_owned(),
                     range: target["range"] == true,
-                    empty_in_replay: live_only.then_some(
-                        "lag and last success exist for live sources only; `serve --replay` has none",
-                    ),
+                    empty_in_replay,
                 });
             }
         }
