@@ -13,9 +13,9 @@
 //! series Prometheus already has, `increase()` would see 30 days of failures
 //! at once, and `CodeDeployDeploymentFailed` and the burn-rate alerts would
 //! fire. Asserted through Prometheus's HTTP API: no alert is ever pending or
-//! firing but the two that judge the exporter's exact 30-day window (which must
-//! see the history), the history is in Prometheus with its exact counts, and
-//! increase() over it is zero. A restart on the now non-empty store, at the same
+//! firing but the three that judge the exporter's exact 30-day window (which must
+//! see the history), the history is in Prometheus with its exact counts,
+//! increase() over it is zero, and the 30-day SLO figures are the exporter's. A restart on the now non-empty store, at the same
 //! address, shows the series at once and raises nothing either (its counters
 //! continue; what the downtime added is counted). Then a live failure does
 //! raise `CodeDeployDeploymentFailed` (so the silence before meant something).
@@ -40,8 +40,9 @@ const DAY: f64 = 86_400.0;
 
 /// The alerts that judge the exporter's exact 30-day window: 30 days of failures and
 /// rollbacks raise them as soon as the history is in, which is the history read as
-/// history (the 30 days it covers), not as new events.
-const THIRTY_DAY_ALERTS: [&str; 2] = ["CodeDeploySuccessRateLow", "CodeDeployRollbackRateHigh"];
+/// history (the 30 days it covers), not as new events. The error budget's waits 15
+/// minutes (its `for:`), so it is pending for most of the test.
+const THIRTY_DAY_ALERTS: [&str; 3] = ["CodeDeploySuccessRateLow", "CodeDeployRollbackRateHigh", "CodeDeployErrorBudgetExhausted"];
 
 /// `alert` (as `Prometheus::alerts` writes it) is one of THIRTY_DAY_ALERTS.
 fn judges_thirty_days(alert: &str) -> bool {
@@ -401,17 +402,28 @@ async fn backfilled_history_raises_no_alert_in_prometheus() {
     // ... and none of it is new to increase(), in any window the rules use.
     let failed_increase = prometheus.value(r#"sum(increase(codedeploy_deployments_total{status=~"failed|stopped"}[10m]))"#).await;
     assert_eq!(failed_increase, Some(0.0), "history seen as new failures");
-    for window in ["1h", "6h", "1d", "3d", "30d"] {
+    for window in ["1h", "6h", "1d", "3d"] {
         let recorded = prometheus.query(&format!("deployment_group:codedeploy_deployments_unsuccessful:increase{window}")).await;
         assert_eq!(recorded.len(), 2, "one series per group: {recorded:?}");
         assert!(recorded.iter().all(|(_, v)| *v == 0.0), "{window}: {recorded:?}");
+    }
+    // The SLO period is the exporter's exact 30 days, history included, from the first
+    // scrape on: the budget each group has spent is known at once.
+    for app in ["shop", "billing"] {
+        let unsuccessful = f64::from(history.of(app, "failed") + history.of(app, "stopped"));
+        let finished = unsuccessful + f64::from(history.of(app, "succeeded"));
+        let recorded = |rule: &str| format!(r#"deployment_group:{rule}{{application="{app}"}}"#);
+        let got = prometheus.value(&recorded("codedeploy_deployments_unsuccessful:increase30d")).await;
+        assert_eq!(got, Some(unsuccessful), "{app}");
+        assert_eq!(prometheus.value(&recorded("codedeploy_deployments:increase30d")).await, Some(finished), "{app}");
+        let budget = prometheus.value(&recorded("codedeploy_slo_error_budget_remaining:ratio30d")).await.expect("a budget");
+        let spent = 1.0 - unsuccessful / (0.05 * finished.max(40.0));
+        assert!((budget - spent).abs() < 1e-9 && budget < 0.0, "{app}: {budget}, want {spent}");
     }
     // The retried chunks were part of it: 50 deployments waited in the retry
     // set after the first backfill pass, and the series stayed held meanwhile.
     let retried = prometheus.value("max_over_time(sum(codedeploy_exporter_poller_pending_deployments)[10m:1s])").await;
     assert_eq!(retried, Some(50.0), "two chunks of 25 retried");
-    let budget = prometheus.query("deployment_group:codedeploy_slo_error_budget_remaining:ratio30d").await;
-    assert!(budget.len() == 2 && budget.iter().all(|(_, v)| *v == 1.0), "{budget:?}");
 
     // No alert was pending or firing at any time: neither when polled nor
     // between two polls (ALERTS has a sample for every evaluation that found
@@ -424,14 +436,17 @@ async fn backfilled_history_raises_no_alert_in_prometheus() {
     let ever = prometheus.query(&format!(r#"count_over_time(ALERTS{{alertname!~"{}"}}[15m])"#, THIRTY_DAY_ALERTS.join("|"))).await;
     assert_eq!(ever, vec![], "alerts raised by history");
     // The 30-day alerts do see the history, exactly, right after the backfill: shop
-    // rolled back a quarter of its deployments and billing a fifth.
-    let expected_thirty_days: Vec<String> = ["billing", "shop"]
+    // rolled back a quarter of its deployments and billing a fifth, and both spent
+    // their error budget many times over.
+    let raised: std::collections::BTreeSet<&str> =
+        thirty_days.iter().map(|alert| alert.rsplit_once(' ').expect("name and state").0).collect();
+    let expected_thirty_days: std::collections::BTreeSet<String> = ["billing", "shop"]
         .iter()
-        .flat_map(|app| THIRTY_DAY_ALERTS.map(|name| format!("{name}{{{app}/prod}} firing")))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
+        .flat_map(|app| THIRTY_DAY_ALERTS.map(|name| format!("{name}{{{app}/prod}}")))
         .collect();
-    assert_eq!(thirty_days, expected_thirty_days, "the 30-day alerts over the history");
+    assert_eq!(raised, expected_thirty_days.iter().map(String::as_str).collect(), "the 30-day alerts over the history");
+    let waiting = |alert: &&String| alert.starts_with("CodeDeployErrorBudgetExhausted{");
+    assert!(thirty_days.iter().filter(|a| !waiting(a)).all(|a| a.ends_with(" firing")), "{thirty_days:?}");
     assert_eq!(exporter.ready().await, 200);
 
     // A restart on the (non-empty) store, at the same address, while a

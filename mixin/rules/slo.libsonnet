@@ -19,21 +19,41 @@
 // empty. Error ratios are 0 (not NaN) when a window holds no deployment, so the alerts
 // and dashboards built on them have no NaN gaps.
 //
-// The 30d rules need a TSDB retention of at least 30d (the Prometheus default is 15d).
-// The groups reading 3 to 30 days of samples run every minute; on a large fleet
-// (thousands of groups), raise that to 5m: their figures move slowly anyway.
+// The 30d rules read the exporter's exact window gauges, so they need no 30 days of
+// TSDB retention. The group reading 3 days of samples runs every minute; on a large
+// fleet (thousands of groups), raise that to 5m: its figures move slowly anyway.
 {
   local config = $._config,
   local outcomeLabels = 'compute_platform, deployment_type, creator, deployment_config, status',
 
   // The SLI of one window W for both levels: finished and unsuccessful deployments, their
   // ratio (0 when W holds none) and, when `burnRate`, the burn rate of the error budget.
+  //
+  // The windows of the burn-rate alerts (1h to 3d) count what Prometheus saw happen:
+  // they page on what is new. The SLO period (30d) is the exporter's exact window
+  // (codedeploy_sli_deployments and codedeploy_sli_success_ratio): Prometheus only has
+  // the history it scraped, the exporter its 30 days from the first scrape on (a new
+  // Prometheus, a new replica, a backfill), so the budget left is right at once.
   local sliWindow(window, burnRate) =
-    local increase(selector) = |||
-      sum without (%(outcomes)s) (
-        max without (%(replicas)s) (increase(codedeploy_deployments_total%(selector)s[%(window)s]))
-      )
-    ||| % { outcomes: outcomeLabels, replicas: config.replicaLabels, selector: selector, window: window };
+    local exact(gauge) = 'max without (%s, window) (%s{window="%s"})' % [config.replicaLabels, gauge, window];
+    local counted = if window == '30d' then {
+      all: exact('codedeploy_sli_deployments'),
+      unsuccessful: |||
+        round(
+          %(all)s
+          * (1 - (%(ratio)s >= 0))
+        )
+        or %(all)s * 0
+      ||| % { all: exact('codedeploy_sli_deployments'), ratio: exact('codedeploy_sli_success_ratio') },
+    } else {
+      local increase(selector) = |||
+        sum without (%(outcomes)s) (
+          max without (%(replicas)s) (increase(codedeploy_deployments_total%(selector)s[%(window)s]))
+        )
+      ||| % { outcomes: outcomeLabels, replicas: config.replicaLabels, selector: selector, window: window },
+      all: increase(''),
+      unsuccessful: increase('{status=~"failed|stopped"}'),
+    };
     local ratio(level) = {
       record: '%s:codedeploy_sli_error:ratio%s' % [level, window],
       expr: |||
@@ -43,8 +63,8 @@
       ||| % { level: level, window: window },
     };
     [
-      { record: 'deployment_group:codedeploy_deployments:increase' + window, expr: increase('') },
-      { record: 'deployment_group:codedeploy_deployments_unsuccessful:increase' + window, expr: increase('{status=~"failed|stopped"}') },
+      { record: 'deployment_group:codedeploy_deployments:increase' + window, expr: counted.all },
+      { record: 'deployment_group:codedeploy_deployments_unsuccessful:increase' + window, expr: counted.unsuccessful },
       ratio('deployment_group'),
     ]
     + (if burnRate then [{

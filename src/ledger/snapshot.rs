@@ -34,6 +34,8 @@ pub struct WindowFigures {
     pub window: &'static str,
     /// Finished change deployments (DORA deployment frequency).
     pub deployments: u64,
+    /// Finished deployments of every creator (the SLI's denominator).
+    pub finished: u64,
     /// Succeeded over all finished deployments; NaN with none.
     pub success_ratio: f64,
     /// Rolled-back over finished non-rollback deployments; NaN with none.
@@ -54,6 +56,7 @@ impl PartialEq for WindowFigures {
         let all_same = |a: &[f64; 3], b: &[f64; 3]| a.iter().zip(b).all(|(x, y)| same(*x, *y));
         self.window == other.window
             && self.deployments == other.deployments
+            && self.finished == other.finished
             && same(self.success_ratio, other.success_ratio)
             && same(self.rollback_ratio, other.rollback_ratio)
             && same(self.change_failure_ratio, other.change_failure_ratio)
@@ -335,6 +338,7 @@ fn windows(now: Millis, finished: &[Option<&Settled>], stats: &GroupStats, scrat
             WindowFigures {
                 window: label,
                 deployments: total.changes as u64,
+                finished: total.all as u64,
                 success_ratio: ratio(total.succeeded, total.all),
                 rollback_ratio: ratio(total.rolled_back, total.not_rollbacks),
                 change_failure_ratio: ratio(total.change_failures, total.changes),

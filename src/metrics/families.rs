@@ -487,6 +487,14 @@ const FAMILIES: &[(Family, Series)] = &[
     ),
     (
         family(
+            "codedeploy_sli_deployments",
+            "Finished deployments of every creator in the window (the denominator of codedeploy_sli_success_ratio)",
+            Type::Gauge,
+        ),
+        |e, w, labels| windowed(e, w, labels, |f| f.finished as f64),
+    ),
+    (
+        family(
             "codedeploy_sli_rollback_ratio",
             "Rolled-back over finished non-rollback deployments in the window (NaN with none)",
             Type::Gauge,
