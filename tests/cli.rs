@@ -334,7 +334,7 @@ fn the_landing_page_guides_a_newcomer() {
         "Succeeded (all time)",
         "Success ratio (7d)",
         "Lead time, median (7d)",
-        "rule_files:",
+        "rule_files:\n  - /etc/prometheus/codedeploy.*.yml",
         "metrics_path: /metrics",
         &format!("targets: [\"{address}\"]"),
         "codedeploy-dora.json",

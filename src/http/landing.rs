@@ -280,8 +280,7 @@ fn next_steps(page: &mut String, path: &str, host: &str) {
     let _ = write!(
         page,
         "<h2>Next steps</h2><ol><li>Scrape this exporter and load the rules: in <code>prometheus.yml</code>\
-         <pre>rule_files:\n  - /etc/prometheus/codedeploy.rules.yml    # alerts/codedeploy.rules.yml\n  \
-         - /etc/prometheus/codedeploy.alerts.yml   # alerts/codedeploy.alerts.yml\n\
+         <pre>rule_files:\n  - /etc/prometheus/codedeploy.*.yml   # every alerts/codedeploy.*.yml: rules, alerts, thresholds\n\
          scrape_configs:\n  - job_name: codedeploy\n    metrics_path: {path}\n    \
          static_configs:\n      - targets: [\"{host}\"]</pre></li>\
          <li>Import the Grafana dashboards of <code>dashboards/</code> (<code>codedeploy-dora.json</code>, \
