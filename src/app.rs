@@ -130,6 +130,7 @@ impl App {
             });
         }
         let sources = TaskTracker::new();
+        let demo_app = demo.as_ref().map(Fleet::application);
         if let Some(fleet) = demo {
             sources.spawn(demo::run(ingest.clone(), fleet, shutdown.clone()));
         }
@@ -156,7 +157,7 @@ impl App {
         }
         sources.close();
 
-        let router = crate::http::router(AppState { exporter, ingest }, &config.http);
+        let router = crate::http::router(AppState { exporter, ingest, demo_app }, &config.http);
         let mut servers = JoinSet::new();
         for listener in listeners {
             let address = listener.local_addr()?;

@@ -356,6 +356,7 @@ impl Exporter {
             version: VERSION,
             ledger_withheld: false,
             process: None,
+            demo_app: None,
         }
     }
 
@@ -1008,7 +1009,7 @@ mod tests {
                 webhook_max_body_bytes: 1 << 20,
                 security: Default::default(),
             };
-            let router = crate::http::router(crate::http::AppState { exporter: exporter.clone(), ingest }, &http);
+            let router = crate::http::router(crate::http::AppState { exporter: exporter.clone(), ingest, demo_app: None }, &http);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
             let address = listener.local_addr().expect("address");
             let shutdown = tokio_util::sync::CancellationToken::new();

@@ -23,8 +23,11 @@ use fastrand::Rng;
 
 use crate::domain::Millis;
 
+mod app;
 mod tags;
 mod wire;
+
+pub use app::Application;
 
 const SECOND: Millis = 1_000;
 const MINUTE: Millis = 60 * SECOND;
@@ -32,6 +35,11 @@ const DAY: Millis = 24 * 60 * MINUTE;
 
 /// Live mode: a new deployment is considered this often somewhere in the fleet.
 const LIVE_START_EVERY: (Millis, Millis) = (1_500, 4 * SECOND);
+/// Live mode: a group rests this long after a deployment before its next one, so that the
+/// simulated application shows each build's effect (see [`Application`]) before the next
+/// ships: the demo's impact mapping compares 15 s windows up to 45 s after a deployment
+/// with the last quiet window before it.
+const LIVE_REST: Millis = 60 * SECOND;
 /// After a pause longer than this (a suspended laptop), live mode skips the missed time instead
 /// of replaying it as a burst of deployments.
 const LIVE_CATCH_UP_LIMIT: Millis = 30 * SECOND;
@@ -744,6 +752,7 @@ pub struct Fleet {
     sequence: u64,
     next_live_start: Option<Millis>,
     deck: Vec<Card>,
+    application: Application,
 }
 
 impl Fleet {
@@ -776,7 +785,13 @@ impl Fleet {
             sequence: 0,
             next_live_start: None,
             deck: Vec::new(),
+            application: Application::new(seed),
         }
+    }
+
+    /// The application behind the fleet's groups, whose figures `demo` serves.
+    pub fn application(&self) -> Application {
+        self.application.clone()
     }
 
     /// JSON messages (one message per String) for `days` days of finished deployment history
@@ -823,6 +838,12 @@ impl Fleet {
     /// in-progress deployments with target counts, successes, failures, stops, automatic
     /// rollbacks and failing hooks.
     pub fn advance(&mut self, now: Millis) -> Vec<String> {
+        if self.next_live_start.is_none() {
+            // The application comes up serving what the history left deployed.
+            for (g, state) in self.groups.iter().enumerate() {
+                self.application.serve(g, state.good_build, now, now);
+            }
+        }
         let mut next = self.next_live_start.unwrap_or(now + SECOND);
         if now - next > LIVE_CATCH_UP_LIMIT {
             next = now;
@@ -879,8 +900,11 @@ impl Fleet {
             Card::Ship(outcome) => (Kind::Change, outcome),
         };
         let planned = self.plan(g, kind, outcome, at, true);
-        let done = planned.last().map_or(at, |d| d.complete_time) + 5 * SECOND;
+        let done = planned.last().map_or(at, |d| d.complete_time) + LIVE_REST;
         self.commit(g, &planned, done);
+        for shipped in planned.iter().filter(|d| d.status == "Succeeded") {
+            self.application.serve(g, shipped.build, shipped.complete_time, at);
+        }
         for deployment in &planned {
             for (at, message) in wire::render(&mut self.rng, deployment) {
                 self.sequence += 1;

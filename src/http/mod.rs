@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ingest::{now_ms, IngestHandle, SharedExporter};
 use crate::metrics::{Encoding, Exposition, Format};
+use crate::simulator::Application;
 use crate::sources::webhook::{self, Secret, Webhook};
 use rate_limit::TokenBucket;
 pub use security::{SecurityArgs, SecurityError, SecurityOptions};
@@ -67,6 +68,8 @@ impl HttpOptions {
 pub struct AppState {
     pub exporter: SharedExporter,
     pub ingest: IngestHandle,
+    /// `demo`'s simulated application, whose figures each scrape adds.
+    pub demo_app: Option<Application>,
 }
 
 impl FromRef<AppState> for SharedExporter {
@@ -83,7 +86,7 @@ impl FromRef<AppState> for IngestHandle {
 
 pub fn router(state: AppState, options: &HttpOptions) -> Router {
     let landing_path = options.telemetry_path.clone();
-    let snapshots = Snapshots::new(state.exporter.clone());
+    let snapshots = Snapshots::new(state.exporter.clone(), state.demo_app.clone());
     let landing_snapshots = snapshots.clone();
     let mut router = Router::new()
         .route(&options.telemetry_path, get(move |headers| metrics(snapshots.clone(), headers)))
@@ -148,6 +151,7 @@ const MAX_SCRAPE_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Debug, Clone)]
 struct Snapshots {
     exporter: SharedExporter,
+    demo_app: Option<Application>,
     turns: Arc<Semaphore>,
     /// One snapshot at a time waits for the exporter's lock. Two waiting
     /// would hand the lock from one to the other while the writer waits: with
@@ -160,9 +164,10 @@ struct Snapshots {
 }
 
 impl Snapshots {
-    fn new(exporter: SharedExporter) -> Snapshots {
+    fn new(exporter: SharedExporter, demo_app: Option<Application>) -> Snapshots {
         Snapshots {
             exporter,
+            demo_app,
             turns: Arc::new(Semaphore::new(CONCURRENT_SCRAPES)),
             locking: Arc::new(Semaphore::new(1)),
             summary: Arc::default(),
@@ -202,15 +207,17 @@ impl Snapshots {
             Ok(Err(_)) | Err(_) => return Err(busy(locked)),
         };
         let (send, taken) = oneshot::channel();
-        let exporter = self.exporter.clone();
+        let (exporter, demo_app) = (self.exporter.clone(), self.demo_app.clone());
         // The permits go with the thread, not the request: a scrape that gave
         // up still has a thread waiting for the lock, and the bounds are on
         // those threads. The turn comes back with the snapshot, for the render.
         tokio::task::spawn_blocking(move || {
-            let exposition = exporter.exposition(now_ms(), || !send.is_closed());
+            let now = now_ms();
+            let exposition = exporter.exposition(now, || !send.is_closed());
             drop(locking);
             if let Some(mut exposition) = exposition {
                 exposition.process = crate::metrics::ProcessMetrics::read();
+                exposition.demo_app = demo_app.map(|app| app.figures(now));
                 let _ = send.send((exposition, turn));
             }
         });

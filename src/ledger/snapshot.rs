@@ -75,6 +75,11 @@ pub struct GroupSnapshot {
     pub oldest_in_progress_start: Option<Millis>,
     /// Target counts of the deployments in progress.
     pub targets_in_progress: BTreeMap<TargetStatus, u64>,
+    /// When the group's latest finished deployment finished, from its first
+    /// terminal message: unlike `stats.last_finished`, it does not wait for
+    /// the deployment to settle, so a group is never seen idle with its
+    /// previous deployment as the latest.
+    pub last_end: Option<Millis>,
     pub windows: Vec<WindowFigures>,
 }
 
@@ -94,6 +99,8 @@ struct InFlight {
     in_progress: u64,
     oldest_start: Option<Millis>,
     targets: BTreeMap<TargetStatus, u64>,
+    /// The latest end among the group's finished records.
+    last_end: Option<Millis>,
 }
 
 pub(super) fn build(ledger: &Ledger, now: Millis) -> Snapshot {
@@ -108,6 +115,7 @@ pub(super) fn build(ledger: &Ledger, now: Millis) -> Snapshot {
         }
         let (view, kinds) = in_flight.entry(group_key(key, facts)).or_default();
         if facts.is_terminal() {
+            view.last_end = view.last_end.max(facts.finished_at());
             continue;
         }
         kinds.push(kind_of(facts));
@@ -161,9 +169,12 @@ impl GroupSnapshot {
         for kind in &kinds {
             stats.know_kind(kind);
         }
+        // Records are dropped after retention; the counted ones keep their end.
+        let last_end = view.last_end.max(stats.last_finished.values().max().copied());
         GroupSnapshot {
             key,
             stats,
+            last_end,
             in_progress: view.in_progress,
             oldest_in_progress_start: view.oldest_start,
             targets_in_progress: view.targets,

@@ -396,6 +396,14 @@ const FAMILIES: &[(Family, Series)] = &[
     ),
     (
         family(
+            "codedeploy_last_deployment_end_timestamp_seconds",
+            "When the latest finished deployment finished, from its first terminal message (before it is counted); 0 when none",
+            Type::Gauge,
+        ),
+        |e, w, labels| per_group(e, w, labels, |g, w, l| w.gauge(l, &[], &[], g.last_end.map_or(0.0, seconds))),
+    ),
+    (
+        family(
             "codedeploy_last_deployment_timestamp_seconds",
             "Completion time of the latest finished deployment, per status",
             Type::Gauge,
@@ -519,6 +527,44 @@ const FAMILIES: &[(Family, Series)] = &[
             per_group(e, w, labels, |g, w, l| w.histogram(l, &[], &[], &g.stats.time_to_restore, false))
         },
     ),
+    // The simulated application of `demo` (docs/metrics.md, *demo only*).
+    (
+        family(
+            "demo_app_build_info",
+            "demo only: the build each simulated service serves, and the regression the simulator gave it (none, errors, latency)",
+            Type::Gauge,
+        ),
+        |e, w, _| {
+            demo_app(e, w, |s, w, labels| {
+                let build = s.build.to_string();
+                w.gauge("", &["application", "build", "deployment_group", "regression"], &[labels[0], &build, labels[1], s.regression], 1.0);
+            })
+        },
+    ),
+    (
+        family(
+            "demo_app_request_duration_seconds",
+            "demo only: request durations of the simulated service behind each deployment group",
+            Type::Histogram,
+        ),
+        |e, w, _| demo_app(e, w, |s, w, labels| w.histogram("", &["application", "deployment_group"], &labels, &s.latency, false)),
+    ),
+    (
+        family(
+            "demo_app_request_errors_total",
+            "demo only: failed requests of the simulated service behind each deployment group",
+            Type::Counter,
+        ),
+        |e, w, _| demo_app(e, w, |s, w, labels| w.counter("", &["application", "deployment_group"], &labels, s.errors)),
+    ),
+    (
+        family(
+            "demo_app_requests_total",
+            "demo only: requests served by the simulated service behind each deployment group",
+            Type::Counter,
+        ),
+        |e, w, _| demo_app(e, w, |s, w, labels| w.counter("", &["application", "deployment_group"], &labels, s.requests)),
+    ),
     // The standard process metrics, as every client library names them.
     (
         family("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", Type::Counter),
@@ -565,6 +611,18 @@ pub(super) fn write_all(exposition: &Exposition, encoder: &mut Encoder<'_>) -> i
 fn process(exposition: &Exposition, write: impl FnOnce(&super::ProcessMetrics)) -> io::Result<()> {
     if let Some(process) = &exposition.process {
         write(process);
+    }
+    Ok(())
+}
+
+/// A `demo_app_*` family, one service after the other (`demo` only).
+fn demo_app(
+    exposition: &Exposition,
+    encoder: &mut Encoder<'_>,
+    mut series: impl FnMut(&super::demo_app::ServiceFigures, &mut Encoder<'_>, [&str; 2]),
+) -> io::Result<()> {
+    for service in exposition.demo_app.iter().flat_map(|app| &app.services) {
+        series(service, encoder, [service.application, service.deployment_group]);
     }
     Ok(())
 }

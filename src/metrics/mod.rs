@@ -6,6 +6,7 @@
 //! the default; OpenMetrics (with the deployment id as an exemplar on the
 //! duration histogram) when the scraper asks for it.
 
+pub mod demo_app;
 mod encoder;
 pub mod exporter;
 mod families;
@@ -117,6 +118,9 @@ pub struct Exposition {
     /// The `process_*` figures, filled in by the server at scrape time; `None`
     /// in `replay`, whose output depends on its input alone.
     pub process: Option<ProcessMetrics>,
+    /// The simulated application's `demo_app_*` figures, filled in by the
+    /// server at scrape time in `demo` only.
+    pub demo_app: Option<demo_app::DemoApp>,
 }
 
 impl Exposition {
@@ -134,6 +138,7 @@ impl Exposition {
             version: crate::ingest::VERSION,
             ledger_withheld: true,
             process: None,
+            demo_app: None,
         }
     }
 

@@ -182,6 +182,12 @@ async fn demo_shows_every_family_within_a_minute() {
         "codedeploy_dora_time_to_restore_seconds",
         "codedeploy_deployment_duration_window_seconds",
         "codedeploy_exporter_events_total",
+        "codedeploy_last_deployment_end_timestamp_seconds",
+        // The simulated application behind the groups.
+        "demo_app_requests_total",
+        "demo_app_request_errors_total",
+        "demo_app_request_duration_seconds_bucket",
+        "demo_app_build_info",
     ];
     let has_nonzero = |metrics: &str, family: &str| {
         metrics.lines().any(|line| {
