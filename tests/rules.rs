@@ -49,8 +49,13 @@ fn files_in(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     files
 }
 
+/// The example Alertmanager configuration next to the rule files (checked by amtool below).
+const ALERTMANAGER_EXAMPLE: &str = "alertmanager.example.yml";
+
 fn rule_files() -> Vec<PathBuf> {
-    files_in(&root().join("alerts"), ".yml")
+    let mut files = files_in(&root().join("alerts"), ".yml");
+    files.retain(|file| !file.ends_with(ALERTMANAGER_EXAMPLE));
+    files
 }
 
 fn unit_test_files() -> Vec<PathBuf> {
@@ -120,6 +125,42 @@ fn promtool_unit_tests_pass() {
         })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// `amtool` (Debian `prometheus-alertmanager`) on the example configuration.
+fn amtool(args: &[&str]) -> Output {
+    let example = root().join("alerts").join(ALERTMANAGER_EXAMPLE);
+    Command::new(tool("amtool"))
+        .args(args)
+        .arg(format!("--config.file={}", example.display()))
+        .output()
+        .expect("run amtool")
+}
+
+#[test]
+fn alertmanager_example_passes_amtool_and_routes_pages_and_tickets_by_severity() {
+    let checked = amtool(&["check-config"]);
+    let report = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success() && report.contains("SUCCESS"), "amtool check-config: {}", describe(&checked));
+    assert!(report.contains("2 inhibit rules") && report.contains("3 receivers"), "{report}");
+    // The routing tree as Alertmanager walks it, for alerts as the rules label them.
+    for (labels, receiver) in [
+        (["severity=critical", "alertname=CodeDeployRollbackFailed"], "page"),
+        (["severity=warning", "alertname=CodeDeployPostDeployErrorRateRegression"], "ticket"),
+        (["severity=info", "alertname=CodeDeployDeploymentInProgress"], "null"),
+    ] {
+        let routed = amtool(&[&["config", "routes", "test"][..], &labels[..]].concat());
+        assert!(routed.status.success(), "amtool config routes test: {}", describe(&routed));
+        assert_eq!(String::from_utf8_lossy(&routed.stdout).trim(), receiver, "{labels:?}");
+    }
+    // Inhibitions name alerts that exist in the rules (their effect is checked on a real
+    // Alertmanager by tests/impact_e2e.rs).
+    let example = fs::read_to_string(root().join("alerts").join(ALERTMANAGER_EXAMPLE)).expect("read the example");
+    let alerts: BTreeSet<String> = alert_rules().into_iter().map(|rule| rule.name).collect();
+    for line in example.lines().filter_map(|line| line.trim().strip_prefix("- source_matchers: [alertname=\"")) {
+        let name = line.split('"').next().unwrap_or_default();
+        assert!(alerts.contains(name), "the inhibition source {name} is not an alert of alerts/");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
