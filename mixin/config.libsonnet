@@ -74,8 +74,61 @@
       successRatioMinFailures: 2,
     },
 
-    // Post-deployment impact mappings (issue 14): filled in by mixin/impact.libsonnet.
-    impact: {},
+    // Post-deployment impact (M4, M6; docs/alerts.md, "Post-deployment impact"): which
+    // of your application's metrics belong to which deployment group, and when a
+    // deployment made them worse. Rendered by mixin/impact.libsonnet.
+    impact: {
+      // What every mapping uses unless it says otherwise.
+      defaults: {
+        // Each figure is a rate over this window (the `%(rateWindow)s` of the expressions).
+        rateWindow: '5m',
+        // The after figures are compared from `rateWindow` to this long after the latest
+        // deployment finished; later, the group is quiet again and records its baseline.
+        afterWindow: '30m',
+        // How far back the last quiet figure (the baseline) is looked for.
+        baselineLookback: '6h',
+        // Alert when the error ratio after exceeds this multiple of the baseline (M4: 2×)
+        // and this floor, and when the p95 latency after exceeds this multiple (M6: +15 %).
+        errorRatioFactor: 2,
+        minErrorRatio: 0.001,
+        latencyFactor: 1.15,
+        // The traffic guard: no impact alert on fewer requests per second than this.
+        minRequestsPerSecond: 1,
+        alertFor: '5m',
+        errorSeverity: 'critical',
+        latencySeverity: 'warning',
+        // How the expressions' series find their deployment group: by these labels, taken
+        // from the deployment series themselves, or (`viaGroupInfo: true`) from the
+        // group's tags on codedeploy_deployment_group_info (e.g. ['service']).
+        joinLabels: ['application', 'deployment_group'],
+        viaGroupInfo: false,
+      },
+      // One entry per set of metrics: `name`, and three expressions aggregated `by` the
+      // join labels: requests per second, error ratio, p95 latency in seconds. Replace
+      // the demo's mapping with yours, for example
+      //   { name: 'http', joinLabels: ['service'], viaGroupInfo: true,
+      //     requestRate: 'sum by (service) (rate(http_requests_total[%(rateWindow)s]))',
+      //     errorRatio: 'sum by (service) (rate(http_requests_total{code=~"5.."}[%(rateWindow)s])) / sum by (service) (rate(http_requests_total[%(rateWindow)s]))',
+      //     latencyP95: 'histogram_quantile(0.95, sum by (service, le) (rate(http_request_duration_seconds_bucket[%(rateWindow)s])))' }
+      mappings: [
+        // `demo`'s simulated application (docs/metrics.md). Its deployments run in
+        // accelerated time and each group rests 60 s after one, hence its windows: they
+        // need a scrape interval of 5 s or less. Harmless elsewhere: nothing matches.
+        {
+          name: 'demo',
+          rateWindow: '15s',
+          afterWindow: '45s',
+          baselineLookback: '10m',
+          alertFor: '5s',
+          requestRate: 'sum by (application, deployment_group) (rate(demo_app_requests_total[%(rateWindow)s]))',
+          errorRatio: |||
+            sum by (application, deployment_group) (rate(demo_app_request_errors_total[%(rateWindow)s]))
+              / sum by (application, deployment_group) (rate(demo_app_requests_total[%(rateWindow)s]))
+          |||,
+          latencyP95: 'histogram_quantile(0.95, sum by (application, deployment_group, le) (rate(demo_app_request_duration_seconds_bucket[%(rateWindow)s])))',
+        },
+      ],
+    },
 
     grafana: {
       // Tags of every dashboard; the dashboards' link menu lists the dashboards tagged

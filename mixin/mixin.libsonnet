@@ -15,10 +15,11 @@ local mixin =
   + (import 'alerts/slo.libsonnet')
   + (import 'alerts/targets.libsonnet')
   + (import 'alerts/exporter.libsonnet')
-  + (import 'impact.libsonnet')
   + (import 'dashboards/oncall.libsonnet')
   + (import 'dashboards/dora.libsonnet')
-  + (import 'dashboards/debug.libsonnet');
+  + (import 'dashboards/debug.libsonnet')
+  // After the dashboards: it adds its panels to the debug dashboard.
+  + (import 'impact.libsonnet');
 
 mixin + {
   // Every alert links to its section of the runbook, named after the alert.

@@ -19,8 +19,9 @@ pub struct DemoApp {
 pub struct ServiceFigures {
     pub application: &'static str,
     pub deployment_group: &'static str,
-    pub requests: u64,
-    pub errors: u64,
+    /// Exact, not rounded to whole requests: rates over short windows keep no rounding noise.
+    pub requests: f64,
+    pub errors: f64,
     /// Request durations (layout [`crate::ledger::histogram::Buckets::DemoLatency`]).
     pub latency: Histogram,
     /// The build serving now, and what the simulator made of it: `none`,

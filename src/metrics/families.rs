@@ -555,7 +555,7 @@ const FAMILIES: &[(Family, Series)] = &[
             "demo only: failed requests of the simulated service behind each deployment group",
             Type::Counter,
         ),
-        |e, w, _| demo_app(e, w, |s, w, labels| w.counter("", &["application", "deployment_group"], &labels, s.errors)),
+        |e, w, _| demo_app(e, w, |s, w, labels| w.float_counter("", &["application", "deployment_group"], &labels, s.errors)),
     ),
     (
         family(
@@ -563,7 +563,7 @@ const FAMILIES: &[(Family, Series)] = &[
             "demo only: requests served by the simulated service behind each deployment group",
             Type::Counter,
         ),
-        |e, w, _| demo_app(e, w, |s, w, labels| w.counter("", &["application", "deployment_group"], &labels, s.requests)),
+        |e, w, _| demo_app(e, w, |s, w, labels| w.float_counter("", &["application", "deployment_group"], &labels, s.requests)),
     ),
     // The standard process metrics, as every client library names them.
     (

@@ -64,7 +64,7 @@ impl Health {
     /// The health of group `g`'s build `build`, the same for every run with this seed.
     fn of(seed: u64, g: usize, build: u32) -> Health {
         let mut group = Rng::with_seed(mix(seed, g as u64, u64::MAX));
-        let requests_per_second = group.f64() * 45.0 + 5.0;
+        let requests_per_second = group.f64() * 300.0 + 100.0;
         let usual_error_ratio = group.f64() * 0.008 + 0.002;
         let usual_latency = group.f64() * 0.06 + 0.02;
         let mut draw = Rng::with_seed(mix(seed, g as u64, u64::from(build)));
@@ -207,8 +207,8 @@ impl Application {
                 Some(ServiceFigures {
                     application: spec.application,
                     deployment_group: spec.group,
-                    requests,
-                    errors: (totals.errors as u64).min(requests),
+                    requests: totals.requests,
+                    errors: totals.errors,
                     latency,
                     build: health.build,
                     regression: health.regression.label(),
@@ -234,9 +234,10 @@ mod tests {
         let minute = app.figures(T0 + 60 * SECOND);
         let web = &minute.services[0];
         assert_eq!(minute.services.len(), 1, "only the groups that serve something");
-        assert_eq!(web.requests, (health.requests_per_second * 60.0) as u64);
-        assert!(web.errors <= web.requests);
-        assert_eq!(web.latency.bucket_counts.iter().sum::<u64>(), web.requests);
+        assert!((web.requests - health.requests_per_second * 60.0).abs() < 1e-6);
+        assert!((web.errors - web.requests * health.error_ratio).abs() < 1e-6);
+        assert_eq!(web.latency.bucket_counts.iter().sum::<u64>(), web.latency.count);
+        assert_eq!(web.latency.count, web.requests as u64);
         // Folding a finished era away changes nothing.
         app.serve(0, 101, T0 + 30 * SECOND, T0 + 60 * SECOND);
         let folded = app.figures(T0 + 60 * SECOND);
@@ -283,8 +284,8 @@ mod tests {
         app.serve(4, 300, T0, T0);
         let figures = &app.figures(T0 + 600 * SECOND).services[0];
         let health = Health::of(5, 4, 300);
-        let ratio = figures.errors as f64 / figures.requests as f64;
-        assert!((ratio - health.error_ratio).abs() < 0.001, "{ratio} {health:?}");
+        let ratio = figures.errors / figures.requests;
+        assert!((ratio - health.error_ratio).abs() < 1e-9, "{ratio} {health:?}");
         assert_eq!((figures.application, figures.deployment_group), (FLEET[4].application, FLEET[4].group));
     }
 }
