@@ -17,26 +17,9 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Finds an executable on PATH, then in /usr/bin; panics with the fix when absent.
-fn tool(name: &str) -> PathBuf {
-    let from_path = std::env::var_os("PATH")
-        .map(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join(name))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    from_path
-        .into_iter()
-        .chain([Path::new("/usr/bin").join(name)])
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`{name}` was not found on PATH or in /usr/bin. Install the Debian package \
-                 `prometheus` (apt-get install prometheus), which ships promtool and prometheus 2.42."
-            )
-        })
-}
+#[path = "common/servers.rs"]
+mod servers;
+use servers::tool;
 
 fn files_in(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
@@ -78,7 +61,7 @@ fn describe(output: &Output) -> String {
 #[test]
 fn rule_files_pass_promtool_check_with_fatal_lint() {
     let files = rule_files();
-    let output = Command::new(tool("promtool"))
+    let output = Command::new(tool("promtool", "prometheus"))
         .arg("check")
         .arg("rules")
         .arg("--lint-fatal")
@@ -94,7 +77,7 @@ fn rule_files_pass_promtool_check_with_fatal_lint() {
 
 #[test]
 fn promtool_unit_tests_pass() {
-    let promtool = tool("promtool");
+    let promtool = tool("promtool", "prometheus");
     // The files are independent: run them side by side, then report every failure.
     let children: Vec<(PathBuf, std::process::Child)> = unit_test_files()
         .into_iter()
@@ -129,7 +112,7 @@ fn promtool_unit_tests_pass() {
 
 /// `amtool` (Debian `prometheus-alertmanager`) with these arguments, then the example configuration.
 fn amtool(args: &[&str]) -> Output {
-    Command::new(tool("amtool"))
+    Command::new(tool("amtool", "prometheus-alertmanager"))
         .args(args)
         .arg(root().join("alerts").join(ALERTMANAGER_EXAMPLE))
         .output()
