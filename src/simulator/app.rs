@@ -22,8 +22,8 @@ use crate::ledger::histogram::{Buckets, Histogram, DEMO_LATENCY_BUCKETS};
 use crate::metrics::demo_app::{DemoApp, ServiceFigures};
 
 /// Share of change builds that raise the error ratio, and of those that raise the latency.
-const ERROR_REGRESSION_RATE: f64 = 0.15;
-const LATENCY_REGRESSION_RATE: f64 = 0.15;
+const ERROR_REGRESSION_RATE: f64 = 0.25;
+const LATENCY_REGRESSION_RATE: f64 = 0.25;
 /// How much a regression multiplies the error ratio or the latency (low, high).
 const ERROR_REGRESSION: (f64, f64) = (4.0, 8.0);
 const LATENCY_REGRESSION: (f64, f64) = (1.5, 2.0);
