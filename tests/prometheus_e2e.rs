@@ -123,11 +123,8 @@ fn dashboard_queries() -> Vec<Query> {
             };
             for target in panel["targets"].as_array().into_iter().flatten() {
                 let expr = target["expr"].as_str().unwrap_or_default().to_owned();
-                let empty_in_replay = if live_only {
-                    Some("lag and last success exist for live sources only; `serve --replay` has none")
-                } else {
-                    expr.contains(":codedeploy_impact_").then_some(IMPACT_IN_REPLAY)
-                };
+                let empty_in_replay =
+                    empty_in_replay.or_else(|| expr.contains(":codedeploy_impact_").then_some(IMPACT_IN_REPLAY));
                 queries.push(Query {
                     origin: format!("{name} panel {title:?} query {}", target["refId"]),
                     expr,
