@@ -54,9 +54,11 @@ local common = import 'dashboards/common.libsonnet';
     if m.viaGroupInfo then
       local tagged = std.join(', ', ['%s!=""' % label for label in m.joinLabels]);
       |||
-        %(one)s
-          * on (%(group)s) group_left (%(labels)s)
-        max without (%(replicas)s) (codedeploy_deployment_group_info{%(tagged)s})
+        (
+          %(one)s
+            * on (%(group)s) group_left (%(labels)s)
+          max without (%(replicas)s) (codedeploy_deployment_group_info{%(tagged)s})
+        )
       ||| % { one: one, group: group, labels: std.join(', ', m.joinLabels), replicas: replicas, tagged: tagged }
     else one,
 

@@ -466,6 +466,25 @@ fn mixin_config_overrides_reach_rules_and_dashboards() {
     assert!(output.status.success(), "promtool check rules: {}", describe(&output));
 }
 
+/// An impact mapping that finds its deployment groups through a tag of
+/// `codedeploy_deployment_group_info` (`viaGroupInfo`), with the default windows: rendered
+/// from tests/fixtures/impact/service-tag.libsonnet, its promtool unit test passes.
+#[test]
+fn impact_mapping_through_a_group_tag_alerts_in_promtool() {
+    let fixtures = root().join("tests/fixtures/impact");
+    let rendered = render_mixin(Some(&fixtures.join("service-tag.libsonnet")));
+    let rules = &rendered["alerts/codedeploy.rules.yml"];
+    assert!(rules.contains("group_left (service)") && !rules.contains("demo_app_"), "{rules}");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    for (relative, text) in rendered.iter().filter(|(relative, _)| relative.ends_with(".yml")) {
+        fs::write(dir.path().join(file_name(Path::new(relative))), text).expect("write a rendered rule file");
+    }
+    let test = dir.path().join("service-tag.test.yml");
+    fs::copy(fixtures.join("service-tag.test.yml"), &test).expect("copy the unit test");
+    let output = run(Command::new(system_tool("promtool", "prometheus")).args(["test", "rules"]).arg(&test));
+    assert!(output.status.success(), "promtool test rules: {}", describe(&output));
+}
+
 #[test]
 fn prometheus_rules_are_the_rule_files_and_pass_promtool() {
     let rules: Vec<Value> = yaml_documents("deploy/kubernetes/prometheusrule.yaml");
