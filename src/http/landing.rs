@@ -18,6 +18,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::{Snapshots, DEFAULT_SCRAPE_TIMEOUT};
+use crate::domain::Status;
 use crate::ledger::{GroupKey, GroupSnapshot, WindowFigures, FINISHED};
 use crate::metrics::{Exposition, Source};
 
@@ -68,6 +69,9 @@ struct Row {
     in_progress: u64,
     /// All-time counts, in [`FINISHED`]'s order (failed, stopped, succeeded).
     finished: [u64; 3],
+    /// The latest counted deployment with a duration: its id and status (the
+    /// one to roll back when an impact alert fires).
+    latest: Option<(String, Status)>,
     window: Option<WindowFigures>,
 }
 
@@ -84,6 +88,7 @@ impl Summary {
                 finished: FINISHED.map(|status| {
                     group.stats.deployments.iter().filter(|((_, s), _)| *s == status).map(|(_, n)| n).sum()
                 }),
+                latest: latest_deployment(group),
                 window: window(group).cloned(),
             })
             .collect();
@@ -114,6 +119,18 @@ impl Summary {
     fn simulated(&self) -> bool {
         self.sources.iter().any(|(source, _)| *source == Source::Demo)
     }
+}
+
+/// The group's latest finished deployment, from its duration exemplars: each
+/// bucket keeps the deployment that last landed in it.
+fn latest_deployment(group: &GroupSnapshot) -> Option<(String, Status)> {
+    group
+        .stats
+        .durations
+        .iter()
+        .flat_map(|(status, histogram)| histogram.exemplars.iter().flatten().map(move |exemplar| (exemplar, *status)))
+        .max_by(|(a, _), (b, _)| (a.at, &a.deployment_id).cmp(&(b.at, &b.deployment_id)))
+        .map(|(exemplar, status)| (exemplar.deployment_id.clone(), status))
 }
 
 pub(super) async fn landing(snapshots: Snapshots, telemetry_path: String, headers: HeaderMap) -> Response {
@@ -235,7 +252,8 @@ fn group_table(page: &mut String, summary: &Summary) {
          <th class=\"l\">Application</th><th class=\"l\">Group</th><th>In progress (now)</th>\
          <th>Succeeded (all time)</th><th>Failed (all time)</th><th>Stopped (all time)</th>\
          <th>Success ratio ({WINDOW})</th><th>Deployments ({WINDOW})</th><th>Change failure rate ({WINDOW})</th>\
-         <th>Recovery time, median ({WINDOW})</th><th>Lead time, median ({WINDOW})</th></tr>"
+         <th>Recovery time, median ({WINDOW})</th><th>Lead time, median ({WINDOW})</th>\
+         <th class=\"l\">Latest finished deployment</th></tr>"
     );
     for row in &summary.rows {
         let [failed, stopped, succeeded] = row.finished;
@@ -246,7 +264,7 @@ fn group_table(page: &mut String, summary: &Summary) {
             page,
             "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
              <td>{}</td><td>{succeeded}</td><td>{failed}</td><td>{stopped}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td></tr>",
+             <td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
             escape_html(&row.key.account_id),
             escape_html(&row.key.region),
             escape_html(&row.key.application),
@@ -257,6 +275,7 @@ fn group_table(page: &mut String, summary: &Summary) {
             ratio(|f| f.change_failure_ratio),
             median(|f| f.time_to_restore[0]),
             median(|f| f.lead_time[0]),
+            row.latest.as_ref().map_or_else(dash, |(id, status)| format!("{} ({})", escape_html(id), status.label())),
         );
     }
     page.push_str("</table>");
@@ -346,6 +365,34 @@ mod tests {
         assert!(!page.contains("more are on the metrics endpoint"), "{page}");
         assert!(page.contains("not ready</span>: the backfill is not done"), "{page}");
         assert!(!page.contains("Simulated data"), "{page}");
+    }
+
+    /// The page names each group's latest finished deployment: the one an
+    /// impact alert's runbook rolls back.
+    #[test]
+    fn the_group_table_names_the_latest_finished_deployment() {
+        let mut exporter = Exporter::new(0);
+        let event = |id: &str, state: &str, time: &str| {
+            serde_json::json!({
+                "version": "0", "id": format!("{id}-{state}"), "source": "aws.codedeploy", "account": "123456789012",
+                "detail-type": "CodeDeploy Deployment State-change Notification",
+                "time": time, "region": "us-east-1", "resources": [],
+                "detail": { "region": "us-east-1", "application": "app", "deploymentId": id,
+                            "state": state, "deploymentGroup": "prod" }
+            })
+            .to_string()
+        };
+        for (id, state, time) in [
+            ("d-000000001", "START", "2026-11-26T10:00:00Z"),
+            ("d-000000001", "FAILURE", "2026-11-26T10:05:00Z"),
+            ("d-000000002", "START", "2026-11-26T11:00:00Z"),
+            ("d-000000002", "SUCCESS", "2026-11-26T11:04:00Z"),
+        ] {
+            exporter.ingest(Source::Webhook, event(id, state, time).as_bytes(), 0).expect("a valid event");
+        }
+        exporter.settle(0, true);
+        let page = super::landing_page(&super::Summary::of(&exporter.exposition(1_764_155_000_000)), "/metrics", "h:1", None);
+        assert!(page.contains("<td class=\"l\">d-000000002 (succeeded)</td>"), "{page}");
     }
 
     #[test]
