@@ -188,15 +188,21 @@ impl Running {
 
     /// The address it logs that it listens on.
     fn address(&mut self) -> String {
-        let mut address = String::new();
-        self.read_log_until(|line| match line.split_whitespace().find_map(|w| w.strip_prefix("address=")) {
+        self.logged_value("address")
+    }
+
+    /// The value of the first `KEY=value` field logged with `key`.
+    fn logged_value(&mut self, key: &str) -> String {
+        let prefix = format!("{key}=");
+        let mut value = String::new();
+        self.read_log_until(|line| match line.split_whitespace().find_map(|w| w.strip_prefix(&prefix)) {
             Some(found) => {
-                address = found.to_owned();
+                value = found.to_owned();
                 true
             }
             None => false,
         });
-        address
+        value
     }
 
     /// SIGTERM, then the exit status and the rest of the log.
@@ -432,14 +438,7 @@ fn while_loading_history_the_process_answers_and_shows_what_remains() {
         "--webhook.secret",
         "s3cret",
     ]);
-    let mut probes = String::new();
-    server.read_log_until(|line| match line.split_whitespace().find_map(|w| w.strip_prefix("probes=")) {
-        Some(found) => {
-            probes = found.to_owned();
-            true
-        }
-        None => false,
-    });
+    let probes = server.logged_value("probes");
 
     assert_eq!(http_get(&probes, "/-/healthy"), (200, "Healthy\n".to_owned()));
     // The store first, then the files: the load stops at the FIFO.

@@ -204,13 +204,8 @@ const FAMILIES: &[(Family, Series)] = &[
             "API reads the first backfill still has to make: deployments not yet fetched, and finished ones whose targets are not yet read",
             Type::Gauge,
         ),
-        |e, w, _| {
-            // Only once a poller has listed its history, like the retry set.
-            if !e.exporter.backfill_remaining.is_empty() {
-                w.gauge("", &[], &[], e.exporter.backfill_remaining.values().sum::<u64>() as f64);
-            }
-            Ok(())
-        },
+        // Only once a poller has listed its history, like the retry set.
+        |e, w, _| poller_scopes_sum(w, &e.exporter.backfill_remaining),
     ),
     (
         family("codedeploy_exporter_build_info", "The exporter's version and git revision; always 1", Type::Gauge),
@@ -310,13 +305,7 @@ const FAMILIES: &[(Family, Series)] = &[
             "Deployments whose API fetch failed (throttling beyond the retries), waiting to be fetched again with backoff",
             Type::Gauge,
         ),
-        |e, w, _| {
-            // Only where a poller runs, so that replay's output stays as it is.
-            if !e.exporter.poller_pending.is_empty() {
-                w.gauge("", &[], &[], e.exporter.poller_pending.values().sum::<u64>() as f64);
-            }
-            Ok(())
-        },
+        |e, w, _| poller_scopes_sum(w, &e.exporter.poller_pending),
     ),
     (
         family(
@@ -603,6 +592,15 @@ pub(super) fn write_all(exposition: &Exposition, encoder: &mut Encoder<'_>) -> i
         encoder.family(*family);
         series(exposition, encoder, &labels)?;
         encoder.flush_if_full()?;
+    }
+    Ok(())
+}
+
+/// A gauge summed over the poller's scopes (`account/region`); absent where no
+/// poller has reported, so that `replay`'s output stays as it is.
+fn poller_scopes_sum(encoder: &mut Encoder<'_>, by_scope: &BTreeMap<String, u64>) -> io::Result<()> {
+    if !by_scope.is_empty() {
+        encoder.gauge("", &[], &[], by_scope.values().sum::<u64>() as f64);
     }
     Ok(())
 }
