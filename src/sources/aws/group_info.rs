@@ -26,7 +26,7 @@ use std::time::Duration;
 use compact_str::CompactString;
 use tokio_util::sync::CancellationToken;
 
-use super::{error_text, partition, Scope};
+use super::{error_text, partition, retry_later, Retry, Scope};
 use crate::domain::Millis;
 use crate::group_info::GroupInfo;
 use crate::ingest::{now_ms, IngestHandle, SharedExporter};
@@ -73,13 +73,6 @@ pub fn group_arn(key: &GroupKey) -> String {
     )
 }
 
-/// A group whose read failed: not read again before `due`.
-#[derive(Debug, Clone, Copy)]
-struct Retry {
-    failures: u32,
-    due: Millis,
-}
-
 /// One pass's figures, for the logs and tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Pass {
@@ -106,11 +99,10 @@ impl GroupReader {
         self.retry.len()
     }
 
+    /// A group whose read failed is read again after [`FIRST_RETRY`], doubled
+    /// with each failure, up to the refresh interval.
     fn retry_later(&mut self, key: GroupKey, now: Millis) {
-        let retry = self.retry.entry(key).or_insert(Retry { failures: 0, due: now });
-        retry.failures += 1;
-        let delay = FIRST_RETRY.saturating_mul(1 << (retry.failures - 1).min(16)).min(self.refresh.max(FIRST_RETRY));
-        retry.due = now + delay.as_millis() as Millis;
+        retry_later(&mut self.retry, key, now, FIRST_RETRY, self.refresh);
     }
 
     /// Reads every group due now (and not waiting for a retry) and submits

@@ -16,7 +16,7 @@ pub mod group_info;
 pub mod poller;
 pub mod sqs;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +32,7 @@ use aws_sdk_codedeploy::config::ConfigBag;
 use clap::Args;
 use tokio::time::Instant;
 
+use crate::domain::Millis;
 use crate::ingest::SharedExporter;
 
 /// How far back each ListDeployments call reaches before the previous call's
@@ -247,6 +248,25 @@ fn is_region_name(region: &str) -> bool {
         && region.len() <= 32
         && region.contains('-')
         && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// A read of the API that failed, and when it may be tried again.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    failures: u32,
+    /// Not tried again before this.
+    pub due: Millis,
+}
+
+/// Counts one more failure of `key` at `now`: it is due again after `first`,
+/// doubled with each earlier failure, and never later than `max` (or `first`,
+/// when that is longer). The poller's fetches and the group reader's reads
+/// back off alike.
+pub fn retry_later<K: Ord>(retries: &mut BTreeMap<K, Retry>, key: K, now: Millis, first: Duration, max: Duration) {
+    let retry = retries.entry(key).or_insert(Retry { failures: 0, due: now });
+    retry.failures += 1;
+    let delay = first.saturating_mul(1 << (retry.failures - 1).min(16)).min(max.max(first));
+    retry.due = now + delay.as_millis() as Millis;
 }
 
 /// The AWS partition a region belongs to (the second field of its ARNs).

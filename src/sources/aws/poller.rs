@@ -42,7 +42,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::sources::aws::{error_text, Backfills, Health, Scope};
+use crate::sources::aws::{error_text, retry_later, Backfills, Health, Retry, Scope};
 use crate::decode::{self, Decoded};
 use crate::domain::{DeploymentRef, Millis, Observation, Status};
 use crate::ingest::{now_ms, IngestHandle, SharedExporter};
@@ -164,13 +164,6 @@ enum State {
 struct Known {
     created: Millis,
     state: State,
-}
-
-/// A deployment whose fetch failed: tried again at the first poll from `due`.
-#[derive(Debug, Clone, Copy)]
-struct Retry {
-    failures: u32,
-    due: Millis,
 }
 
 /// Ids in the order first asked for, each once.
@@ -335,12 +328,8 @@ impl ScopePoller {
     /// Schedules `ids` for another try, each after a delay that doubles with
     /// its failures.
     fn retry_later(&mut self, ids: impl IntoIterator<Item = String>, now: Millis) {
-        let interval = self.options.interval;
         for id in ids {
-            let retry = self.retry.entry(id).or_insert(Retry { failures: 0, due: now });
-            retry.failures += 1;
-            let delay = interval.saturating_mul(1 << (retry.failures - 1).min(16)).min(MAX_RETRY_DELAY.max(interval));
-            retry.due = now + delay.as_millis() as Millis;
+            retry_later(&mut self.retry, id, now, self.options.interval, MAX_RETRY_DELAY);
         }
     }
 
