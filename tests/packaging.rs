@@ -840,14 +840,19 @@ fn compose_grafana_provisioning_has_the_documented_shape() {
             .expect("YAML")
     };
 
+    // A provisioning file of version 1 with one entry under `list`, of documented keys only.
+    let only_entry = |file: &Value, list: &str, documented: &[&str]| -> Value {
+        assert_eq!(at(file, &["apiVersion"]).as_u64(), Some(1));
+        let entries = at(file, &[list]).as_sequence().unwrap_or_else(|| panic!("{list}"));
+        assert_eq!(entries.len(), 1, "{list}");
+        for key in entries[0].as_mapping().expect("a mapping").keys().filter_map(Value::as_str) {
+            assert!(documented.contains(&key), "undocumented key {key} in {list}");
+        }
+        entries[0].clone()
+    };
+
     let datasources_file = load(provisioning.join("datasources/prometheus.yml"));
-    assert_eq!(at(&datasources_file, &["apiVersion"]).as_u64(), Some(1));
-    let datasources = at(&datasources_file, &["datasources"]).as_sequence().expect("datasources");
-    assert_eq!(datasources.len(), 1);
-    let datasource = &datasources[0];
-    for key in datasource.as_mapping().expect("a mapping").keys().filter_map(Value::as_str) {
-        assert!(DATASOURCE_KEYS.contains(&key), "undocumented data source key {key}");
-    }
+    let datasource = &only_entry(&datasources_file, "datasources", DATASOURCE_KEYS);
     assert_eq!(str_at(datasource, &["type"]), "prometheus");
     assert_eq!(str_at(datasource, &["access"]), "proxy");
     // The dashboards' datasource variable picks the default Prometheus.
@@ -857,13 +862,7 @@ fn compose_grafana_provisioning_has_the_documented_shape() {
     assert!(compose["services"].get(host).is_some(), "{url} is not a service of the stack");
 
     let dashboards_file = load(provisioning.join("dashboards/codedeploy.yml"));
-    assert_eq!(at(&dashboards_file, &["apiVersion"]).as_u64(), Some(1));
-    let providers = at(&dashboards_file, &["providers"]).as_sequence().expect("providers");
-    assert_eq!(providers.len(), 1);
-    let provider = &providers[0];
-    for key in provider.as_mapping().expect("a mapping").keys().filter_map(Value::as_str) {
-        assert!(PROVIDER_KEYS.contains(&key), "undocumented provider key {key}");
-    }
+    let provider = &only_entry(&dashboards_file, "providers", PROVIDER_KEYS);
     assert_eq!(str_at(provider, &["type"]), "file");
     // The provider's path is where dashboards/ is mounted, with all three in it.
     let path = host_path_of(grafana, str_at(provider, &["options", "path"]));
